@@ -1,0 +1,204 @@
+//! Human-readable output of the CLI. `--json` output is the serde form of
+//! the `jobs` types instead.
+
+use chrono::{TimeZone, Utc};
+
+use crate::bot::{Bot, BotRegistry, TriggerKind};
+use crate::jobs::{JobDetail, JobSummary};
+
+/// `2026-11-22 06:30:00.123Z`
+pub(super) fn time(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn took(from: i64, to: Option<i64>) -> String {
+    match to {
+        Some(to) => format!("{:.3}s", (to - from) as f64 / 1000.0),
+        None => "…".into(),
+    }
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+pub(super) fn print_list(jobs: &[JobSummary]) {
+    if jobs.is_empty() {
+        println!("no jobs");
+        return;
+    }
+    println!(
+        "{:>8}  {:<20} {:<15} {:>7}  {:<24} {:<9} ERROR",
+        "ID", "BOT", "STATE", "ATTEMPT", "CREATED", "TOOK"
+    );
+    for j in jobs {
+        println!(
+            "{:>8}  {:<20} {:<15} {:>7}  {:<24} {:<9} {}",
+            j.id,
+            one_line(&j.bot, 20),
+            j.state.as_str(),
+            j.attempt,
+            time(j.created_at),
+            j.started_at
+                .map(|s| took(s, j.finished_at))
+                .unwrap_or_default(),
+            j.last_error
+                .as_deref()
+                .map(|e| one_line(e, 60))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub(super) fn print_outcome(d: &JobDetail) {
+    let s = &d.summary;
+    print!("job {} ({}) {}", s.id, s.bot, s.state);
+    if let (Some(a), Some(b)) = (s.started_at, s.finished_at) {
+        print!(" after {} attempt(s) in {}", s.attempt, took(a, Some(b)));
+    }
+    println!();
+    if let Some(e) = &s.last_error
+        && !matches!(s.state, crate::jobs::JobState::Succeeded)
+    {
+        println!("error: {e}");
+    }
+    if let Some(r) = &d.review {
+        println!("review: {r}");
+    }
+    if let Some(o) = &d.output {
+        println!(
+            "output: {}",
+            serde_json::to_string_pretty(o).unwrap_or_default()
+        );
+    }
+}
+
+pub(super) fn print_detail(d: &JobDetail) {
+    let s = &d.summary;
+    println!("job {}  bot {}  {}", s.id, s.bot, s.state);
+    println!("  created   {} by {}", time(s.created_at), d.created_by);
+    if let Some(k) = &s.idempotency_key {
+        println!("  key       {k}");
+    }
+    if s.state == crate::jobs::JobState::Queued && s.attempt > 0 {
+        println!("  next run  {}", time(s.run_after));
+    }
+    println!(
+        "  attempts  {} (transient errors {} of {}, lost {} of {})",
+        s.attempt, d.errors, d.max_attempts, d.lost, d.max_lost
+    );
+    if let Some(w) = &d.worker {
+        println!("  worker    {w}");
+    }
+    if d.cancel_requested {
+        println!("  cancel    requested");
+    }
+    println!("  input     {}", one_line(&d.input.to_string(), 200));
+    if let Some(e) = &s.last_error {
+        println!("  error     {}", one_line(e, 200));
+    }
+    if let Some(r) = &d.review {
+        println!("  review    {}", one_line(&r.to_string(), 200));
+    }
+    if let Some(o) = &d.output {
+        println!("  output    {}", one_line(&o.to_string(), 200));
+    }
+    for a in &d.attempts {
+        println!(
+            "  attempt {}  {}  {} → {} ({})  by {}",
+            a.attempt,
+            a.outcome.as_deref().unwrap_or("running"),
+            time(a.started_at),
+            a.finished_at.map(time).unwrap_or_else(|| "…".into()),
+            took(a.started_at, a.finished_at),
+            a.worker
+        );
+        if let Some(e) = &a.error {
+            println!("      error: {}", one_line(e, 200));
+        }
+        for st in &a.steps {
+            println!(
+                "    step {} {:<16} {:<14} {}",
+                st.index,
+                st.name,
+                st.outcome.as_str(),
+                took(st.started_at, Some(st.finished_at))
+            );
+            if let Some(e) = &st.error {
+                println!("        error:  {}", one_line(e, 200));
+            }
+            if let Some(o) = &st.output {
+                println!("        output: {}", one_line(&o.to_string(), 200));
+            }
+        }
+    }
+    println!("  events");
+    for e in &d.events {
+        println!(
+            "    {}  {:<14} → {:<14} {} ({})",
+            time(e.at),
+            e.from_state.as_deref().unwrap_or("-"),
+            e.to_state,
+            one_line(&e.reason, 120),
+            e.actor
+        );
+    }
+}
+
+fn trigger_text(kind: &TriggerKind) -> String {
+    match kind {
+        TriggerKind::Cron {
+            expression,
+            timezone,
+            ..
+        } => format!("cron `{expression}` ({timezone})"),
+        TriggerKind::Interval { every } => format!("every {}", humantime::format_duration(*every)),
+        TriggerKind::Manual => "manual".into(),
+    }
+}
+
+pub(super) fn bot_json(b: &Bot) -> serde_json::Value {
+    serde_json::json!({
+        "name": b.name,
+        "description": b.description,
+        "file": b.file,
+        "triggers": b.triggers.iter().map(|t| trigger_text(&t.kind)).collect::<Vec<_>>(),
+        "steps": b.steps.iter().zip(&b.runners)
+            .map(|(s, r)| serde_json::json!({ "name": s.name, "kind": r.kind() }))
+            .collect::<Vec<_>>(),
+        "concurrency": b.concurrency,
+        "max_attempts": b.retry.max_attempts,
+    })
+}
+
+pub(super) fn print_bots(registry: &BotRegistry) {
+    if registry.is_empty() {
+        println!("no valid bots");
+        return;
+    }
+    for b in registry.iter() {
+        println!("{}  {}", b.name, b.description);
+        for t in &b.triggers {
+            println!("    trigger  {}", trigger_text(&t.kind));
+        }
+        let steps: Vec<String> = b
+            .steps
+            .iter()
+            .zip(&b.runners)
+            .map(|(s, r)| format!("{} ({})", s.name, r.kind()))
+            .collect();
+        println!("    steps    {}", steps.join(" → "));
+    }
+}

@@ -1,0 +1,117 @@
+//! `clerk serve` and `clerk worker`: the long-running processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{WorkerArgs, exit};
+use crate::bot::BotRegistry;
+use crate::jobs::{JobDb, now_ms};
+use crate::scheduler::Scheduler;
+use crate::worker::{Worker, WorkerConfig, default_worker_id};
+
+/// Finished jobs are deleted this many at a time, so pruning never holds the
+/// database for long.
+const PRUNE_BATCH: u32 = 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+pub(super) async fn serve(
+    db: JobDb,
+    bots: Arc<BotRegistry>,
+    args: &WorkerArgs,
+    workers: bool,
+    scheduler: bool,
+    retention: Option<Duration>,
+) -> anyhow::Result<u8> {
+    if bots.is_empty() {
+        tracing::warn!("no valid bots loaded; nothing will run until bots are added");
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+    let mut tasks = tokio::task::JoinSet::new();
+    if scheduler {
+        let s = Scheduler::new(db.clone(), bots.clone(), &id);
+        tasks.spawn(s.run(shutdown.clone()));
+    }
+    if let Some(age) = retention {
+        tasks.spawn(prune_loop(db.clone(), age, shutdown.clone()));
+    }
+    let worker = workers.then(|| {
+        let mut cfg = WorkerConfig::new(args.concurrency);
+        cfg.id = id.clone();
+        if let Some(p) = args.prefetch {
+            cfg.prefetch = p;
+        }
+        cfg.lease = args.lease;
+        cfg.heartbeat = args.heartbeat.min(args.lease / 3);
+        cfg.poll_interval = args.poll_interval;
+        cfg.grace = args.grace;
+        cfg.rescue_interval =
+            (args.lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
+        Worker::new(db.clone(), bots.clone(), cfg)
+    });
+    if let Some(w) = worker {
+        w.run(shutdown.clone()).await;
+    } else {
+        shutdown.cancelled().await;
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(exit::OK)
+}
+
+/// First SIGTERM or Ctrl-C: drain. Second: leave at once (leases expire and
+/// other workers take the jobs over).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        tracing::warn!("cannot listen for SIGTERM");
+        return;
+    };
+    let Ok(mut int) = signal(SignalKind::interrupt()) else {
+        tracing::warn!("cannot listen for SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("signal received; draining (send again to stop at once)");
+    shutdown.cancel();
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("second signal; stopping without draining");
+    std::process::exit(130);
+}
+
+/// Delete finished jobs older than `age`, in batches, until none are left.
+pub(super) async fn prune_all(db: &JobDb, age: Duration) -> crate::jobs::Result<u64> {
+    let before = now_ms() - age.as_millis() as i64;
+    let mut total = 0;
+    loop {
+        let n = db.prune(before, PRUNE_BATCH).await?;
+        total += n;
+        if n < u64::from(PRUNE_BATCH) {
+            return Ok(total);
+        }
+        // Let the workers' writes in between batches.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn prune_loop(db: JobDb, age: Duration, shutdown: CancellationToken) {
+    loop {
+        match prune_all(&db, age).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "pruned finished jobs past retention"),
+            Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+        }
+    }
+}

@@ -1,0 +1,1108 @@
+//! The job database on PostgreSQL, for several workers on several machines.
+//!
+//! Claims use `FOR UPDATE SKIP LOCKED` so workers never wait on each other's
+//! rows; enqueues send `NOTIFY clerk_jobs` so idle workers wake at once
+//! (polling stays as the fallback). Batches travel as arrays through
+//! `unnest`, so claiming, completing or enqueueing a hundred jobs costs one
+//! round trip, not a hundred.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+use tokio::sync::watch;
+
+use super::*;
+
+/// The channel enqueues notify and idle workers listen on.
+const CHANNEL: &str = "clerk_jobs";
+
+pub struct PgStore {
+    pool: PgPool,
+    wake: watch::Sender<u64>,
+    listening: std::sync::atomic::AtomicBool,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+        1,
+        "jobs".into(),
+        sqlx::migrate::MigrationType::Simple,
+        include_str!("migrations/postgres/0001_jobs.sql").into_sql_str(),
+        false,
+    )])
+}
+
+const CLAIM_SQL: &str = "
+WITH picked AS (
+    SELECT id FROM jobs
+    WHERE state = 'queued' AND run_after <= $1 AND bot = ANY($2)
+    ORDER BY run_after, id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4, lease_expires_at = $5,
+        started_at = COALESCE(j.started_at, $1), updated_at = $1
+    FROM picked WHERE j.id = picked.id
+    RETURNING j.id, j.bot, j.input::text AS input, j.attempt, j.errors, j.lost, j.max_attempts,
+        j.next_step, j.run_after, j.created_at
+), attempt_rows AS (
+    INSERT INTO attempts (job_id, attempt, worker, started_at) SELECT id, attempt, $4, $1 FROM claimed
+), event_rows AS (
+    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
+    SELECT id, $1, $4, 'queued', 'running', 'claimed, attempt ' || attempt FROM claimed
+)
+SELECT * FROM claimed";
+
+const COMPLETE_SQL: &str = "
+WITH c AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+        AS t(id, attempt, state, run_after, errors, next_step, error, output, review, outcome, reason)
+), done AS (
+    UPDATE jobs j SET state = c.state, run_after = c.run_after, errors = c.errors, next_step = c.next_step,
+        last_error = COALESCE(c.error, j.last_error), output = COALESCE(c.output::jsonb, j.output),
+        review = c.review::jsonb, worker = NULL, lease_expires_at = NULL, updated_at = $12,
+        finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'dead', 'cancelled') THEN $12 END
+    FROM c
+    WHERE j.id = c.id AND j.attempt = c.attempt AND j.worker = $13 AND j.state = 'running'
+    RETURNING j.id, c.attempt, c.state, c.error, c.outcome, c.reason, c.run_after
+), attempt_rows AS (
+    UPDATE attempts a SET finished_at = $12, outcome = done.outcome, error = done.error
+    FROM done WHERE a.job_id = done.id AND a.attempt = done.attempt
+), event_rows AS (
+    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
+    SELECT id, $12, $13, 'running', state, reason FROM done
+)
+SELECT id, state, run_after FROM done";
+
+const STEPS_SQL: &str = "
+INSERT INTO step_runs (job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output)
+SELECT s.job_id, s.attempt, s.idx, s.name, s.started_at, s.finished_at, s.outcome, s.error, s.output::jsonb
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],
+            $8::text[], $9::text[])
+    AS s(job_id, attempt, idx, name, started_at, finished_at, outcome, error, output)
+WHERE s.job_id = ANY($10)
+ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
+    outcome = excluded.outcome, error = excluded.error, output = excluded.output";
+
+const ENQUEUE_SQL: &str = "
+WITH ins AS (
+    INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by,
+                      created_at, updated_at)
+    SELECT bot, 'queued', input::jsonb, key, max_attempts, max_lost, run_after, created_by, $8, $8
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
+        WITH ORDINALITY AS t(bot, input, key, max_attempts, max_lost, run_after, created_by, ord)
+    ORDER BY ord
+    ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, bot, idempotency_key, created_by
+), event_rows AS (
+    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
+    SELECT id, $8, created_by, NULL, 'queued', 'enqueued' FROM ins
+)
+SELECT id, bot, idempotency_key, (SELECT pg_notify('clerk_jobs', '')) AS notified FROM ins";
+
+/// Rows of a batch of step records, as arrays for `unnest`.
+#[derive(Default)]
+struct StepArrays {
+    job_id: Vec<i64>,
+    attempt: Vec<i64>,
+    idx: Vec<i64>,
+    name: Vec<String>,
+    started: Vec<i64>,
+    finished: Vec<i64>,
+    outcome: Vec<&'static str>,
+    error: Vec<Option<String>>,
+    output: Vec<Option<String>>,
+}
+
+impl StepArrays {
+    fn push(&mut self, job_id: i64, attempt: i64, s: &StepRecord) {
+        self.job_id.push(job_id);
+        self.attempt.push(attempt);
+        self.idx.push(s.index);
+        self.name.push(s.name.clone());
+        self.started.push(s.started_at);
+        self.finished.push(s.finished_at);
+        self.outcome.push(s.outcome.as_str());
+        self.error.push(s.error.clone());
+        self.output.push(s.output.as_ref().map(|v| v.to_string()));
+    }
+
+    async fn insert(self, tx: &mut Transaction<'static, Postgres>, held: &[i64]) -> Result<()> {
+        if self.job_id.is_empty() || held.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(STEPS_SQL)
+            .bind(self.job_id)
+            .bind(self.attempt)
+            .bind(self.idx)
+            .bind(self.name)
+            .bind(self.started)
+            .bind(self.finished)
+            .bind(self.outcome)
+            .bind(self.error)
+            .bind(self.output)
+            .bind(held)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(12)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|source| JobsError::Connect {
+                url: redact_url(url),
+                source,
+            })?;
+        let (wake, _) = watch::channel(0);
+        Ok(PgStore {
+            pool,
+            wake,
+            listening: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn poke(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    async fn claim_group(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        worker: &str,
+        names: &[String],
+        want: i64,
+        now: i64,
+        expires: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now)
+            .bind(names)
+            .bind(want)
+            .bind(worker)
+            .bind(expires)
+            .fetch_all(conn)
+            .await?;
+        rows.iter().map(claimed_from_row).collect()
+    }
+}
+
+fn claimed_from_row(row: &PgRow) -> Result<ClaimedJob> {
+    let input: String = row.try_get("input")?;
+    Ok(ClaimedJob {
+        id: row.try_get("id")?,
+        bot: row.try_get("bot")?,
+        input: serde_json::from_str(&input).unwrap_or(Value::Null),
+        attempt: row.try_get("attempt")?,
+        errors: row.try_get("errors")?,
+        lost: row.try_get("lost")?,
+        max_attempts: row.try_get("max_attempts")?,
+        next_step: row.try_get("next_step")?,
+        run_after: row.try_get("run_after")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const SUMMARY_COLUMNS: &str = "id, bot, state, attempt, idempotency_key, created_at, started_at, finished_at, run_after, last_error";
+
+fn summary_from_row(row: &PgRow) -> Result<JobSummary> {
+    let state: String = row.try_get("state")?;
+    Ok(JobSummary {
+        id: row.try_get("id")?,
+        bot: row.try_get("bot")?,
+        state: parse_state(&state)?,
+        attempt: row.try_get("attempt")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        run_after: row.try_get("run_after")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+async fn event(
+    tx: &mut Transaction<'static, Postgres>,
+    job_id: i64,
+    at: i64,
+    actor: &str,
+    from: Option<JobState>,
+    to: JobState,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(job_id)
+    .bind(at)
+    .bind(actor)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn notify(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_notify('clerk_jobs', '')")
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Lock a job row and read its state, inside a transaction.
+async fn lock_state(tx: &mut Transaction<'static, Postgres>, id: i64) -> Result<JobState> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    parse_state(&state.ok_or(JobsError::NotFound(id))?)
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // The migrator holds an advisory lock, so two processes starting at
+        // once migrate one after the other.
+        migrator().run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(jobs.len());
+        for chunk in jobs.chunks(5000) {
+            let mut tx = self.pool.begin().await?;
+            let rows = sqlx::query(ENQUEUE_SQL)
+                .bind(chunk.iter().map(|j| j.bot.as_str()).collect::<Vec<_>>())
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| j.input.to_string())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| j.idempotency_key.as_deref())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| i64::from(j.max_attempts))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| i64::from(j.max_lost))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| j.run_after.unwrap_or(now))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(
+                    chunk
+                        .iter()
+                        .map(|j| j.created_by.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            // Identity values follow the ORDER BY of the insert, so the new
+            // ids of keyless jobs, sorted, line up with those jobs in order.
+            let mut keyless: Vec<i64> = Vec::new();
+            let mut keyed = std::collections::HashMap::new();
+            for row in &rows {
+                let id: i64 = row.try_get("id")?;
+                match row.try_get::<Option<String>, _>("idempotency_key")? {
+                    Some(k) => {
+                        keyed.insert((row.try_get::<String, _>("bot")?, k), id);
+                    }
+                    None => keyless.push(id),
+                }
+            }
+            keyless.sort_unstable();
+            let mut keyless = keyless.into_iter();
+            for job in chunk {
+                match &job.idempotency_key {
+                    None => {
+                        let id = keyless.next().ok_or_else(|| {
+                            JobsError::Corrupt("enqueue returned fewer ids than jobs".into())
+                        })?;
+                        out.push(Enqueued {
+                            id,
+                            created: true,
+                            state: JobState::Queued,
+                        });
+                    }
+                    Some(key) => {
+                        if let Some(id) = keyed.remove(&(job.bot.clone(), key.clone())) {
+                            out.push(Enqueued {
+                                id,
+                                created: true,
+                                state: JobState::Queued,
+                            });
+                        } else {
+                            let row = sqlx::query(
+                                "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
+                            )
+                            .bind(&job.bot)
+                            .bind(key)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                            let state: String = row.try_get("state")?;
+                            out.push(Enqueued {
+                                id: row.try_get("id")?,
+                                created: false,
+                                state: parse_state(&state)?,
+                            });
+                        }
+                    }
+                }
+            }
+            tx.commit().await?;
+        }
+        self.poke();
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        bots: &[BotClaim],
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        if limit == 0 || bots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let expires = now + duration_ms(lease);
+        let free: Vec<String> = bots
+            .iter()
+            .filter(|b| b.concurrency.is_none())
+            .map(|b| b.name.clone())
+            .collect();
+        let mut claimed = Vec::new();
+        if !free.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            claimed = self
+                .claim_group(&mut conn, worker, &free, i64::from(limit), now, expires)
+                .await?;
+        }
+        for b in bots.iter().filter(|b| b.concurrency.is_some()) {
+            let left = i64::from(limit) - claimed.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            // Count and claim under a per-bot lock so two workers cannot both
+            // see room for the last slot.
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext('clerk:bot:' || $1))")
+                .bind(&b.name)
+                .execute(&mut *tx)
+                .await?;
+            let running: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM jobs WHERE bot = $1 AND state = 'running'",
+            )
+            .bind(&b.name)
+            .fetch_one(&mut *tx)
+            .await?;
+            let room = (i64::from(b.concurrency.unwrap_or(0)) - running).min(left);
+            if room > 0 {
+                let mut got = self
+                    .claim_group(
+                        &mut tx,
+                        worker,
+                        std::slice::from_ref(&b.name),
+                        room,
+                        now,
+                        expires,
+                    )
+                    .await?;
+                claimed.append(&mut got);
+            }
+            tx.commit().await?;
+        }
+        claimed.sort_by_key(|j| (j.run_after, j.id));
+        Ok(claimed)
+    }
+
+    async fn save_steps(&self, worker: &str, saves: &[StepSave]) -> Result<Vec<bool>> {
+        if saves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let held: Vec<i64> = sqlx::query_scalar(
+            "UPDATE jobs j SET next_step = GREATEST(j.next_step, s.next), updated_at = $4
+             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(id, attempt, next)
+             WHERE j.id = s.id AND j.attempt = s.attempt AND j.worker = $5 AND j.state = 'running'
+             RETURNING j.id",
+        )
+        .bind(saves.iter().map(|s| s.job_id).collect::<Vec<_>>())
+        .bind(saves.iter().map(|s| s.attempt).collect::<Vec<_>>())
+        .bind(saves.iter().map(|s| s.step.index + 1).collect::<Vec<_>>())
+        .bind(now)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut steps = StepArrays::default();
+        for s in saves {
+            steps.push(s.job_id, s.attempt, &s.step);
+        }
+        steps.insert(&mut tx, &held).await?;
+        tx.commit().await?;
+        Ok(saves.iter().map(|s| held.contains(&s.job_id)).collect())
+    }
+
+    async fn complete(&self, worker: &str, completions: &[Completion]) -> Result<Vec<bool>> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(COMPLETE_SQL)
+            .bind(completions.iter().map(|c| c.job_id).collect::<Vec<_>>())
+            .bind(completions.iter().map(|c| c.attempt).collect::<Vec<_>>())
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.state.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(completions.iter().map(|c| c.run_after).collect::<Vec<_>>())
+            .bind(completions.iter().map(|c| c.errors).collect::<Vec<_>>())
+            .bind(completions.iter().map(|c| c.next_step).collect::<Vec<_>>())
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.error.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.output.as_ref().map(|v| v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.review.as_ref().map(|v| v.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.attempt_outcome.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                completions
+                    .iter()
+                    .map(|c| c.reason.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(now)
+            .bind(worker)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut held = Vec::with_capacity(rows.len());
+        let mut requeued = false;
+        for row in &rows {
+            held.push(row.try_get::<i64, _>("id")?);
+            let state: String = row.try_get("state")?;
+            let run_after: i64 = row.try_get("run_after")?;
+            requeued |= state == "queued" && run_after <= now;
+        }
+        let mut steps = StepArrays::default();
+        for c in completions {
+            for s in &c.steps {
+                steps.push(c.job_id, c.attempt, s);
+            }
+        }
+        steps.insert(&mut tx, &held).await?;
+        if requeued {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(completions
+            .iter()
+            .map(|c| held.contains(&c.job_id))
+            .collect())
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        held: &[(i64, i64)],
+        lease: Duration,
+    ) -> Result<Heartbeat> {
+        if held.is_empty() {
+            return Ok(Heartbeat::default());
+        }
+        let rows = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE worker = $2 AND state = 'running'
+             RETURNING id, attempt, cancel_requested",
+        )
+        .bind(now_ms() + duration_ms(lease))
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut owned = std::collections::HashMap::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let cancel: bool = row.try_get("cancel_requested")?;
+            owned.insert(id, (attempt, cancel));
+        }
+        let mut beat = Heartbeat::default();
+        for &(id, attempt) in held {
+            match owned.get(&id) {
+                Some(&(a, cancel)) if a == attempt => {
+                    if cancel {
+                        beat.cancel.push(id);
+                    }
+                }
+                _ => beat.gone.push(id),
+            }
+        }
+        Ok(beat)
+    }
+
+    async fn release(&self, worker: &str, held: &[(i64, i64)], reason: &str) -> Result<u64> {
+        if held.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let released: Vec<(i64, i64)> = sqlx::query_as(
+            "UPDATE jobs j SET state = 'queued', run_after = $3, worker = NULL, lease_expires_at = NULL, updated_at = $3
+             FROM unnest($1::bigint[], $2::bigint[]) AS h(id, attempt)
+             WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $4 AND j.state = 'running'
+             RETURNING j.id, j.attempt",
+        )
+        .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
+        .bind(now)
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        for &(id, attempt) in &released {
+            sqlx::query(
+                "UPDATE attempts SET finished_at = $1, outcome = 'interrupted', error = $2 WHERE job_id = $3 AND attempt = $4",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            event(
+                &mut tx,
+                id,
+                now,
+                worker,
+                Some(JobState::Running),
+                JobState::Queued,
+                reason,
+            )
+            .await?;
+        }
+        if !released.is_empty() {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(released.len() as u64)
+    }
+
+    async fn rescue_expired(&self, actor: &str, limit: u32) -> Result<Vec<Rescued>> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, bot, worker, attempt, lost, max_lost, cancel_requested FROM jobs
+             WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let worker: Option<String> = row.try_get("worker")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let lost: i64 = row.try_get::<i64, _>("lost")? + 1;
+            let max_lost: i64 = row.try_get("max_lost")?;
+            let cancel: bool = row.try_get("cancel_requested")?;
+            let (state, reason) = lost_verdict(worker.as_deref(), lost, max_lost, cancel);
+            let finished = state.is_finished().then_some(now);
+            sqlx::query(
+                "UPDATE jobs SET state = $1, lost = $2, worker = NULL, lease_expires_at = NULL, run_after = $3,
+                        finished_at = $4, updated_at = $3,
+                        last_error = CASE WHEN $1 = 'dead' THEN $5 ELSE last_error END
+                 WHERE id = $6",
+            )
+            .bind(state.as_str())
+            .bind(lost)
+            .bind(now)
+            .bind(finished)
+            .bind(&reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE attempts SET finished_at = $1, outcome = 'lost', error = $2 WHERE job_id = $3 AND attempt = $4",
+            )
+            .bind(now)
+            .bind(&reason)
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            event(
+                &mut tx,
+                id,
+                now,
+                actor,
+                Some(JobState::Running),
+                state,
+                &reason,
+            )
+            .await?;
+            out.push(Rescued {
+                id,
+                bot: row.try_get("bot")?,
+                worker,
+                state,
+            });
+        }
+        if !out.is_empty() {
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn step_outputs(&self, job_id: i64) -> Result<Vec<(i64, String, Value)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (step_index) step_index, step_name, output::text AS output FROM step_runs
+             WHERE job_id = $1 AND outcome IN ('succeeded', 'waiting_review')
+             ORDER BY step_index, attempt DESC",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            out.push((
+                row.try_get("step_index")?,
+                row.try_get("step_name")?,
+                parse_json(row.try_get("output")?).unwrap_or(Value::Null),
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let state = lock_state(&mut tx, id).await?;
+        let outcome = match state {
+            JobState::Queued | JobState::WaitingReview => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    actor,
+                    Some(state),
+                    JobState::Cancelled,
+                    "cancelled",
+                )
+                .await?;
+                CancelOutcome::Cancelled
+            }
+            JobState::Running => {
+                sqlx::query(
+                    "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    actor,
+                    Some(state),
+                    state,
+                    "cancel requested",
+                )
+                .await?;
+                CancelOutcome::Requested
+            }
+            _ => {
+                return Err(JobsError::WrongState {
+                    id,
+                    state,
+                    what: "only queued, running or waiting jobs can be cancelled",
+                });
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let state = lock_state(&mut tx, id).await?;
+        if !matches!(
+            state,
+            JobState::Failed | JobState::Dead | JobState::Cancelled
+        ) {
+            return Err(JobsError::WrongState {
+                id,
+                state,
+                what: "only failed, dead or cancelled jobs can be retried",
+            });
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
+                    finished_at = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        event(
+            &mut tx,
+            id,
+            now,
+            actor,
+            Some(state),
+            JobState::Queued,
+            "retried by hand",
+        )
+        .await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let state = lock_state(&mut tx, id).await?;
+        if state != JobState::WaitingReview {
+            return Err(JobsError::WrongState {
+                id,
+                state,
+                what: "only jobs waiting for review can be approved",
+            });
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        event(
+            &mut tx,
+            id,
+            now,
+            actor,
+            Some(state),
+            JobState::Queued,
+            reason,
+        )
+        .await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, input::text AS input, output::text AS output, review::text AS review,
+                    errors, lost, max_attempts, max_lost, next_step, worker, lease_expires_at,
+                    cancel_requested, created_by FROM jobs WHERE id = $1"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let input: String = row.try_get("input")?;
+        let mut attempts = Vec::new();
+        for a in sqlx::query(
+            "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            attempts.push(AttemptRecord {
+                attempt: a.try_get("attempt")?,
+                worker: a.try_get("worker")?,
+                started_at: a.try_get("started_at")?,
+                finished_at: a.try_get("finished_at")?,
+                outcome: a.try_get("outcome")?,
+                error: a.try_get("error")?,
+                steps: Vec::new(),
+            });
+        }
+        let mut steps = Vec::new();
+        for s in sqlx::query(
+            "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output::text AS output
+             FROM step_runs WHERE job_id = $1 ORDER BY attempt, step_index",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let outcome: String = s.try_get("outcome")?;
+            steps.push((
+                s.try_get("attempt")?,
+                StepRecord {
+                    index: s.try_get("step_index")?,
+                    name: s.try_get("step_name")?,
+                    started_at: s.try_get("started_at")?,
+                    finished_at: s.try_get("finished_at")?,
+                    outcome: parse_outcome(&outcome),
+                    error: s.try_get("error")?,
+                    output: parse_json(s.try_get("output")?),
+                },
+            ));
+        }
+        nest_steps(&mut attempts, steps);
+        let mut events = Vec::new();
+        for e in sqlx::query(
+            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            events.push(EventRecord {
+                at: e.try_get("at")?,
+                actor: e.try_get("actor")?,
+                from_state: e.try_get("from_state")?,
+                to_state: e.try_get("to_state")?,
+                reason: e.try_get("reason")?,
+            });
+        }
+        Ok(Some(JobDetail {
+            summary: summary_from_row(&row)?,
+            input: serde_json::from_str(&input).unwrap_or(Value::Null),
+            output: parse_json(row.try_get("output")?),
+            review: parse_json(row.try_get("review")?),
+            errors: row.try_get("errors")?,
+            lost: row.try_get("lost")?,
+            max_attempts: row.try_get("max_attempts")?,
+            max_lost: row.try_get("max_lost")?,
+            next_step: row.try_get("next_step")?,
+            worker: row.try_get("worker")?,
+            lease_expires_at: row.try_get("lease_expires_at")?,
+            cancel_requested: row.try_get("cancel_requested")?,
+            created_by: row.try_get("created_by")?,
+            attempts,
+            events,
+        }))
+    }
+
+    async fn state(&self, id: i64) -> Result<Option<JobState>> {
+        let s: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        s.map(|s| parse_state(&s)).transpose()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM jobs
+             WHERE ($1::text IS NULL OR bot = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::bigint IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.bot)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.before_id)
+            .bind(i64::from(filter.limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
+        let n = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
+             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT $2
+             FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(finished_before)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
+    }
+
+    async fn fire_slot(&self, trigger_id: &str, slot: i64, job: &NewJob) -> Result<Enqueued> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at)
+             VALUES ($1, 'queued', $2::jsonb, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(&job.bot)
+        .bind(job.input.to_string())
+        .bind(&job.idempotency_key)
+        .bind(i64::from(job.max_attempts))
+        .bind(i64::from(job.max_lost))
+        .bind(job.run_after.unwrap_or(now))
+        .bind(&job.created_by)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let enq = match inserted {
+            Some(id) => {
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    &job.created_by,
+                    None,
+                    JobState::Queued,
+                    "enqueued",
+                )
+                .await?;
+                notify(&mut tx).await?;
+                Enqueued {
+                    id,
+                    created: true,
+                    state: JobState::Queued,
+                }
+            }
+            None => {
+                let row = sqlx::query(
+                    "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
+                )
+                .bind(&job.bot)
+                .bind(&job.idempotency_key)
+                .fetch_one(&mut *tx)
+                .await?;
+                let state: String = row.try_get("state")?;
+                Enqueued {
+                    id: row.try_get("id")?,
+                    created: false,
+                    state: parse_state(&state)?,
+                }
+            }
+        };
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES ($1, $2, $3)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = GREATEST(schedules.last_slot, excluded.last_slot)",
+        )
+        .bind(&job.bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(enq)
+    }
+
+    async fn mark_slot(&self, bot: &str, trigger_id: &str, slot: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES ($1, $2, $3)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = GREATEST(schedules.last_slot, excluded.last_slot)",
+        )
+        .bind(bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT last_slot FROM schedules WHERE bot = $1 AND trigger_id = $2",
+            )
+            .bind(bot)
+            .bind(trigger_id)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    async fn listen(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.listening.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(CHANNEL).await?;
+        let wake = self.wake.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    Ok(_) => wake.send_modify(|n| *n = n.wrapping_add(1)),
+                    Err(e) => {
+                        // The listener reconnects on the next recv; until then
+                        // the workers' polling picks up what was missed.
+                        tracing::warn!(error = %e, "lost the LISTEN connection; reconnecting");
+                        wake.send_modify(|n| *n = n.wrapping_add(1));
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}

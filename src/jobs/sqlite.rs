@@ -1,0 +1,938 @@
+//! The embedded job database: one SQLite file.
+//!
+//! SQLite allows one writer at a time. All writes of this process go through
+//! one connection and start with `BEGIN IMMEDIATE`, so a transaction takes the
+//! write lock up front and waits for it (busy timeout) instead of failing
+//! half-way with "database is locked" when another process (a `clerk run`
+//! next to `clerk serve`) writes too. Reads use a separate pool; WAL mode
+//! lets them run while a write is in progress.
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use tokio::sync::watch;
+
+use super::*;
+
+const SELECT_CLAIMED: &str = "RETURNING id, bot, input, attempt, errors, lost, max_attempts, next_step, run_after, created_at";
+
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    wake: watch::Sender<u64>,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
+        1,
+        "jobs".into(),
+        sqlx::migrate::MigrationType::Simple,
+        include_str!("migrations/sqlite/0001_jobs.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path) -> Result<Self> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| JobsError::Connect {
+                url: format!("sqlite://{}", path.display()),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is acknowledged. Group
+            // commits keep the cost of the fsync per batch, not per job.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(60));
+        let connect_err = |source| JobsError::Connect {
+            url: format!("sqlite://{}", path.display()),
+            source,
+        };
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(120))
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_err)?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(connect_err)?;
+        let (wake, _) = watch::channel(0);
+        Ok(SqliteStore {
+            writer,
+            reader,
+            wake,
+        })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn poke(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+async fn event(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: i64,
+    at: i64,
+    actor: &str,
+    from: Option<JobState>,
+    to: JobState,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(job_id)
+    .bind(at)
+    .bind(actor)
+    .bind(from.map(|s| s.as_str()))
+    .bind(to.as_str())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn insert_step(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: i64,
+    attempt: i64,
+    s: &StepRecord,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO step_runs (job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(job_id)
+    .bind(attempt)
+    .bind(s.index)
+    .bind(&s.name)
+    .bind(s.started_at)
+    .bind(s.finished_at)
+    .bind(s.outcome.as_str())
+    .bind(&s.error)
+    .bind(s.output.as_ref().map(|v| v.to_string()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn claimed_from_row(row: &SqliteRow) -> Result<ClaimedJob> {
+    let input: String = row.try_get("input")?;
+    Ok(ClaimedJob {
+        id: row.try_get("id")?,
+        bot: row.try_get("bot")?,
+        input: serde_json::from_str(&input).unwrap_or(Value::Null),
+        attempt: row.try_get("attempt")?,
+        errors: row.try_get("errors")?,
+        lost: row.try_get("lost")?,
+        max_attempts: row.try_get("max_attempts")?,
+        next_step: row.try_get("next_step")?,
+        run_after: row.try_get("run_after")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<JobSummary> {
+    let state: String = row.try_get("state")?;
+    Ok(JobSummary {
+        id: row.try_get("id")?,
+        bot: row.try_get("bot")?,
+        state: parse_state(&state)?,
+        attempt: row.try_get("attempt")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        run_after: row.try_get("run_after")?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+const SUMMARY_COLUMNS: &str = "id, bot, state, attempt, idempotency_key, created_at, started_at, finished_at, run_after, last_error";
+
+/// Enqueue inside an open transaction; shared by `enqueue` and `fire_slot`.
+async fn enqueue_in(
+    tx: &mut Transaction<'static, Sqlite>,
+    job: &NewJob,
+    now: i64,
+) -> Result<Enqueued> {
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at)
+         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+         RETURNING id",
+    )
+    .bind(&job.bot)
+    .bind(job.input.to_string())
+    .bind(&job.idempotency_key)
+    .bind(i64::from(job.max_attempts))
+    .bind(i64::from(job.max_lost))
+    .bind(job.run_after.unwrap_or(now))
+    .bind(&job.created_by)
+    .bind(now)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if let Some(id) = inserted {
+        event(
+            tx,
+            id,
+            now,
+            &job.created_by,
+            None,
+            JobState::Queued,
+            "enqueued",
+        )
+        .await?;
+        return Ok(Enqueued {
+            id,
+            created: true,
+            state: JobState::Queued,
+        });
+    }
+    let row = sqlx::query("SELECT id, state FROM jobs WHERE bot = ? AND idempotency_key = ?")
+        .bind(&job.bot)
+        .bind(&job.idempotency_key)
+        .fetch_one(&mut **tx)
+        .await?;
+    let state: String = row.try_get("state")?;
+    Ok(Enqueued {
+        id: row.try_get("id")?,
+        created: false,
+        state: parse_state(&state)?,
+    })
+}
+
+#[async_trait]
+impl JobStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrator().run(&self.writer).await?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            out.push(enqueue_in(&mut tx, job, now).await?);
+        }
+        tx.commit().await?;
+        self.poke();
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        bots: &[BotClaim],
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>> {
+        if limit == 0 || bots.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let expires = now + duration_ms(lease);
+        let mut tx = self.write().await?;
+        let mut claimed: Vec<ClaimedJob> = Vec::new();
+        let free: Vec<&BotClaim> = bots.iter().filter(|b| b.concurrency.is_none()).collect();
+        // One claim query for every bot without a limit; one per limited bot,
+        // after counting its running jobs. The single writer makes the count
+        // and the claim one atomic step.
+        let mut groups: Vec<(Vec<&str>, i64)> = Vec::new();
+        if !free.is_empty() {
+            groups.push((
+                free.iter().map(|b| b.name.as_str()).collect(),
+                i64::from(limit),
+            ));
+        }
+        for b in bots.iter().filter(|b| b.concurrency.is_some()) {
+            let running: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE bot = ? AND state = 'running'")
+                    .bind(&b.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let room = i64::from(b.concurrency.unwrap_or(0)) - running;
+            if room > 0 {
+                groups.push((vec![b.name.as_str()], room));
+            }
+        }
+        for (names, room) in groups {
+            let want = room.min(i64::from(limit) - claimed.len() as i64);
+            if want <= 0 {
+                break;
+            }
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE jobs SET state = 'running', attempt = attempt + 1, worker = ",
+            );
+            q.push_bind(worker)
+                .push(", lease_expires_at = ")
+                .push_bind(expires)
+                .push(", started_at = COALESCE(started_at, ")
+                .push_bind(now)
+                .push("), updated_at = ")
+                .push_bind(now)
+                .push(" WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ")
+                .push_bind(now)
+                .push(" AND bot IN (");
+            let mut sep = q.separated(", ");
+            for n in &names {
+                sep.push_bind(*n);
+            }
+            q.push(") ORDER BY run_after, id LIMIT ")
+                .push_bind(want)
+                .push(") ")
+                .push(SELECT_CLAIMED);
+            let rows = q.build().fetch_all(&mut *tx).await?;
+            for row in &rows {
+                claimed.push(claimed_from_row(row)?);
+            }
+        }
+        claimed.sort_by_key(|j| (j.run_after, j.id));
+        for chunk in claimed.chunks(200) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO attempts (job_id, attempt, worker, started_at) ");
+            q.push_values(chunk, |mut b, j| {
+                b.push_bind(j.id)
+                    .push_bind(j.attempt)
+                    .push_bind(worker)
+                    .push_bind(now);
+            });
+            q.build().execute(&mut *tx).await?;
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (job_id, at, actor, from_state, to_state, reason) ",
+            );
+            q.push_values(chunk, |mut b, j| {
+                b.push_bind(j.id)
+                    .push_bind(now)
+                    .push_bind(worker)
+                    .push_bind("queued")
+                    .push_bind("running")
+                    .push_bind(format!("claimed, attempt {}", j.attempt));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn save_steps(&self, worker: &str, saves: &[StepSave]) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(saves.len());
+        for s in saves {
+            let held = sqlx::query(
+                "UPDATE jobs SET next_step = MAX(next_step, ?), updated_at = ?
+                 WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            )
+            .bind(s.step.index + 1)
+            .bind(now)
+            .bind(s.job_id)
+            .bind(worker)
+            .bind(s.attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if held {
+                insert_step(&mut tx, s.job_id, s.attempt, &s.step).await?;
+            }
+            out.push(held);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn complete(&self, worker: &str, completions: &[Completion]) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(completions.len());
+        let mut requeued = false;
+        for c in completions {
+            let finished = c.state.is_finished().then_some(now);
+            let applied = sqlx::query(
+                "UPDATE jobs SET state = ?, run_after = ?, errors = ?, next_step = ?, last_error = COALESCE(?, last_error),
+                        output = COALESCE(?, output), review = ?, worker = NULL, lease_expires_at = NULL,
+                        finished_at = ?, updated_at = ?
+                 WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            )
+            .bind(c.state.as_str())
+            .bind(c.run_after)
+            .bind(c.errors)
+            .bind(c.next_step)
+            .bind(&c.error)
+            .bind(c.output.as_ref().map(|v| v.to_string()))
+            .bind(c.review.as_ref().map(|v| v.to_string()))
+            .bind(finished)
+            .bind(now)
+            .bind(c.job_id)
+            .bind(worker)
+            .bind(c.attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if applied {
+                sqlx::query(
+                    "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?",
+                )
+                .bind(now)
+                .bind(c.attempt_outcome.as_str())
+                .bind(&c.error)
+                .bind(c.job_id)
+                .bind(c.attempt)
+                .execute(&mut *tx)
+                .await?;
+                for s in &c.steps {
+                    insert_step(&mut tx, c.job_id, c.attempt, s).await?;
+                }
+                event(
+                    &mut tx,
+                    c.job_id,
+                    now,
+                    worker,
+                    Some(JobState::Running),
+                    c.state,
+                    &c.reason,
+                )
+                .await?;
+                requeued |= c.state == JobState::Queued && c.run_after <= now;
+            }
+            out.push(applied);
+        }
+        tx.commit().await?;
+        if requeued {
+            self.poke();
+        }
+        Ok(out)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        held: &[(i64, i64)],
+        lease: Duration,
+    ) -> Result<Heartbeat> {
+        if held.is_empty() {
+            return Ok(Heartbeat::default());
+        }
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = ? WHERE worker = ? AND state = 'running'
+             RETURNING id, attempt, cancel_requested",
+        )
+        .bind(now + duration_ms(lease))
+        .bind(worker)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut beat = Heartbeat::default();
+        let mut owned = std::collections::HashMap::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let cancel: bool = row.try_get("cancel_requested")?;
+            owned.insert(id, (attempt, cancel));
+        }
+        for &(id, attempt) in held {
+            match owned.get(&id) {
+                Some(&(a, cancel)) if a == attempt => {
+                    if cancel {
+                        beat.cancel.push(id);
+                    }
+                }
+                _ => beat.gone.push(id),
+            }
+        }
+        Ok(beat)
+    }
+
+    async fn release(&self, worker: &str, held: &[(i64, i64)], reason: &str) -> Result<u64> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let mut n = 0;
+        for &(id, attempt) in held {
+            let applied = sqlx::query(
+                "UPDATE jobs SET state = 'queued', run_after = ?, worker = NULL, lease_expires_at = NULL, updated_at = ?
+                 WHERE id = ? AND worker = ? AND attempt = ? AND state = 'running'",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .bind(worker)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if applied {
+                sqlx::query(
+                    "UPDATE attempts SET finished_at = ?, outcome = 'interrupted', error = ? WHERE job_id = ? AND attempt = ?",
+                )
+                .bind(now)
+                .bind(reason)
+                .bind(id)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    worker,
+                    Some(JobState::Running),
+                    JobState::Queued,
+                    reason,
+                )
+                .await?;
+                n += 1;
+            }
+        }
+        tx.commit().await?;
+        if n > 0 {
+            self.poke();
+        }
+        Ok(n)
+    }
+
+    async fn rescue_expired(&self, actor: &str, limit: u32) -> Result<Vec<Rescued>> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT id, bot, worker, attempt, lost, max_lost, cancel_requested FROM jobs
+             WHERE state = 'running' AND lease_expires_at < ? ORDER BY lease_expires_at LIMIT ?",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let worker: Option<String> = row.try_get("worker")?;
+            let attempt: i64 = row.try_get("attempt")?;
+            let lost: i64 = row.try_get::<i64, _>("lost")? + 1;
+            let max_lost: i64 = row.try_get("max_lost")?;
+            let cancel: bool = row.try_get("cancel_requested")?;
+            let (state, reason) = lost_verdict(worker.as_deref(), lost, max_lost, cancel);
+            let finished = state.is_finished().then_some(now);
+            sqlx::query(
+                "UPDATE jobs SET state = ?, lost = ?, worker = NULL, lease_expires_at = NULL, run_after = ?,
+                        finished_at = ?, updated_at = ?, last_error = CASE WHEN ? = 'dead' THEN ? ELSE last_error END
+                 WHERE id = ?",
+            )
+            .bind(state.as_str())
+            .bind(lost)
+            .bind(now)
+            .bind(finished)
+            .bind(now)
+            .bind(state.as_str())
+            .bind(&reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE attempts SET finished_at = ?, outcome = 'lost', error = ? WHERE job_id = ? AND attempt = ?",
+            )
+            .bind(now)
+            .bind(&reason)
+            .bind(id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            event(
+                &mut tx,
+                id,
+                now,
+                actor,
+                Some(JobState::Running),
+                state,
+                &reason,
+            )
+            .await?;
+            out.push(Rescued {
+                id,
+                bot: row.try_get("bot")?,
+                worker,
+                state,
+            });
+        }
+        tx.commit().await?;
+        if !out.is_empty() {
+            self.poke();
+        }
+        Ok(out)
+    }
+
+    async fn step_outputs(&self, job_id: i64) -> Result<Vec<(i64, String, Value)>> {
+        let rows = sqlx::query(
+            "SELECT step_index, step_name, output FROM step_runs
+             WHERE job_id = ? AND outcome IN ('succeeded', 'waiting_review') ORDER BY step_index, attempt",
+        )
+        .bind(job_id)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out: Vec<(i64, String, Value)> = Vec::new();
+        for row in &rows {
+            let index: i64 = row.try_get("step_index")?;
+            let output = parse_json(row.try_get("output")?).unwrap_or(Value::Null);
+            // A later attempt's output of the same step replaces an earlier one.
+            out.retain(|(i, _, _)| *i != index);
+            out.push((index, row.try_get("step_name")?, output));
+        }
+        Ok(out)
+    }
+
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let state = parse_state(&state.ok_or(JobsError::NotFound(id))?)?;
+        let outcome = match state {
+            JobState::Queued | JobState::WaitingReview => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    actor,
+                    Some(state),
+                    JobState::Cancelled,
+                    "cancelled",
+                )
+                .await?;
+                CancelOutcome::Cancelled
+            }
+            JobState::Running => {
+                sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                event(
+                    &mut tx,
+                    id,
+                    now,
+                    actor,
+                    Some(state),
+                    state,
+                    "cancel requested",
+                )
+                .await?;
+                CancelOutcome::Requested
+            }
+            _ => {
+                return Err(JobsError::WrongState {
+                    id,
+                    state,
+                    what: "only queued, running or waiting jobs can be cancelled",
+                });
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let state = parse_state(&state.ok_or(JobsError::NotFound(id))?)?;
+        if !matches!(
+            state,
+            JobState::Failed | JobState::Dead | JobState::Cancelled
+        ) {
+            return Err(JobsError::WrongState {
+                id,
+                state,
+                what: "only failed, dead or cancelled jobs can be retried",
+            });
+        }
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = ?, errors = 0, lost = 0, cancel_requested = 0,
+                    finished_at = NULL, updated_at = ? WHERE id = ?",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        event(
+            &mut tx,
+            id,
+            now,
+            actor,
+            Some(state),
+            JobState::Queued,
+            "retried by hand",
+        )
+        .await?;
+        tx.commit().await?;
+        self.poke();
+        Ok(())
+    }
+
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let state = parse_state(&state.ok_or(JobsError::NotFound(id))?)?;
+        if state != JobState::WaitingReview {
+            return Err(JobsError::WrongState {
+                id,
+                state,
+                what: "only jobs waiting for review can be approved",
+            });
+        }
+        sqlx::query("UPDATE jobs SET state = 'queued', run_after = ?, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        event(
+            &mut tx,
+            id,
+            now,
+            actor,
+            Some(state),
+            JobState::Queued,
+            reason,
+        )
+        .await?;
+        tx.commit().await?;
+        self.poke();
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
+                    worker, lease_expires_at, cancel_requested, created_by FROM jobs WHERE id = ?"
+        );
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let input: String = row.try_get("input")?;
+        let mut attempts = Vec::new();
+        for a in sqlx::query(
+            "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = ? ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            attempts.push(AttemptRecord {
+                attempt: a.try_get("attempt")?,
+                worker: a.try_get("worker")?,
+                started_at: a.try_get("started_at")?,
+                finished_at: a.try_get("finished_at")?,
+                outcome: a.try_get("outcome")?,
+                error: a.try_get("error")?,
+                steps: Vec::new(),
+            });
+        }
+        let mut steps = Vec::new();
+        for s in sqlx::query(
+            "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output
+             FROM step_runs WHERE job_id = ? ORDER BY attempt, step_index",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            let outcome: String = s.try_get("outcome")?;
+            steps.push((
+                s.try_get("attempt")?,
+                StepRecord {
+                    index: s.try_get("step_index")?,
+                    name: s.try_get("step_name")?,
+                    started_at: s.try_get("started_at")?,
+                    finished_at: s.try_get("finished_at")?,
+                    outcome: parse_outcome(&outcome),
+                    error: s.try_get("error")?,
+                    output: parse_json(s.try_get("output")?),
+                },
+            ));
+        }
+        nest_steps(&mut attempts, steps);
+        let mut events = Vec::new();
+        for e in sqlx::query(
+            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            events.push(EventRecord {
+                at: e.try_get("at")?,
+                actor: e.try_get("actor")?,
+                from_state: e.try_get("from_state")?,
+                to_state: e.try_get("to_state")?,
+                reason: e.try_get("reason")?,
+            });
+        }
+        Ok(Some(JobDetail {
+            summary: summary_from_row(&row)?,
+            input: serde_json::from_str(&input).unwrap_or(Value::Null),
+            output: parse_json(row.try_get("output")?),
+            review: parse_json(row.try_get("review")?),
+            errors: row.try_get("errors")?,
+            lost: row.try_get("lost")?,
+            max_attempts: row.try_get("max_attempts")?,
+            max_lost: row.try_get("max_lost")?,
+            next_step: row.try_get("next_step")?,
+            worker: row.try_get("worker")?,
+            lease_expires_at: row.try_get("lease_expires_at")?,
+            cancel_requested: row.try_get("cancel_requested")?,
+            created_by: row.try_get("created_by")?,
+            attempts,
+            events,
+        }))
+    }
+
+    async fn state(&self, id: i64) -> Result<Option<JobState>> {
+        let s: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        s.map(|s| parse_state(&s)).transpose()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE 1 = 1"));
+        if let Some(bot) = &filter.bot {
+            q.push(" AND bot = ").push_bind(bot.clone());
+        }
+        if let Some(state) = filter.state {
+            q.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(before) = filter.before_id {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.max(1)));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let n = sqlx::query(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
+             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT ?)",
+        )
+        .bind(finished_before)
+        .bind(i64::from(batch))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn fire_slot(&self, trigger_id: &str, slot: i64, job: &NewJob) -> Result<Enqueued> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let enq = enqueue_in(&mut tx, job, now).await?;
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES (?, ?, ?)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = MAX(last_slot, excluded.last_slot)",
+        )
+        .bind(&job.bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if enq.created {
+            self.poke();
+        }
+        Ok(enq)
+    }
+
+    async fn mark_slot(&self, bot: &str, trigger_id: &str, slot: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES (?, ?, ?)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = MAX(last_slot, excluded.last_slot)",
+        )
+        .bind(bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT last_slot FROM schedules WHERE bot = ? AND trigger_id = ?")
+                .bind(bot)
+                .bind(trigger_id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    fn wakeups(&self) -> watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    async fn listen(&self) -> Result<()> {
+        // Another process's enqueue cannot signal this one; the worker's poll
+        // interval covers it.
+        Ok(())
+    }
+}

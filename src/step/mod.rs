@@ -1,0 +1,141 @@
+//! The step seam: one narrow trait that every kind of step implements.
+//!
+//! The worker knows only [`Step`]; each kind lives in the module that owns its
+//! concern (the `command` kind here, `extract` in `extract`, `browser` in
+//! `browser`, …) and is built from its config by [`StepConfig::build`].
+
+pub mod command;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use command::CommandStep;
+
+/// What a step hands back when it did its work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    /// The step finished; its output is stored and later steps can read it.
+    Done(Value),
+    /// The step produced output but a person has to look at it before the job
+    /// goes on. The job moves to `waiting_review` and holds no worker.
+    NeedsReview { output: Value, reasons: Vec<String> },
+}
+
+/// How a failed step should be treated. This is the line UiPath draws between
+/// application and business exceptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Something outside the document went wrong (a server down, a timeout):
+    /// the job is retried with backoff until its attempts run out.
+    Transient,
+    /// The work item itself is wrong (an invoice for an unknown vendor): the
+    /// job fails at once, retrying would give the same answer.
+    Business,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Transient => "transient",
+            FailureKind::Business => "business",
+        }
+    }
+}
+
+/// A failed step: what kind of failure, and a message a person can act on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct StepError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl StepError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        StepError {
+            kind: FailureKind::Transient,
+            message: message.into(),
+        }
+    }
+    pub fn business(message: impl Into<String>) -> Self {
+        StepError {
+            kind: FailureKind::Business,
+            message: message.into(),
+        }
+    }
+}
+
+/// Everything a step may read about the job it runs in.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    pub job_id: i64,
+    pub attempt: i64,
+    pub bot: String,
+    /// The folder of the bot's manifest; relative paths in steps start here.
+    pub bot_dir: PathBuf,
+    pub step_name: String,
+    /// The job's input as given to `clerk run --input` or by its trigger.
+    pub input: Value,
+    /// Outputs of the steps that already finished, by step name.
+    pub outputs: BTreeMap<String, Value>,
+    /// Fired when the job is cancelled, the worker shuts down past its grace
+    /// period, or the step's time is up. A step that holds resources (a child
+    /// process, a browser tab) must release them when this fires.
+    pub cancel: CancellationToken,
+}
+
+impl StepContext {
+    /// The JSON document a step receives: job identity, input and earlier
+    /// outputs. Command steps get it on stdin.
+    pub fn document(&self) -> Value {
+        serde_json::json!({
+            "job": { "id": self.job_id, "attempt": self.attempt, "bot": self.bot, "step": self.step_name },
+            "input": self.input,
+            "steps": self.outputs,
+        })
+    }
+}
+
+/// One kind of step. Implementations must be cheap to share between jobs: a
+/// step is built once when its bot loads and run many times.
+#[async_trait]
+pub trait Step: Send + Sync + std::fmt::Debug {
+    /// The kind's name as written in `bot.toml` (`kind = "command"`).
+    fn kind(&self) -> &'static str;
+    /// Run once for one job. Returning after `ctx.cancel` fired is allowed
+    /// but the result is ignored.
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError>;
+}
+
+/// A step as declared in a bot file: the fields shared by every kind plus the
+/// kind's own config.
+#[derive(Debug, Clone)]
+pub struct StepDecl {
+    /// Unique within the bot; later steps read this step's output by it.
+    pub name: String,
+    /// Overrides the bot's default step timeout.
+    pub timeout: Option<Duration>,
+    pub config: StepConfig,
+}
+
+/// The config of each step kind, as read from the bot file.
+#[derive(Debug, Clone)]
+pub enum StepConfig {
+    Command(command::CommandConfig),
+}
+
+impl StepConfig {
+    /// Turn the config into the running thing.
+    pub fn build(&self, bot_dir: &std::path::Path) -> Arc<dyn Step> {
+        match self {
+            StepConfig::Command(c) => Arc::new(CommandStep::new(c.clone(), bot_dir)),
+        }
+    }
+}

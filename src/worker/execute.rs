@@ -1,0 +1,373 @@
+//! Running one claimed job: its steps in order from where the last attempt
+//! stopped, each under its timeout, and the decision of what the job's next
+//! state is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{JobControl, Shared, StopReason, Write};
+use crate::bot::{Bot, RetryPolicy};
+use crate::jobs::{
+    ClaimedJob, Completion, JobState, Outcome, StepRecord, StepSave, backoff_delay, now_ms,
+};
+use crate::step::{FailureKind, StepContext, StepError, StepOutcome};
+
+/// Where a transient or business failure leads: the job's next state, when
+/// it may run again, its new error count, and the reason in words.
+pub fn decide_failure(
+    policy: &RetryPolicy,
+    errors_before: i64,
+    error: &StepError,
+    now: i64,
+) -> (JobState, i64, i64, String) {
+    match error.kind {
+        FailureKind::Business => (
+            JobState::Failed,
+            now,
+            errors_before,
+            format!("business error, not retried: {}", error.message),
+        ),
+        FailureKind::Transient => {
+            let errors = errors_before + 1;
+            if errors >= i64::from(policy.max_attempts) {
+                (
+                    JobState::Dead,
+                    now,
+                    errors,
+                    format!(
+                        "attempts exhausted ({errors} of {}): {}",
+                        policy.max_attempts, error.message
+                    ),
+                )
+            } else {
+                let delay = backoff_delay(policy, errors as u32);
+                (
+                    JobState::Queued,
+                    now + delay.as_millis() as i64,
+                    errors,
+                    format!(
+                        "transient error ({errors} of {}), retrying in {}: {}",
+                        policy.max_attempts,
+                        humantime::format_duration(Duration::from_secs(delay.as_secs())),
+                        error.message
+                    ),
+                )
+            }
+        }
+    }
+}
+
+enum StepEnd {
+    Finished(Result<StepOutcome, StepError>),
+    Stopped(StopReason),
+}
+
+pub(super) async fn run_job(
+    shared: &Arc<Shared>,
+    job: ClaimedJob,
+    writes: &mpsc::UnboundedSender<Write>,
+) {
+    let control = shared
+        .control(job.id)
+        .unwrap_or_else(|| Arc::new(JobControl::default()));
+    let completion = match shared.bots.get(&job.bot) {
+        Some(bot) => run_steps(shared, bot.clone(), &job, &control, writes).await,
+        // Claims name only loaded bots; this is a bot removed mid-run.
+        None => Some(failure_completion(
+            &job,
+            &RetryPolicy::default(),
+            job.next_step,
+            StepError::transient(format!("bot `{}` is not loaded on this worker", job.bot)),
+            Vec::new(),
+        )),
+    };
+    match completion {
+        Some(c) => {
+            if writes.send(Write::Done(c)).is_err() {
+                tracing::error!(job = job.id, "result could not be queued for writing");
+            }
+        }
+        None => shared.forget(&[job.id]),
+    }
+}
+
+fn failure_completion(
+    job: &ClaimedJob,
+    policy: &RetryPolicy,
+    step: i64,
+    error: StepError,
+    steps: Vec<StepRecord>,
+) -> Completion {
+    let (state, run_after, errors, reason) = decide_failure(policy, job.errors, &error, now_ms());
+    Completion {
+        job_id: job.id,
+        attempt: job.attempt,
+        state,
+        attempt_outcome: match error.kind {
+            FailureKind::Transient => Outcome::Error,
+            FailureKind::Business => Outcome::Failed,
+        },
+        run_after,
+        errors,
+        next_step: step,
+        error: Some(error.message),
+        output: None,
+        review: None,
+        reason,
+        steps,
+    }
+}
+
+fn stopped_completion(
+    job: &ClaimedJob,
+    reason: StopReason,
+    step: i64,
+    steps: Vec<StepRecord>,
+) -> Option<Completion> {
+    let (state, outcome, why) = match reason {
+        StopReason::Lost => return None,
+        StopReason::Cancelled => (
+            JobState::Cancelled,
+            Outcome::Cancelled,
+            "cancelled while running",
+        ),
+        StopReason::Interrupted => (
+            JobState::Queued,
+            Outcome::Interrupted,
+            "interrupted by worker shutdown; queued again",
+        ),
+    };
+    Some(Completion {
+        job_id: job.id,
+        attempt: job.attempt,
+        state,
+        attempt_outcome: outcome,
+        run_after: now_ms(),
+        errors: job.errors,
+        next_step: step,
+        error: Some(why.to_string()),
+        output: None,
+        review: None,
+        reason: why.to_string(),
+        steps,
+    })
+}
+
+async fn run_steps(
+    shared: &Arc<Shared>,
+    bot: Arc<Bot>,
+    job: &ClaimedJob,
+    control: &Arc<JobControl>,
+    writes: &mpsc::UnboundedSender<Write>,
+) -> Option<Completion> {
+    let first = usize::try_from(job.next_step).unwrap_or(0);
+    let mut outputs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    if first > 0 {
+        match shared.db.step_outputs(job.id).await {
+            Ok(saved) => {
+                for (index, name, output) in saved {
+                    if (index as usize) < first {
+                        outputs.insert(name, output);
+                    }
+                }
+            }
+            Err(e) => {
+                return Some(failure_completion(
+                    job,
+                    &bot.retry,
+                    job.next_step,
+                    StepError::transient(format!("cannot load outputs of earlier steps: {e}")),
+                    Vec::new(),
+                ));
+            }
+        }
+    }
+    tracing::debug!(job = job.id, bot = %bot.name, attempt = job.attempt, from_step = first, "job started");
+    let deadline = bot.timeouts.job.map(|t| Instant::now() + t);
+    let mut last_output = None;
+    for index in first..bot.runners.len() {
+        let decl = &bot.steps[index];
+        let runner = &bot.runners[index];
+        let mut limit = bot.step_timeout(index);
+        let mut job_limited = false;
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < limit {
+                limit = left;
+                job_limited = true;
+            }
+        }
+        let ctx = StepContext {
+            job_id: job.id,
+            attempt: job.attempt,
+            bot: bot.name.clone(),
+            bot_dir: bot.dir.clone(),
+            step_name: decl.name.clone(),
+            input: job.input.clone(),
+            outputs: outputs.clone(),
+            cancel: control.token.child_token(),
+        };
+        let started = now_ms();
+        let end = tokio::select! {
+            r = tokio::time::timeout(limit, runner.run(&ctx)) => match r {
+                Ok(r) => StepEnd::Finished(r),
+                Err(_) if job_limited => StepEnd::Finished(Err(StepError::transient(format!(
+                    "job timed out after {} (in step `{}`)",
+                    humantime::format_duration(bot.timeouts.job.unwrap_or_default()),
+                    decl.name
+                )))),
+                Err(_) => StepEnd::Finished(Err(StepError::transient(format!(
+                    "step `{}` timed out after {}",
+                    decl.name,
+                    humantime::format_duration(limit)
+                )))),
+            },
+            () = control.token.cancelled() => StepEnd::Stopped(control.reason().unwrap_or(StopReason::Cancelled)),
+        };
+        ctx.cancel.cancel();
+        let finished = now_ms();
+        let mut record = StepRecord {
+            index: index as i64,
+            name: decl.name.clone(),
+            started_at: started,
+            finished_at: finished,
+            outcome: Outcome::Succeeded,
+            error: None,
+            output: None,
+        };
+        match end {
+            StepEnd::Stopped(reason) => {
+                record.outcome = match reason {
+                    StopReason::Cancelled => Outcome::Cancelled,
+                    _ => Outcome::Interrupted,
+                };
+                record.error = Some("stopped".into());
+                return stopped_completion(job, reason, index as i64, vec![record]);
+            }
+            StepEnd::Finished(Err(error)) => {
+                record.outcome = match error.kind {
+                    FailureKind::Transient => Outcome::Error,
+                    FailureKind::Business => Outcome::Failed,
+                };
+                record.error = Some(error.message.clone());
+                tracing::info!(job = job.id, step = %decl.name, kind = error.kind.as_str(), error = %error.message, "step failed");
+                return Some(failure_completion(
+                    job,
+                    &bot.retry,
+                    index as i64,
+                    error,
+                    vec![record],
+                ));
+            }
+            StepEnd::Finished(Ok(StepOutcome::NeedsReview { output, reasons })) => {
+                record.outcome = Outcome::WaitingReview;
+                record.output = Some(output.clone());
+                let review = serde_json::json!({ "step": decl.name, "reasons": reasons });
+                return Some(Completion {
+                    job_id: job.id,
+                    attempt: job.attempt,
+                    state: JobState::WaitingReview,
+                    attempt_outcome: Outcome::WaitingReview,
+                    run_after: now_ms(),
+                    errors: job.errors,
+                    next_step: index as i64 + 1,
+                    error: None,
+                    output: None,
+                    review: Some(review),
+                    reason: format!(
+                        "step `{}` asks for review: {}",
+                        decl.name,
+                        reasons.join("; ")
+                    ),
+                    steps: vec![record],
+                });
+            }
+            StepEnd::Finished(Ok(StepOutcome::Done(output))) => {
+                record.output = Some(output.clone());
+                outputs.insert(decl.name.clone(), output.clone());
+                let is_last = index + 1 == bot.runners.len();
+                if is_last {
+                    last_output = Some((output, record));
+                    break;
+                }
+                // Durable before the next step acts, so a retry resumes after it.
+                let (ack_tx, ack_rx) = oneshot::channel();
+                let save = StepSave {
+                    job_id: job.id,
+                    attempt: job.attempt,
+                    step: record,
+                };
+                if writes.send(Write::Step(save, ack_tx)).is_err() {
+                    return None;
+                }
+                match ack_rx.await {
+                    Ok(true) => {}
+                    _ => {
+                        tracing::warn!(
+                            job = job.id,
+                            "lost the job while saving a step; abandoning it"
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    let (output, steps) = match last_output {
+        Some((o, r)) => (Some(o), vec![r]),
+        None => (None, Vec::new()),
+    };
+    Some(Completion {
+        job_id: job.id,
+        attempt: job.attempt,
+        state: JobState::Succeeded,
+        attempt_outcome: Outcome::Succeeded,
+        run_after: now_ms(),
+        errors: job.errors,
+        next_step: bot.runners.len() as i64,
+        error: None,
+        output,
+        review: None,
+        reason: "all steps succeeded".into(),
+        steps,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            backoff: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(60),
+            jitter: 0.0,
+            max_lost: 2,
+        }
+    }
+
+    #[test]
+    fn business_errors_fail_without_retry() {
+        let (state, _, errors, reason) =
+            decide_failure(&policy(), 0, &StepError::business("unknown vendor"), 1000);
+        assert_eq!(state, JobState::Failed);
+        assert_eq!(errors, 0);
+        assert!(reason.contains("unknown vendor"));
+    }
+
+    #[test]
+    fn transient_errors_retry_with_backoff_until_exhausted() {
+        let e = StepError::transient("ERP down");
+        let (s1, at1, n1, _) = decide_failure(&policy(), 0, &e, 1000);
+        assert_eq!((s1, at1, n1), (JobState::Queued, 11_000, 1));
+        let (s2, at2, n2, _) = decide_failure(&policy(), 1, &e, 1000);
+        assert_eq!((s2, at2, n2), (JobState::Queued, 21_000, 2));
+        let (s3, _, n3, reason) = decide_failure(&policy(), 2, &e, 1000);
+        assert_eq!((s3, n3), (JobState::Dead, 3));
+        assert!(reason.contains("attempts exhausted (3 of 3)"), "{reason}");
+    }
+}

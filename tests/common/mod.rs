@@ -1,0 +1,215 @@
+//! Shared harness for the integration tests: a fresh job database per test
+//! on either back end, bot folders written on the fly, and waiting helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clerk::bot::{Bot, BotRegistry};
+use clerk::jobs::{self, JobDb, JobState, NewJob};
+use clerk::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// The server the PostgreSQL half of the suite runs against; each test gets
+/// its own database on it, dropped at the end.
+pub fn pg_admin_url() -> String {
+    std::env::var("CLERK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A job database for one test, and the folder its files live in.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(kind: Kind) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match kind {
+            Kind::Sqlite => TestDb {
+                url: format!("sqlite://{}", dir.path().join("clerk.db").display()),
+                dir,
+                pg_name: None,
+            },
+            Kind::Postgres => {
+                use sqlx::Connection;
+                let name = format!(
+                    "clerk_test_{}_{:08x}",
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                let admin = pg_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL at {admin} is needed for this test: {e}")
+                    });
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin.clone());
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A new connection to the database, migrated.
+    pub async fn open(&self) -> JobDb {
+        let db = jobs::connect(&self.url).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        db
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = self.pg_name.take() {
+            // Best effort, outside the test's runtime.
+            let admin = pg_admin_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// Write `bots/<name>/bot.toml` (and return the bots folder).
+pub fn write_bot(root: &Path, name: &str, manifest: &str) -> PathBuf {
+    let bots = root.join("bots");
+    let dir = bots.join(name);
+    std::fs::create_dir_all(&dir).expect("bot dir");
+    std::fs::write(dir.join("bot.toml"), manifest).expect("write bot.toml");
+    bots
+}
+
+/// Write an executable shell script into a bot's folder.
+pub fn write_script(root: &Path, bot: &str, file: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = root.join("bots").join(bot).join(file);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Load the bots folder, failing the test on any problem.
+pub fn load_bots(bots: &Path) -> Arc<BotRegistry> {
+    let report = clerk::bot::load_dir(bots);
+    assert!(
+        report.diagnostics.is_empty(),
+        "bot files invalid: {:#?}",
+        report.diagnostics
+    );
+    Arc::new(BotRegistry::new(report.bots))
+}
+
+pub fn new_job(bot: &Bot, input: serde_json::Value) -> NewJob {
+    NewJob {
+        bot: bot.name.clone(),
+        input,
+        idempotency_key: None,
+        max_attempts: bot.retry.max_attempts,
+        max_lost: bot.retry.max_lost,
+        run_after: None,
+        created_by: "test".into(),
+    }
+}
+
+/// Worker settings that make tests quick: short leases and polls.
+pub fn fast_config(concurrency: usize) -> WorkerConfig {
+    let mut cfg = WorkerConfig::new(concurrency);
+    cfg.lease = Duration::from_secs(2);
+    cfg.heartbeat = Duration::from_millis(300);
+    cfg.poll_interval = Duration::from_millis(100);
+    cfg.rescue_interval = Duration::from_millis(300);
+    cfg.grace = Duration::from_secs(5);
+    cfg
+}
+
+/// A worker running in this process until the handle is stopped.
+pub struct RunningWorker {
+    pub stop: CancellationToken,
+    pub handle: tokio::task::JoinHandle<clerk::worker::WorkerReport>,
+}
+
+impl RunningWorker {
+    pub fn start(db: JobDb, bots: Arc<BotRegistry>, cfg: WorkerConfig) -> Self {
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(Worker::new(db, bots, cfg).run(stop.clone()));
+        RunningWorker { stop, handle }
+    }
+
+    pub async fn shutdown(self) -> clerk::worker::WorkerReport {
+        self.stop.cancel();
+        self.handle.await.expect("worker task")
+    }
+}
+
+/// Wait until job `id` is in one of `states`; panics with its history after
+/// `limit`.
+pub async fn wait_for(db: &JobDb, id: i64, states: &[JobState], limit: Duration) -> JobState {
+    let start = Instant::now();
+    loop {
+        let state = db.state(id).await.expect("state").expect("job exists");
+        if states.contains(&state) {
+            return state;
+        }
+        if start.elapsed() > limit {
+            let detail = db.job(id).await.ok().flatten();
+            panic!("job {id} still {state} after {limit:?}, wanted {states:?}: {detail:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Run the same async test body against both back ends.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Kind::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Kind::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,556 @@
+//! The job database and worker, end to end, on a real SQLite file and on the
+//! real PostgreSQL: every test runs against both.
+
+mod common;
+
+use std::time::Duration;
+
+use clerk::jobs::{CancelOutcome, JobState, ListFilter, NewJob, Outcome};
+use clerk::scheduler::Scheduler;
+use common::*;
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// A command step that fails transiently on its first two attempts.
+async fn transient_failures_are_retried_then_succeed(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "flaky",
+        r#"
+name = "flaky"
+[retry]
+max_attempts = 5
+backoff = "50ms"
+jitter = 0.0
+[[steps]]
+name = "call"
+kind = "command"
+argv = ["./flaky.sh"]
+"#,
+    );
+    write_script(
+        t.path(),
+        "flaky",
+        "flaky.sh",
+        r#"if [ "$CLERK_ATTEMPT" -lt 3 ]; then echo "ERP timeout" >&2; exit 75; fi; echo '{"booked": true}'"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("flaky").unwrap().clone();
+    let id = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(2));
+    wait_for(&db, id, &[JobState::Succeeded], LONG).await;
+    w.shutdown().await;
+
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(d.summary.attempt, 3);
+    assert_eq!(d.errors, 2);
+    let outcomes: Vec<_> = d
+        .attempts
+        .iter()
+        .map(|a| a.outcome.clone().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["error", "error", "succeeded"]);
+    assert!(
+        d.attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("ERP timeout")
+    );
+    assert_eq!(d.output, Some(json!({"booked": true})));
+    // Every transition is in the audit trail.
+    let transitions: Vec<_> = d.events.iter().map(|e| e.to_state.as_str()).collect();
+    assert_eq!(
+        transitions,
+        vec![
+            "queued",
+            "running",
+            "queued",
+            "running",
+            "queued",
+            "running",
+            "succeeded"
+        ]
+    );
+}
+
+async fn exhausted_attempts_make_the_job_dead(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "down",
+        r#"
+name = "down"
+[retry]
+max_attempts = 3
+backoff = "20ms"
+[[steps]]
+name = "call"
+kind = "command"
+argv = ["sh", "-c", "echo 'connection refused' >&2; exit 1"]
+failure = "transient"
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(registry.get("down").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(1));
+    wait_for(&db, id, &[JobState::Dead], LONG).await;
+    w.shutdown().await;
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(d.summary.attempt, 3);
+    assert!(
+        d.summary
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("connection refused")
+    );
+    assert!(
+        d.events
+            .last()
+            .unwrap()
+            .reason
+            .contains("attempts exhausted (3 of 3)")
+    );
+}
+
+async fn business_errors_fail_without_retry(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "strict",
+        r#"
+name = "strict"
+[retry]
+max_attempts = 5
+backoff = "20ms"
+[[steps]]
+name = "check"
+kind = "command"
+argv = ["sh", "-c", "echo 'unknown vendor ACME' >&2; exit 3"]
+failure = "business"
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(registry.get("strict").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(1));
+    wait_for(&db, id, &[JobState::Failed], LONG).await;
+    // Give a wrong retry every chance to happen.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.shutdown().await;
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(d.summary.state, JobState::Failed);
+    assert_eq!(d.summary.attempt, 1);
+    assert_eq!(d.attempts[0].outcome.as_deref(), Some("failed"));
+    assert!(
+        d.summary
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("unknown vendor ACME")
+    );
+}
+
+/// Step one counts its runs in a file; step two fails once. The retry must
+/// start at step two, with step one's output.
+async fn a_retry_resumes_at_the_failed_step(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "twostep",
+        r#"
+name = "twostep"
+[retry]
+backoff = "20ms"
+[[steps]]
+name = "ocr"
+kind = "command"
+argv = ["sh", "-c", "echo run >> ocr-runs.txt; echo '{\"total\": \"61.25\"}'"]
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "if [ \"$CLERK_ATTEMPT\" = 1 ]; then exit 75; fi; cat"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(
+            registry.get("twostep").unwrap(),
+            json!({"file": "inv-1.pdf"}),
+        )])
+        .await
+        .unwrap()[0]
+        .id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(1));
+    wait_for(&db, id, &[JobState::Succeeded], LONG).await;
+    w.shutdown().await;
+
+    let runs = std::fs::read_to_string(bots.join("twostep/ocr-runs.txt")).unwrap();
+    assert_eq!(runs.lines().count(), 1, "the OCR step ran again on retry");
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(d.attempts.len(), 2);
+    let second: Vec<_> = d.attempts[1]
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(second, vec!["book"]);
+    // The book step echoed its stdin: it saw the input and step one's output.
+    let out = d.output.unwrap();
+    assert_eq!(out["input"]["file"], "inv-1.pdf");
+    assert_eq!(out["steps"]["ocr"]["total"], "61.25");
+    assert_eq!(out["job"]["attempt"], 2);
+}
+
+async fn idempotency_keys_return_the_existing_job(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let db = t.open().await;
+    let job = |key: Option<&str>| NewJob {
+        bot: "b".into(),
+        input: json!({}),
+        idempotency_key: key.map(String::from),
+        max_attempts: 3,
+        max_lost: 3,
+        run_after: None,
+        created_by: "test".into(),
+    };
+    let first = db
+        .enqueue(&[job(Some("INBOX:7:42")), job(None)])
+        .await
+        .unwrap();
+    assert!(first.iter().all(|e| e.created));
+    let again = db
+        .enqueue(&[job(None), job(Some("INBOX:7:42")), job(Some("INBOX:7:43"))])
+        .await
+        .unwrap();
+    assert!(again[0].created);
+    assert_eq!(again[1].id, first[0].id);
+    assert!(!again[1].created);
+    assert!(again[2].created);
+    // Ids come back in the order the jobs were given.
+    assert!(first[1].id < again[0].id && again[0].id < again[2].id);
+    // The same key under another bot is another job.
+    let mut other = job(Some("INBOX:7:42"));
+    other.bot = "c".into();
+    assert!(db.enqueue(&[other]).await.unwrap()[0].created);
+}
+
+async fn cancel_a_queued_and_a_running_job(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "slow",
+        r#"
+name = "slow"
+[[steps]]
+name = "wait"
+kind = "command"
+argv = ["sh", "-c", "touch started; sleep 30; touch finished"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("slow").unwrap().clone();
+    let queued = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
+    assert_eq!(
+        db.cancel(queued, "test").await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    assert_eq!(db.state(queued).await.unwrap(), Some(JobState::Cancelled));
+
+    let running = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(1));
+    wait_for(&db, running, &[JobState::Running], LONG).await;
+    let marker = bots.join("slow/started");
+    for _ in 0..100 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        db.cancel(running, "test").await.unwrap(),
+        CancelOutcome::Requested
+    );
+    wait_for(
+        &db,
+        running,
+        &[JobState::Cancelled],
+        Duration::from_secs(10),
+    )
+    .await;
+    w.shutdown().await;
+    assert!(
+        !bots.join("slow/finished").exists(),
+        "the step's process was not stopped"
+    );
+    let d = db.job(running).await.unwrap().unwrap();
+    assert_eq!(d.attempts[0].outcome.as_deref(), Some("cancelled"));
+    // A finished job cannot be cancelled, and says why.
+    let err = db.cancel(running, "test").await.unwrap_err().to_string();
+    assert!(err.contains("cancelled"), "{err}");
+    // The queued one never ran.
+    assert_eq!(db.job(queued).await.unwrap().unwrap().summary.attempt, 0);
+}
+
+/// A worker whose lease expires (it stopped heart-beating) loses the job to
+/// another worker; the late result of the first is discarded.
+async fn an_expired_lease_is_rescued_and_recorded_as_lost(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "quick",
+        r#"
+name = "quick"
+[retry]
+max_lost = 2
+[[steps]]
+name = "s"
+kind = "command"
+argv = ["sh", "-c", "echo ok"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("quick").unwrap().clone();
+    let id = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
+    // A worker claims and then vanishes without a heartbeat.
+    let claimed = db
+        .claim(
+            "ghost",
+            &[clerk::jobs::BotClaim {
+                name: "quick".into(),
+                concurrency: None,
+            }],
+            10,
+            Duration::from_millis(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rescued = db.rescue_expired("test", 10).await.unwrap();
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0].state, JobState::Queued);
+    // The ghost comes back and tries to finish: refused.
+    let late = clerk::jobs::Completion {
+        job_id: id,
+        attempt: claimed[0].attempt,
+        state: JobState::Succeeded,
+        attempt_outcome: Outcome::Succeeded,
+        run_after: 0,
+        errors: 0,
+        next_step: 1,
+        error: None,
+        output: None,
+        review: None,
+        reason: "late".into(),
+        steps: vec![],
+    };
+    assert_eq!(db.complete("ghost", &[late]).await.unwrap(), vec![false]);
+    // Lost twice in a row makes it dead (max_lost = 2).
+    db.claim(
+        "ghost",
+        &[clerk::jobs::BotClaim {
+            name: "quick".into(),
+            concurrency: None,
+        }],
+        10,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rescued = db.rescue_expired("test", 10).await.unwrap();
+    assert_eq!(rescued[0].state, JobState::Dead);
+    let d = db.job(id).await.unwrap().unwrap();
+    let outcomes: Vec<_> = d
+        .attempts
+        .iter()
+        .map(|a| a.outcome.clone().unwrap())
+        .collect();
+    assert_eq!(outcomes, vec!["lost", "lost"]);
+    assert_eq!(d.lost, 2);
+}
+
+/// Two schedulers (separate connections, as two processes would have) race
+/// for the same slots: each slot becomes one job.
+async fn two_schedulers_do_not_double_fire_a_slot(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "report",
+        r#"
+name = "report"
+[[triggers]]
+kind = "cron"
+schedule = "0 */5 * * * *"
+timezone = "Europe/Berlin"
+[[steps]]
+name = "s"
+kind = "command"
+argv = ["true"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let a = Scheduler::new(t.open().await, registry.clone(), "a");
+    let b = Scheduler::new(t.open().await, registry.clone(), "b");
+    let db = t.open().await;
+    let minute = 60_000i64;
+    let base = 1_800_000_000_000i64 / (5 * minute) * (5 * minute);
+    let mut created = 0;
+    for slot in 0..10 {
+        let now = base + slot * 5 * minute + 1500;
+        let (x, y) = tokio::join!(a.tick(now), b.tick(now));
+        created += x.len() + y.len();
+    }
+    // The first tick only sets the baseline when it is late; here it is on
+    // time, so every one of the ten slots fires exactly once.
+    assert_eq!(created, 10);
+    let jobs = db
+        .list(&ListFilter {
+            bot: Some("report".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 10);
+    let mut keys: Vec<_> = jobs
+        .iter()
+        .map(|j| j.idempotency_key.clone().unwrap())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 10);
+
+    // Downtime: three hours later the latest missed slot runs once.
+    let later = base + 10 * 5 * minute + 3 * 3_600_000 + 2 * minute;
+    let (x, y) = tokio::join!(a.tick(later), b.tick(later));
+    assert_eq!(x.len() + y.len(), 1);
+    let (x, y) = tokio::join!(a.tick(later + 1000), b.tick(later + 1000));
+    assert_eq!(x.len() + y.len(), 0);
+}
+
+async fn concurrency_limit_holds_across_workers(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "single",
+        r#"
+name = "single"
+concurrency = 1
+[[steps]]
+name = "s"
+kind = "command"
+argv = ["sh", "-c", "if ! mkdir lock 2>/dev/null; then echo overlap >> overlaps; fi; sleep 0.2; rmdir lock"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("single").unwrap().clone();
+    let jobs: Vec<_> = (0..6).map(|_| new_job(&bot, json!({}))).collect();
+    let ids: Vec<i64> = db
+        .enqueue(&jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let w1 = RunningWorker::start(t.open().await, registry.clone(), fast_config(3));
+    let w2 = RunningWorker::start(t.open().await, registry.clone(), fast_config(3));
+    for id in &ids {
+        wait_for(&db, *id, &[JobState::Succeeded], LONG).await;
+    }
+    w1.shutdown().await;
+    w2.shutdown().await;
+    assert!(
+        !bots.join("single/overlaps").exists(),
+        "two jobs of a concurrency-1 bot overlapped"
+    );
+}
+
+async fn retry_by_hand_and_retention(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "once",
+        r#"
+name = "once"
+[[steps]]
+name = "a"
+kind = "command"
+argv = ["sh", "-c", "echo a"]
+[[steps]]
+name = "b"
+kind = "command"
+argv = ["sh", "-c", "test -f ok || exit 2"]
+failure = "business"
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(registry.get("once").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let w = RunningWorker::start(db.clone(), registry, fast_config(1));
+    wait_for(&db, id, &[JobState::Failed], LONG).await;
+    // Retrying a failed job is refused only for unfinished ones.
+    let queued_err = db.retry(id + 1000, "test").await.unwrap_err().to_string();
+    assert!(queued_err.contains("does not exist"), "{queued_err}");
+    std::fs::write(bots.join("once/ok"), "").unwrap();
+    db.retry(id, "test").await.unwrap();
+    wait_for(&db, id, &[JobState::Succeeded], LONG).await;
+    w.shutdown().await;
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(
+        d.attempts[1].steps.len(),
+        1,
+        "retry by hand resumes at the failed step"
+    );
+    assert!(
+        d.events
+            .iter()
+            .any(|e| e.reason == "retried by hand" && e.actor == "test")
+    );
+
+    // Retention: nothing is younger than "now + 1 min"… so all finished go.
+    assert_eq!(
+        db.prune(clerk::jobs::now_ms() - 60_000, 100).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        db.prune(clerk::jobs::now_ms() + 60_000, 100).await.unwrap(),
+        1
+    );
+    assert!(db.job(id).await.unwrap().is_none());
+}
+
+both_backends!(
+    transient_failures_are_retried_then_succeed,
+    exhausted_attempts_make_the_job_dead,
+    business_errors_fail_without_retry,
+    a_retry_resumes_at_the_failed_step,
+    idempotency_keys_return_the_existing_job,
+    cancel_a_queued_and_a_running_job,
+    an_expired_lease_is_rescued_and_recorded_as_lost,
+    two_schedulers_do_not_double_fire_a_slot,
+    concurrency_limit_holds_across_workers,
+    retry_by_hand_and_retention,
+);
