@@ -542,7 +542,48 @@ failure = "business"
     assert!(db.job(id).await.unwrap().is_none());
 }
 
+/// Writers on separate connections (as separate processes would be) keep
+/// enqueueing while a worker claims and completes: nobody sees "database is
+/// locked", nothing is lost.
+async fn concurrent_writers_never_fail_or_lose_jobs(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "fast",
+        "name = \"fast\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n",
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("fast").unwrap().clone();
+    let w = RunningWorker::start(t.open().await, registry.clone(), fast_config(8));
+    let mut writers = Vec::new();
+    for _ in 0..4 {
+        let conn = t.open().await;
+        let bot = bot.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for _ in 0..40 {
+                let e = conn.enqueue(&[new_job(&bot, json!({}))]).await.expect("enqueue under load");
+                ids.push(e[0].id);
+                conn.list(&ListFilter { limit: 5, ..Default::default() }).await.expect("list under load");
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for h in writers {
+        ids.extend(h.await.unwrap());
+    }
+    assert_eq!(ids.len(), 160);
+    for id in &ids {
+        wait_for(&db, *id, &[JobState::Succeeded], Duration::from_secs(60)).await;
+    }
+    let report = w.shutdown().await;
+    assert_eq!(report.completed, 160);
+}
+
 both_backends!(
+    concurrent_writers_never_fail_or_lose_jobs,
     transient_failures_are_retried_then_succeed,
     exhausted_attempts_make_the_job_dead,
     business_errors_fail_without_retry,

@@ -45,12 +45,10 @@ WITH picked AS (
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4, lease_expires_at = $5,
-        started_at = COALESCE(j.started_at, $1), updated_at = $1
+        started_at = COALESCE(j.started_at, $1), attempt_started_at = $1, updated_at = $1
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.bot, j.input::text AS input, j.attempt, j.errors, j.lost, j.max_attempts,
         j.next_step, j.run_after, j.created_at
-), attempt_rows AS (
-    INSERT INTO attempts (job_id, attempt, worker, started_at) SELECT id, attempt, $4, $1 FROM claimed
 ), event_rows AS (
     INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
     SELECT id, $1, $4, 'queued', 'running', 'claimed, attempt ' || attempt FROM claimed
@@ -69,10 +67,12 @@ WITH c AS (
         finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'dead', 'cancelled') THEN $12 END
     FROM c
     WHERE j.id = c.id AND j.attempt = c.attempt AND j.worker = $13 AND j.state = 'running'
-    RETURNING j.id, c.attempt, c.state, c.error, c.outcome, c.reason, c.run_after
+    RETURNING j.id, c.attempt, c.state, c.error, c.outcome, c.reason, c.run_after, j.attempt_started_at
 ), attempt_rows AS (
-    UPDATE attempts a SET finished_at = $12, outcome = done.outcome, error = done.error
-    FROM done WHERE a.job_id = done.id AND a.attempt = done.attempt
+    INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+    SELECT id, attempt, $13, COALESCE(attempt_started_at, $12), $12, outcome, error FROM done
+    ON CONFLICT (job_id, attempt) DO UPDATE SET finished_at = excluded.finished_at,
+        outcome = excluded.outcome, error = excluded.error
 ), event_rows AS (
     INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
     SELECT id, $12, $13, 'running', state, reason FROM done
@@ -251,6 +251,51 @@ async fn event(
     .bind(reason)
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Record how an attempt ended. The attempt's row is written once, when it
+/// ends; while it runs, the job row itself tells who runs it since when.
+async fn end_attempt(
+    tx: &mut Transaction<'static, Postgres>,
+    job_id: i64,
+    attempt: i64,
+    worker: &str,
+    now: i64,
+    outcome: Outcome,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+         SELECT id, $1, $2, COALESCE(attempt_started_at, $3), $3, $4, $5 FROM jobs WHERE id = $6
+         ON CONFLICT (job_id, attempt) DO UPDATE SET finished_at = excluded.finished_at,
+             outcome = excluded.outcome, error = excluded.error",
+    )
+    .bind(attempt)
+    .bind(worker)
+    .bind(now)
+    .bind(outcome.as_str())
+    .bind(error)
+    .bind(job_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The attempt in progress has no row of its own yet; show it from the job.
+fn push_running_attempt(attempts: &mut Vec<AttemptRecord>, row: &PgRow) -> Result<()> {
+    let state: String = row.try_get("state")?;
+    if state == "running" {
+        attempts.push(AttemptRecord {
+            attempt: row.try_get("attempt")?,
+            worker: row.try_get::<Option<String>, _>("worker")?.unwrap_or_default(),
+            started_at: row.try_get::<Option<i64>, _>("attempt_started_at")?.unwrap_or(0),
+            finished_at: None,
+            outcome: None,
+            error: None,
+            steps: Vec::new(),
+        });
+    }
     Ok(())
 }
 
@@ -612,15 +657,7 @@ impl JobStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         for &(id, attempt) in &released {
-            sqlx::query(
-                "UPDATE attempts SET finished_at = $1, outcome = 'interrupted', error = $2 WHERE job_id = $3 AND attempt = $4",
-            )
-            .bind(now)
-            .bind(reason)
-            .bind(id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
+            end_attempt(&mut tx, id, attempt, worker, now, Outcome::Interrupted, Some(reason)).await?;
             event(
                 &mut tx,
                 id,
@@ -675,15 +712,7 @@ impl JobStore for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE attempts SET finished_at = $1, outcome = 'lost', error = $2 WHERE job_id = $3 AND attempt = $4",
-            )
-            .bind(now)
-            .bind(&reason)
-            .bind(id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
+            end_attempt(&mut tx, id, attempt, worker.as_deref().unwrap_or("unknown"), now, Outcome::Lost, Some(&reason)).await?;
             event(
                 &mut tx,
                 id,
@@ -859,7 +888,7 @@ impl JobStore for PgStore {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS}, input::text AS input, output::text AS output, review::text AS review,
                     errors, lost, max_attempts, max_lost, next_step, worker, lease_expires_at,
-                    cancel_requested, created_by FROM jobs WHERE id = $1"
+                    cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = $1"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
@@ -887,6 +916,7 @@ impl JobStore for PgStore {
                 steps: Vec::new(),
             });
         }
+        push_running_attempt(&mut attempts, &row)?;
         let mut steps = Vec::new();
         for s in sqlx::query(
             "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output::text AS output
@@ -973,15 +1003,22 @@ impl JobStore for PgStore {
 
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
         let n = sqlx::query(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
-             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT $2
-             FOR UPDATE SKIP LOCKED)",
+            "WITH gone AS (
+                DELETE FROM jobs WHERE id IN (
+                    SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
+                    AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING id
+             ), e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
+             a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)),
+             s AS (DELETE FROM step_runs WHERE job_id IN (SELECT id FROM gone))
+             SELECT id FROM gone",
         )
         .bind(finished_before)
         .bind(i64::from(batch))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?
-        .rows_affected();
+        .len() as u64;
         Ok(n)
     }
 

@@ -24,6 +24,7 @@ use super::*;
 const SELECT_CLAIMED: &str = "RETURNING id, bot, input, attempt, errors, lost, max_attempts, next_step, run_after, created_at";
 
 pub struct SqliteStore {
+    path: std::path::PathBuf,
     writer: SqlitePool,
     reader: SqlitePool,
     wake: watch::Sender<u64>,
@@ -77,6 +78,7 @@ impl SqliteStore {
             .map_err(connect_err)?;
         let (wake, _) = watch::channel(0);
         Ok(SqliteStore {
+            path: path.to_path_buf(),
             writer,
             reader,
             wake,
@@ -110,6 +112,33 @@ async fn event(
     .bind(from.map(|s| s.as_str()))
     .bind(to.as_str())
     .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Record how an attempt ended. The attempt's row is written once, when it
+/// ends; while it runs, the job row itself tells who runs it since when.
+async fn end_attempt(
+    tx: &mut Transaction<'static, Sqlite>,
+    job_id: i64,
+    attempt: i64,
+    worker: &str,
+    now: i64,
+    outcome: Outcome,
+    error: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
+         SELECT id, ?, ?, COALESCE(attempt_started_at, ?), ?, ?, ? FROM jobs WHERE id = ?",
+    )
+    .bind(attempt)
+    .bind(worker)
+    .bind(now)
+    .bind(now)
+    .bind(outcome.as_str())
+    .bind(error)
+    .bind(job_id)
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -153,6 +182,23 @@ fn claimed_from_row(row: &SqliteRow) -> Result<ClaimedJob> {
         run_after: row.try_get("run_after")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// The attempt in progress has no row of its own yet; show it from the job.
+fn push_running_attempt(attempts: &mut Vec<AttemptRecord>, row: &SqliteRow) -> Result<()> {
+    let state: String = row.try_get("state")?;
+    if state == "running" {
+        attempts.push(AttemptRecord {
+            attempt: row.try_get("attempt")?,
+            worker: row.try_get::<Option<String>, _>("worker")?.unwrap_or_default(),
+            started_at: row.try_get::<Option<i64>, _>("attempt_started_at")?.unwrap_or(0),
+            finished_at: None,
+            outcome: None,
+            error: None,
+            steps: Vec::new(),
+        });
+    }
+    Ok(())
 }
 
 fn summary_from_row(row: &SqliteRow) -> Result<JobSummary> {
@@ -233,7 +279,28 @@ impl JobStore for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        migrator().run(&self.writer).await?;
+        // SQLite has no advisory locks, so processes that start together
+        // (`clerk serve` and a `clerk run`) take turns through a lock file.
+        let lock_path = self.path.with_extension("migrate.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| JobsError::Database(sqlx::Error::Io(e)))?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
+        let locked = tokio::task::spawn_blocking(move || {
+            // SAFETY: flock on a descriptor we own; released when `lock` closes.
+            unsafe { libc::flock(fd, libc::LOCK_EX) }
+        })
+        .await
+        .unwrap_or(-1);
+        if locked != 0 {
+            return Err(JobsError::Database(sqlx::Error::Io(std::io::Error::last_os_error())));
+        }
+        let result = migrator().run(&self.writer).await;
+        drop(lock);
+        result?;
         Ok(())
     }
 
@@ -298,6 +365,8 @@ impl JobStore for SqliteStore {
                 .push_bind(expires)
                 .push(", started_at = COALESCE(started_at, ")
                 .push_bind(now)
+                .push("), attempt_started_at = (")
+                .push_bind(now)
                 .push("), updated_at = ")
                 .push_bind(now)
                 .push(" WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= ")
@@ -318,15 +387,6 @@ impl JobStore for SqliteStore {
         }
         claimed.sort_by_key(|j| (j.run_after, j.id));
         for chunk in claimed.chunks(200) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO attempts (job_id, attempt, worker, started_at) ");
-            q.push_values(chunk, |mut b, j| {
-                b.push_bind(j.id)
-                    .push_bind(j.attempt)
-                    .push_bind(worker)
-                    .push_bind(now);
-            });
-            q.build().execute(&mut *tx).await?;
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO events (job_id, at, actor, from_state, to_state, reason) ",
             );
@@ -401,16 +461,7 @@ impl JobStore for SqliteStore {
             .rows_affected()
                 == 1;
             if applied {
-                sqlx::query(
-                    "UPDATE attempts SET finished_at = ?, outcome = ?, error = ? WHERE job_id = ? AND attempt = ?",
-                )
-                .bind(now)
-                .bind(c.attempt_outcome.as_str())
-                .bind(&c.error)
-                .bind(c.job_id)
-                .bind(c.attempt)
-                .execute(&mut *tx)
-                .await?;
+                end_attempt(&mut tx, c.job_id, c.attempt, worker, now, c.attempt_outcome, c.error.as_deref()).await?;
                 for s in &c.steps {
                     insert_step(&mut tx, c.job_id, c.attempt, s).await?;
                 }
@@ -495,15 +546,7 @@ impl JobStore for SqliteStore {
             .rows_affected()
                 == 1;
             if applied {
-                sqlx::query(
-                    "UPDATE attempts SET finished_at = ?, outcome = 'interrupted', error = ? WHERE job_id = ? AND attempt = ?",
-                )
-                .bind(now)
-                .bind(reason)
-                .bind(id)
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
+                end_attempt(&mut tx, id, attempt, worker, now, Outcome::Interrupted, Some(reason)).await?;
                 event(
                     &mut tx,
                     id,
@@ -560,15 +603,7 @@ impl JobStore for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE attempts SET finished_at = ?, outcome = 'lost', error = ? WHERE job_id = ? AND attempt = ?",
-            )
-            .bind(now)
-            .bind(&reason)
-            .bind(id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
+            end_attempt(&mut tx, id, attempt, worker.as_deref().unwrap_or("unknown"), now, Outcome::Lost, Some(&reason)).await?;
             event(
                 &mut tx,
                 id,
@@ -753,7 +788,7 @@ impl JobStore for SqliteStore {
     async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
-                    worker, lease_expires_at, cancel_requested, created_by FROM jobs WHERE id = ?"
+                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = ?"
         );
         let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
@@ -781,6 +816,7 @@ impl JobStore for SqliteStore {
                 steps: Vec::new(),
             });
         }
+        push_running_attempt(&mut attempts, &row)?;
         let mut steps = Vec::new();
         for s in sqlx::query(
             "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output
@@ -868,15 +904,24 @@ impl JobStore for SqliteStore {
 
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
         let mut tx = self.write().await?;
-        let n = sqlx::query(
-            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
-             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT ?)",
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
+             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT ?",
         )
         .bind(finished_before)
         .bind(i64::from(batch))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        for table in ["events", "attempts", "step_runs"] {
+            let sql = format!("DELETE FROM {table} WHERE job_id IN ({list})");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?;
+        }
+        let sql = format!("DELETE FROM jobs WHERE id IN ({list})");
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(n)
     }

@@ -212,6 +212,10 @@ async fn run_steps(
         };
         let started = now_ms();
         let end = tokio::select! {
+            // A step that notices the stop itself returns an error; the stop
+            // is what happened, so it must win the race.
+            biased;
+            () = control.token.cancelled() => StepEnd::Stopped(control.reason().unwrap_or(StopReason::Cancelled)),
             r = tokio::time::timeout(limit, runner.run(&ctx)) => match r {
                 Ok(r) => StepEnd::Finished(r),
                 Err(_) if job_limited => StepEnd::Finished(Err(StepError::transient(format!(
@@ -225,7 +229,10 @@ async fn run_steps(
                     humantime::format_duration(limit)
                 )))),
             },
-            () = control.token.cancelled() => StepEnd::Stopped(control.reason().unwrap_or(StopReason::Cancelled)),
+        };
+        let end = match (end, control.reason()) {
+            (StepEnd::Finished(Err(_)), Some(reason)) => StepEnd::Stopped(reason),
+            (end, _) => end,
         };
         ctx.cancel.cancel();
         let finished = now_ms();

@@ -330,10 +330,15 @@ async fn claim_loop(
     }
     let mut wake = shared.db.wakeups();
     let capacity = cfg.concurrency + cfg.prefetch;
+    // After a full claim there are likely more jobs waiting: claim again only
+    // once the local queue has drained to this mark, so claims stay batches
+    // instead of one query per finished job.
+    let low_water = cfg.concurrency.max(capacity / 2);
+    let mut backlog = false;
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let busy = shared.in_flight.load(Ordering::SeqCst);
-        if busy >= capacity {
+        if busy >= capacity || (backlog && busy > low_water) {
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = shared.room.notified() => continue,
@@ -343,11 +348,7 @@ async fn claim_loop(
         // Mark as seen before claiming: a notification that arrives during
         // the claim makes the next wait return at once.
         wake.borrow_and_update();
-        match shared
-            .db
-            .claim(&cfg.id, &bots, want as u32, cfg.lease)
-            .await
-        {
+        match shared.db.claim(&cfg.id, &bots, want as u32, cfg.lease).await {
             Ok(jobs) => {
                 failures = 0;
                 let got = jobs.len();
@@ -368,7 +369,8 @@ async fn claim_loop(
                         return;
                     }
                 }
-                if got == want {
+                backlog = got == want;
+                if backlog {
                     continue;
                 }
             }

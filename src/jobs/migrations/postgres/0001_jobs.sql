@@ -22,17 +22,20 @@ CREATE TABLE jobs (
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     started_at       BIGINT,
+    attempt_started_at BIGINT,
     finished_at      BIGINT
 );
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (bot, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_queued ON jobs (run_after, id) WHERE state = 'queued';
 CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX jobs_worker ON jobs (worker) WHERE state = 'running';
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_bot_state ON jobs (bot, state);
 
+-- Child tables carry no foreign keys: every claim and completion writes
+-- them, and the checks cost more than they protect. Pruning deletes a job's
+-- rows from every table together. Indexes on jobs are kept few for the same
+-- reason: each claim and completion rewrites the job's index entries.
 CREATE TABLE attempts (
-    job_id      BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id      BIGINT NOT NULL,
     attempt     BIGINT  NOT NULL,
     worker      TEXT    NOT NULL,
     started_at  BIGINT NOT NULL,
@@ -43,7 +46,7 @@ CREATE TABLE attempts (
 );
 
 CREATE TABLE step_runs (
-    job_id      BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id      BIGINT NOT NULL,
     attempt     BIGINT  NOT NULL,
     step_index  BIGINT  NOT NULL,
     step_name   TEXT    NOT NULL,
@@ -57,7 +60,7 @@ CREATE TABLE step_runs (
 
 CREATE TABLE events (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    job_id     BIGINT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id     BIGINT NOT NULL,
     at         BIGINT NOT NULL,
     actor      TEXT    NOT NULL,
     from_state TEXT,

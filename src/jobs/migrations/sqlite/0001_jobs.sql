@@ -22,17 +22,20 @@ CREATE TABLE jobs (
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     started_at       INTEGER,
+    attempt_started_at INTEGER,
     finished_at      INTEGER
 );
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (bot, idempotency_key) WHERE idempotency_key IS NOT NULL;
 CREATE INDEX jobs_queued ON jobs (run_after, id) WHERE state = 'queued';
 CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE state = 'running';
-CREATE INDEX jobs_worker ON jobs (worker) WHERE state = 'running';
 CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
-CREATE INDEX jobs_bot_state ON jobs (bot, state);
 
+-- Child tables carry no foreign keys: every claim and completion writes
+-- them, and the checks cost more than they protect. Pruning deletes a job's
+-- rows from every table together. Indexes on jobs are kept few for the same
+-- reason: each claim and completion rewrites the job's index entries.
 CREATE TABLE attempts (
-    job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id      INTEGER NOT NULL,
     attempt     INTEGER NOT NULL,
     worker      TEXT    NOT NULL,
     started_at  INTEGER NOT NULL,
@@ -43,7 +46,7 @@ CREATE TABLE attempts (
 );
 
 CREATE TABLE step_runs (
-    job_id      INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id      INTEGER NOT NULL,
     attempt     INTEGER NOT NULL,
     step_index  INTEGER NOT NULL,
     step_name   TEXT    NOT NULL,
@@ -57,7 +60,7 @@ CREATE TABLE step_runs (
 
 CREATE TABLE events (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id     INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id     INTEGER NOT NULL,
     at         INTEGER NOT NULL,
     actor      TEXT    NOT NULL,
     from_state TEXT,

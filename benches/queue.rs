@@ -1,0 +1,247 @@
+//! Queue throughput and pickup latency of the job database, on SQLite and
+//! PostgreSQL. Prints figures; asserts nothing.
+//!
+//!   cargo bench --bench queue
+//!   cargo bench --bench queue -- --jobs 20000 --workers 1,4,16 --backends sqlite,postgres
+//!
+//! Throughput: enqueue N no-op jobs (in batches), then time one worker
+//! process with C concurrent slots draining them, until every completion is
+//! committed. Latency: into an idle worker, enqueue single jobs one at a time
+//! and measure from just before the enqueue call to the moment the step
+//! starts.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use clerk::bot::{Bot, BotRegistry, RetryPolicy, Timeouts};
+use clerk::jobs::{self, JobDb, NewJob};
+use clerk::step::{Step, StepConfig, StepContext, StepDecl, StepError, StepOutcome};
+use clerk::worker::{Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+
+/// A step that does nothing but note when it ran.
+#[derive(Debug, Default)]
+struct Noop {
+    ran: AtomicUsize,
+    started: Mutex<HashMap<i64, Instant>>,
+    all_done: tokio::sync::Notify,
+    target: AtomicUsize,
+    record: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Step for Noop {
+    fn kind(&self) -> &'static str {
+        "noop"
+    }
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        if self.record.load(Ordering::Relaxed)
+            && let Ok(mut m) = self.started.lock()
+        {
+            m.insert(ctx.job_id, Instant::now());
+        }
+        let n = self.ran.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.target.load(Ordering::SeqCst) {
+            self.all_done.notify_one();
+        }
+        Ok(StepOutcome::Done(serde_json::Value::Null))
+    }
+}
+
+struct Args {
+    jobs: usize,
+    workers: Vec<usize>,
+    backends: Vec<String>,
+    prefetch: usize,
+    samples: usize,
+    pg: String,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        jobs: 20_000,
+        workers: vec![1, 4, 16],
+        backends: vec!["sqlite".into(), "postgres".into()],
+        prefetch: 100,
+        samples: 300,
+        pg: std::env::var("CLERK_BENCH_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || it.next().unwrap_or_default();
+        match arg.as_str() {
+            "--jobs" => a.jobs = val().parse().unwrap_or(a.jobs),
+            "--workers" => a.workers = val().split(',').filter_map(|s| s.parse().ok()).collect(),
+            "--backends" => a.backends = val().split(',').map(String::from).collect(),
+            "--prefetch" => a.prefetch = val().parse().unwrap_or(a.prefetch),
+            "--samples" => a.samples = val().parse().unwrap_or(a.samples),
+            "--pg" => a.pg = val(),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    a
+}
+
+fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
+    let decl = StepDecl {
+        name: "noop".into(),
+        timeout: None,
+        config: StepConfig::Command(clerk::step::command::CommandConfig {
+            argv: vec!["true".into()],
+            env: Default::default(),
+            workdir: None,
+            failure: clerk::step::FailureKind::Transient,
+        }),
+    };
+    let bot = Bot {
+        name: "noop".into(),
+        description: String::new(),
+        file: "bench".into(),
+        dir: ".".into(),
+        owners: vec![],
+        triggers: vec![],
+        retry: RetryPolicy::default(),
+        timeouts: Timeouts::default(),
+        concurrency: None,
+        steps: vec![decl],
+        runners: vec![step],
+    };
+    Arc::new(BotRegistry::new([Arc::new(bot)]))
+}
+
+/// A fresh, empty job database of the given kind.
+async fn fresh_db(backend: &str, pg_admin: &str, tmp: &std::path::Path, tag: &str) -> JobDb {
+    let url = if backend == "postgres" {
+        use sqlx::Connection;
+        let name = format!("clerk_bench_{tag}");
+        let mut conn = sqlx::PgConnection::connect(pg_admin).await.expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&mut conn)
+            .await
+            .expect("drop");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create");
+        let base = pg_admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_admin);
+        format!("{base}/{name}")
+    } else {
+        format!("sqlite://{}", tmp.join(format!("{tag}.db")).display())
+    };
+    let db = jobs::connect(&url).await.expect("open");
+    db.migrate().await.expect("migrate");
+    db
+}
+
+fn new_job() -> NewJob {
+    NewJob {
+        bot: "noop".into(),
+        input: serde_json::json!({}),
+        idempotency_key: None,
+        max_attempts: 5,
+        max_lost: 3,
+        run_after: None,
+        created_by: "bench".into(),
+    }
+}
+
+fn worker_config(concurrency: usize, prefetch: usize) -> WorkerConfig {
+    let mut cfg = WorkerConfig::new(concurrency);
+    cfg.prefetch = prefetch;
+    cfg.claim_batch = prefetch.max(concurrency).max(1);
+    cfg.poll_interval = Duration::from_millis(200);
+    cfg
+}
+
+async fn throughput(backend: &str, args: &Args, concurrency: usize, tmp: &std::path::Path) {
+    let db = fresh_db(backend, &args.pg, tmp, &format!("{backend}_t{concurrency}")).await;
+    let step = Arc::new(Noop::default());
+    step.target.store(args.jobs, Ordering::SeqCst);
+    let registry = bot(step.clone());
+    let t0 = Instant::now();
+    for chunk in (0..args.jobs).collect::<Vec<_>>().chunks(1000) {
+        let batch: Vec<NewJob> = chunk.iter().map(|_| new_job()).collect();
+        db.enqueue(&batch).await.expect("enqueue");
+    }
+    let enqueue_s = t0.elapsed().as_secs_f64();
+
+    let stop = CancellationToken::new();
+    let t1 = Instant::now();
+    let handle = tokio::spawn(Worker::new(db.clone(), registry, worker_config(concurrency, args.prefetch)).run(stop.clone()));
+    step.all_done.notified().await;
+    stop.cancel();
+    let report = handle.await.expect("worker");
+    let drain_s = t1.elapsed().as_secs_f64();
+    let done = db
+        .list(&jobs::ListFilter { state: Some(jobs::JobState::Succeeded), limit: 1, ..Default::default() })
+        .await
+        .expect("list");
+    assert!(!done.is_empty());
+    println!(
+        "{backend:<9} workers={concurrency:<3} jobs={:<6} enqueue {:>8.0} jobs/s   drain {:>8.0} jobs/s   ({} completions committed in {:.2}s)",
+        args.jobs,
+        args.jobs as f64 / enqueue_s,
+        report.completed as f64 / drain_s,
+        report.completed,
+        drain_s
+    );
+}
+
+async fn latency(backend: &str, args: &Args, tmp: &std::path::Path) {
+    let db = fresh_db(backend, &args.pg, tmp, &format!("{backend}_latency")).await;
+    let step = Arc::new(Noop::default());
+    step.record.store(true, Ordering::SeqCst);
+    step.target.store(usize::MAX, Ordering::SeqCst);
+    let registry = bot(step.clone());
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(Worker::new(db.clone(), registry, worker_config(4, 4)).run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lat = Vec::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let before = Instant::now();
+        let id = db.enqueue(&[new_job()]).await.expect("enqueue")[0].id;
+        let started = loop {
+            if let Some(t) = step.started.lock().ok().and_then(|m| m.get(&id).copied()) {
+                break t;
+            }
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        lat.push(started.duration_since(before).as_secs_f64() * 1000.0);
+        // Let the worker go idle again.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    let _ = handle.await;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| lat[((lat.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "{backend:<9} pickup latency into an idle worker ({} single jobs): p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms",
+        lat.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99)
+    );
+}
+
+fn main() {
+    let args = parse_args();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    println!(
+        "clerk queue benchmark: {} no-op jobs, prefetch {}, {} cores",
+        args.jobs,
+        args.prefetch,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    rt.block_on(async {
+        for backend in &args.backends {
+            for &c in &args.workers {
+                throughput(backend, &args, c, tmp.path()).await;
+            }
+            latency(backend, &args, tmp.path()).await;
+        }
+    });
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up a fresh machine, then run the example bot on the embedded SQLite
+# database: start `clerk serve`, run a job and wait for it, show its record,
+# and stop the server gracefully.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo build --release --locked
+clerk=target/release/clerk
+export CLERK_DATA_DIR="${CLERK_DATA_DIR:-data}"
+export CLERK_BOTS="${CLERK_BOTS:-bots}"
+unset DATABASE_URL
+
+echo "== clerk bots validate"
+$clerk bots validate
+
+echo "== clerk serve (in the background; log in $CLERK_DATA_DIR/serve.log)"
+mkdir -p "$CLERK_DATA_DIR"
+$clerk serve >"$CLERK_DATA_DIR/serve.log" 2>&1 &
+serve=$!
+trap 'kill -TERM $serve 2>/dev/null || true' EXIT
+
+echo "== clerk run daily-digest --wait"
+status=0
+$clerk run daily-digest --input '{"folder": "inbox"}' --wait --timeout 60s || status=$?
+
+echo "== clerk runs list"
+$clerk runs list --limit 5
+id=$($clerk runs list --bot daily-digest --limit 1 --json | sed -n 's/^ *"id": \([0-9]*\),*/\1/p' | head -n 1)
+echo "== clerk runs show $id"
+$clerk runs show "$id"
+
+kill -TERM $serve
+wait $serve || true
+trap - EXIT
+echo "== clerk serve stopped; last log lines:"
+tail -n 3 "$CLERK_DATA_DIR/serve.log"
+exit $status

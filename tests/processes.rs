@@ -1,0 +1,265 @@
+//! The `clerk` binary as users and operators run it: several processes on one
+//! job database, killed with SIGKILL, stopped with SIGTERM, and the CLI's
+//! exit codes. Each test runs on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use clerk::jobs::JobState;
+use common::*;
+use serde_json::json;
+
+fn clerk(db_url: &str, bots: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clerk"));
+    c.arg("--database").arg(db_url).arg("--bots").arg(bots);
+    c.env_remove("DATABASE_URL").env("RUST_LOG", "clerk=debug");
+    c
+}
+
+fn spawn_worker(db_url: &str, bots: &Path, log: &Path, extra: &[&str]) -> Child {
+    let log = std::fs::File::create(log).expect("log file");
+    clerk(db_url, bots)
+        .args(["worker", "--lease", "2s", "--heartbeat", "300ms", "--poll-interval", "100ms"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start clerk worker")
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+async fn wait_file(path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(start.elapsed() < limit, "{} never appeared", path.display());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+const BOOKING_BOT: &str = r#"
+name = "booking"
+[retry]
+max_lost = 3
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "echo $CLERK_ATTEMPT >> started; sleep 2; echo booked >> bookings; echo '{\"booking\": 1}'"]
+"#;
+
+/// kill -9 of a worker in the middle of a step: its lease expires, another
+/// worker takes the job, and the booking happens exactly once.
+async fn a_killed_worker_loses_its_job_to_another_exactly_once(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(t.path(), "booking", BOOKING_BOT);
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(registry.get("booking").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let mut a = spawn_worker(&t.url, &bots, &t.path().join("a.log"), &[]);
+    wait_file(&bots.join("booking/started"), Duration::from_secs(20)).await;
+    assert_eq!(db.state(id).await.unwrap(), Some(JobState::Running));
+    signal(&a, libc::SIGKILL);
+    a.wait().expect("reap worker a");
+
+    let mut b = spawn_worker(&t.url, &bots, &t.path().join("b.log"), &[]);
+    wait_for(&db, id, &[JobState::Succeeded], Duration::from_secs(30)).await;
+    signal(&b, libc::SIGTERM);
+    assert!(wait_exit(&mut b, Duration::from_secs(10)).success());
+    // The killed worker's step died with it: one booking, by attempt 2.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let bookings = std::fs::read_to_string(bots.join("booking/bookings")).unwrap();
+    assert_eq!(bookings.lines().count(), 1, "booked {} times", bookings.lines().count());
+    let started = std::fs::read_to_string(bots.join("booking/started")).unwrap();
+    assert_eq!(started.lines().collect::<Vec<_>>(), vec!["1", "2"]);
+    let d = db.job(id).await.unwrap().unwrap();
+    let outcomes: Vec<_> = d.attempts.iter().map(|a| a.outcome.clone().unwrap()).collect();
+    assert_eq!(outcomes, vec!["lost", "succeeded"]);
+    assert_eq!(d.lost, 1);
+    assert_ne!(d.attempts[0].worker, d.attempts[1].worker);
+}
+
+/// SIGTERM: running steps finish within the grace period, jobs not started
+/// go back to the queue at once, and the process exits cleanly.
+async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(t.path(), "booking", BOOKING_BOT);
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("booking").unwrap().clone();
+    let ids: Vec<i64> = db
+        .enqueue(&[new_job(&bot, json!({})), new_job(&bot, json!({}))])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    // One slot, one prefetched: the second job is claimed but not started.
+    let mut w = spawn_worker(&t.url, &bots, &t.path().join("w.log"), &["--concurrency", "1", "--prefetch", "1"]);
+    wait_file(&bots.join("booking/started"), Duration::from_secs(20)).await;
+    signal(&w, libc::SIGTERM);
+    let status = wait_exit(&mut w, Duration::from_secs(15));
+    assert!(status.success(), "exit status {status:?}");
+    assert_eq!(db.state(ids[0]).await.unwrap(), Some(JobState::Succeeded));
+    let second = db.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(second.summary.state, JobState::Queued);
+    assert!(second.worker.is_none(), "lease not released");
+    assert!(second.attempts.iter().all(|a| a.outcome.as_deref() == Some("interrupted")));
+    let log = std::fs::read_to_string(t.path().join("w.log")).unwrap();
+    assert!(log.contains("worker stopped"), "{log}");
+}
+
+/// Past the grace period a running step is interrupted and its job queued
+/// again for another worker; the attempt does not count as an error.
+async fn sigterm_past_the_grace_period_requeues_the_job(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "long",
+        r#"
+name = "long"
+[[steps]]
+name = "wait"
+kind = "command"
+argv = ["sh", "-c", "touch started; sleep 60"]
+"#,
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let id = db
+        .enqueue(&[new_job(registry.get("long").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let mut w = spawn_worker(&t.url, &bots, &t.path().join("w.log"), &["--grace", "500ms"]);
+    wait_file(&bots.join("long/started"), Duration::from_secs(20)).await;
+    let stopped = Instant::now();
+    signal(&w, libc::SIGTERM);
+    assert!(wait_exit(&mut w, Duration::from_secs(10)).success());
+    assert!(stopped.elapsed() < Duration::from_secs(8));
+    let d = db.job(id).await.unwrap().unwrap();
+    assert_eq!(d.summary.state, JobState::Queued);
+    assert_eq!(d.errors, 0);
+    assert_eq!(d.attempts[0].outcome.as_deref(), Some("interrupted"));
+}
+
+fn output_text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `clerk run --wait` reports the outcome in its exit code; a bad bot file
+/// next to good ones does not stop `serve` from running the good ones.
+async fn run_wait_exit_codes_with_serve(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "hello",
+        r#"
+name = "hello"
+[[steps]]
+name = "greet"
+kind = "command"
+argv = ["sh", "-c", "echo '{\"greeting\": \"hello\"}'"]
+"#,
+    );
+    write_bot(
+        t.path(),
+        "broken",
+        r#"
+name = "broken"
+[[steps]]
+name = "x"
+kind = "command"
+argv = ["sh", "-c", "echo 'no such vendor' >&2; exit 1"]
+failure = "business"
+"#,
+    );
+    write_bot(t.path(), "typo", "name = \"typo\"\n[[stepz]]\n");
+    let log = std::fs::File::create(t.path().join("serve.log")).unwrap();
+    let mut serve = clerk(&t.url, &bots)
+        .args(["serve", "--poll-interval", "100ms"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+
+    let ok = clerk(&t.url, &bots).args(["run", "hello", "--wait", "--timeout", "30s"]).output().unwrap();
+    assert_eq!(ok.status.code(), Some(0), "{}", output_text(&ok));
+    assert!(output_text(&ok).contains("\"greeting\": \"hello\""), "{}", output_text(&ok));
+
+    let bad = clerk(&t.url, &bots).args(["run", "broken", "--wait", "--json"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(3), "{}", output_text(&bad));
+    let detail: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
+    assert_eq!(detail["state"], "failed");
+    assert!(detail["last_error"].as_str().unwrap().contains("no such vendor"));
+
+    let unknown = clerk(&t.url, &bots).args(["run", "helo"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(output_text(&unknown).contains("did you mean `hello`"), "{}", output_text(&unknown));
+
+    let list = clerk(&t.url, &bots).args(["runs", "list", "--json"]).output().unwrap();
+    let jobs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+    let id = detail["id"].as_i64().unwrap().to_string();
+    let show = clerk(&t.url, &bots).args(["runs", "show", &id]).output().unwrap();
+    let text = output_text(&show);
+    assert!(text.contains("attempt 1  failed") && text.contains("no such vendor"), "{text}");
+
+    signal(&serve, libc::SIGTERM);
+    assert!(wait_exit(&mut serve, Duration::from_secs(15)).success());
+    let log = std::fs::read_to_string(t.path().join("serve.log")).unwrap();
+    assert!(log.contains("typo/bot.toml"), "the bad bot was not reported: {log}");
+}
+
+both_backends!(
+    a_killed_worker_loses_its_job_to_another_exactly_once,
+    sigterm_drains_running_jobs_and_gives_back_the_rest,
+    sigterm_past_the_grace_period_requeues_the_job,
+    run_wait_exit_codes_with_serve,
+);
+
+#[test]
+fn validate_reports_every_problem_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bots = write_bot(
+        dir.path(),
+        "bad",
+        "name = \"bad\"\n[retry]\nmax_atempts = 3\n[[steps]]\nname = \"s\"\nkind = \"command\"\n",
+    );
+    write_bot(dir.path(), "good", "name = \"good\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["bots", "validate"])
+        .arg(&bots)
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("bad/bot.toml:3:1: unknown key `retry.max_atempts` (did you mean `max_attempts`?)"), "{text}");
+    assert!(text.contains("bad/bot.toml:4:1: missing required key `argv` in step `s`"), "{text}");
+    assert!(text.contains("1 valid bot(s); 2 problem(s) in 1 file(s)"), "{text}");
+}
