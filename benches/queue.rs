@@ -65,9 +65,10 @@ fn parse_args() -> Args {
         jobs: 20_000,
         workers: vec![1, 4, 16],
         backends: vec!["sqlite".into(), "postgres".into()],
-        prefetch: 100,
+        prefetch: 500,
         samples: 300,
-        pg: std::env::var("CLERK_BENCH_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        pg: std::env::var("CLERK_BENCH_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -117,16 +118,23 @@ async fn fresh_db(backend: &str, pg_admin: &str, tmp: &std::path::Path, tag: &st
     let url = if backend == "postgres" {
         use sqlx::Connection;
         let name = format!("clerk_bench_{tag}");
-        let mut conn = sqlx::PgConnection::connect(pg_admin).await.expect("connect to PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&mut conn)
+        let mut conn = sqlx::PgConnection::connect(pg_admin)
             .await
-            .expect("drop");
+            .expect("connect to PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("drop");
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
             .expect("create");
-        let base = pg_admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(pg_admin);
+        let base = pg_admin
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(pg_admin);
         format!("{base}/{name}")
     } else {
         format!("sqlite://{}", tmp.join(format!("{tag}.db")).display())
@@ -170,13 +178,24 @@ async fn throughput(backend: &str, args: &Args, concurrency: usize, tmp: &std::p
 
     let stop = CancellationToken::new();
     let t1 = Instant::now();
-    let handle = tokio::spawn(Worker::new(db.clone(), registry, worker_config(concurrency, args.prefetch)).run(stop.clone()));
+    let handle = tokio::spawn(
+        Worker::new(
+            db.clone(),
+            registry,
+            worker_config(concurrency, args.prefetch),
+        )
+        .run(stop.clone()),
+    );
     step.all_done.notified().await;
     stop.cancel();
     let report = handle.await.expect("worker");
     let drain_s = t1.elapsed().as_secs_f64();
     let done = db
-        .list(&jobs::ListFilter { state: Some(jobs::JobState::Succeeded), limit: 1, ..Default::default() })
+        .list(&jobs::ListFilter {
+            state: Some(jobs::JobState::Succeeded),
+            limit: 1,
+            ..Default::default()
+        })
         .await
         .expect("list");
     assert!(!done.is_empty());
@@ -197,7 +216,8 @@ async fn latency(backend: &str, args: &Args, tmp: &std::path::Path) {
     step.target.store(usize::MAX, Ordering::SeqCst);
     let registry = bot(step.clone());
     let stop = CancellationToken::new();
-    let handle = tokio::spawn(Worker::new(db.clone(), registry, worker_config(4, 4)).run(stop.clone()));
+    let handle =
+        tokio::spawn(Worker::new(db.clone(), registry, worker_config(4, 4)).run(stop.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut lat = Vec::with_capacity(args.samples);
     for _ in 0..args.samples {
@@ -228,13 +248,18 @@ async fn latency(backend: &str, args: &Args, tmp: &std::path::Path) {
 
 fn main() {
     let args = parse_args();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let tmp = tempfile::tempdir().expect("temp dir");
     println!(
         "clerk queue benchmark: {} no-op jobs, prefetch {}, {} cores",
         args.jobs,
         args.prefetch,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     );
     rt.block_on(async {
         for backend in &args.backends {

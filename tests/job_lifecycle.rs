@@ -563,9 +563,17 @@ async fn concurrent_writers_never_fail_or_lose_jobs(kind: Kind) {
         writers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
             for _ in 0..40 {
-                let e = conn.enqueue(&[new_job(&bot, json!({}))]).await.expect("enqueue under load");
+                let e = conn
+                    .enqueue(&[new_job(&bot, json!({}))])
+                    .await
+                    .expect("enqueue under load");
                 ids.push(e[0].id);
-                conn.list(&ListFilter { limit: 5, ..Default::default() }).await.expect("list under load");
+                conn.list(&ListFilter {
+                    limit: 5,
+                    ..Default::default()
+                })
+                .await
+                .expect("list under load");
             }
             ids
         }));

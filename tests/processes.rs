@@ -22,7 +22,15 @@ fn clerk(db_url: &str, bots: &Path) -> Command {
 fn spawn_worker(db_url: &str, bots: &Path, log: &Path, extra: &[&str]) -> Child {
     let log = std::fs::File::create(log).expect("log file");
     clerk(db_url, bots)
-        .args(["worker", "--lease", "2s", "--heartbeat", "300ms", "--poll-interval", "100ms"])
+        .args([
+            "worker",
+            "--lease",
+            "2s",
+            "--heartbeat",
+            "300ms",
+            "--poll-interval",
+            "100ms",
+        ])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
@@ -94,11 +102,20 @@ async fn a_killed_worker_loses_its_job_to_another_exactly_once(kind: Kind) {
     // The killed worker's step died with it: one booking, by attempt 2.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let bookings = std::fs::read_to_string(bots.join("booking/bookings")).unwrap();
-    assert_eq!(bookings.lines().count(), 1, "booked {} times", bookings.lines().count());
+    assert_eq!(
+        bookings.lines().count(),
+        1,
+        "booked {} times",
+        bookings.lines().count()
+    );
     let started = std::fs::read_to_string(bots.join("booking/started")).unwrap();
     assert_eq!(started.lines().collect::<Vec<_>>(), vec!["1", "2"]);
     let d = db.job(id).await.unwrap().unwrap();
-    let outcomes: Vec<_> = d.attempts.iter().map(|a| a.outcome.clone().unwrap()).collect();
+    let outcomes: Vec<_> = d
+        .attempts
+        .iter()
+        .map(|a| a.outcome.clone().unwrap())
+        .collect();
     assert_eq!(outcomes, vec!["lost", "succeeded"]);
     assert_eq!(d.lost, 1);
     assert_ne!(d.attempts[0].worker, d.attempts[1].worker);
@@ -120,7 +137,12 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
         .map(|e| e.id)
         .collect();
     // One slot, one prefetched: the second job is claimed but not started.
-    let mut w = spawn_worker(&t.url, &bots, &t.path().join("w.log"), &["--concurrency", "1", "--prefetch", "1"]);
+    let mut w = spawn_worker(
+        &t.url,
+        &bots,
+        &t.path().join("w.log"),
+        &["--concurrency", "1", "--prefetch", "1"],
+    );
     wait_file(&bots.join("booking/started"), Duration::from_secs(20)).await;
     signal(&w, libc::SIGTERM);
     let status = wait_exit(&mut w, Duration::from_secs(15));
@@ -129,7 +151,12 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
     let second = db.job(ids[1]).await.unwrap().unwrap();
     assert_eq!(second.summary.state, JobState::Queued);
     assert!(second.worker.is_none(), "lease not released");
-    assert!(second.attempts.iter().all(|a| a.outcome.as_deref() == Some("interrupted")));
+    assert!(
+        second
+            .attempts
+            .iter()
+            .all(|a| a.outcome.as_deref() == Some("interrupted"))
+    );
     let log = std::fs::read_to_string(t.path().join("w.log")).unwrap();
     assert!(log.contains("worker stopped"), "{log}");
 }
@@ -156,7 +183,12 @@ argv = ["sh", "-c", "touch started; sleep 60"]
         .await
         .unwrap()[0]
         .id;
-    let mut w = spawn_worker(&t.url, &bots, &t.path().join("w.log"), &["--grace", "500ms"]);
+    let mut w = spawn_worker(
+        &t.url,
+        &bots,
+        &t.path().join("w.log"),
+        &["--grace", "500ms"],
+    );
     wait_file(&bots.join("long/started"), Duration::from_secs(20)).await;
     let stopped = Instant::now();
     signal(&w, libc::SIGTERM);
@@ -169,7 +201,11 @@ argv = ["sh", "-c", "touch started; sleep 60"]
 }
 
 fn output_text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// `clerk run --wait` reports the outcome in its exit code; a bad bot file
@@ -208,32 +244,63 @@ failure = "business"
         .spawn()
         .unwrap();
 
-    let ok = clerk(&t.url, &bots).args(["run", "hello", "--wait", "--timeout", "30s"]).output().unwrap();
+    let ok = clerk(&t.url, &bots)
+        .args(["run", "hello", "--wait", "--timeout", "30s"])
+        .output()
+        .unwrap();
     assert_eq!(ok.status.code(), Some(0), "{}", output_text(&ok));
-    assert!(output_text(&ok).contains("\"greeting\": \"hello\""), "{}", output_text(&ok));
+    assert!(
+        output_text(&ok).contains("\"greeting\": \"hello\""),
+        "{}",
+        output_text(&ok)
+    );
 
-    let bad = clerk(&t.url, &bots).args(["run", "broken", "--wait", "--json"]).output().unwrap();
+    let bad = clerk(&t.url, &bots)
+        .args(["run", "broken", "--wait", "--json"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(3), "{}", output_text(&bad));
     let detail: serde_json::Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(detail["state"], "failed");
-    assert!(detail["last_error"].as_str().unwrap().contains("no such vendor"));
+    assert!(
+        detail["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no such vendor")
+    );
 
     let unknown = clerk(&t.url, &bots).args(["run", "helo"]).output().unwrap();
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(output_text(&unknown).contains("did you mean `hello`"), "{}", output_text(&unknown));
+    assert!(
+        output_text(&unknown).contains("did you mean `hello`"),
+        "{}",
+        output_text(&unknown)
+    );
 
-    let list = clerk(&t.url, &bots).args(["runs", "list", "--json"]).output().unwrap();
+    let list = clerk(&t.url, &bots)
+        .args(["runs", "list", "--json"])
+        .output()
+        .unwrap();
     let jobs: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     assert_eq!(jobs.as_array().unwrap().len(), 2);
     let id = detail["id"].as_i64().unwrap().to_string();
-    let show = clerk(&t.url, &bots).args(["runs", "show", &id]).output().unwrap();
+    let show = clerk(&t.url, &bots)
+        .args(["runs", "show", &id])
+        .output()
+        .unwrap();
     let text = output_text(&show);
-    assert!(text.contains("attempt 1  failed") && text.contains("no such vendor"), "{text}");
+    assert!(
+        text.contains("attempt 1  failed") && text.contains("no such vendor"),
+        "{text}"
+    );
 
     signal(&serve, libc::SIGTERM);
     assert!(wait_exit(&mut serve, Duration::from_secs(15)).success());
     let log = std::fs::read_to_string(t.path().join("serve.log")).unwrap();
-    assert!(log.contains("typo/bot.toml"), "the bad bot was not reported: {log}");
+    assert!(
+        log.contains("typo/bot.toml"),
+        "the bad bot was not reported: {log}"
+    );
 }
 
 both_backends!(
@@ -251,7 +318,11 @@ fn validate_reports_every_problem_with_its_place() {
         "bad",
         "name = \"bad\"\n[retry]\nmax_atempts = 3\n[[steps]]\nname = \"s\"\nkind = \"command\"\n",
     );
-    write_bot(dir.path(), "good", "name = \"good\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n");
+    write_bot(
+        dir.path(),
+        "good",
+        "name = \"good\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n",
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
         .args(["bots", "validate"])
         .arg(&bots)
@@ -259,7 +330,18 @@ fn validate_reports_every_problem_with_its_place() {
         .unwrap();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("bad/bot.toml:3:1: unknown key `retry.max_atempts` (did you mean `max_attempts`?)"), "{text}");
-    assert!(text.contains("bad/bot.toml:4:1: missing required key `argv` in step `s`"), "{text}");
-    assert!(text.contains("1 valid bot(s); 2 problem(s) in 1 file(s)"), "{text}");
+    assert!(
+        text.contains(
+            "bad/bot.toml:3:1: unknown key `retry.max_atempts` (did you mean `max_attempts`?)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad/bot.toml:4:1: missing required key `argv` in step `s`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 valid bot(s); 2 problem(s) in 1 file(s)"),
+        "{text}"
+    );
 }

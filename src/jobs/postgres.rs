@@ -288,8 +288,12 @@ fn push_running_attempt(attempts: &mut Vec<AttemptRecord>, row: &PgRow) -> Resul
     if state == "running" {
         attempts.push(AttemptRecord {
             attempt: row.try_get("attempt")?,
-            worker: row.try_get::<Option<String>, _>("worker")?.unwrap_or_default(),
-            started_at: row.try_get::<Option<i64>, _>("attempt_started_at")?.unwrap_or(0),
+            worker: row
+                .try_get::<Option<String>, _>("worker")?
+                .unwrap_or_default(),
+            started_at: row
+                .try_get::<Option<i64>, _>("attempt_started_at")?
+                .unwrap_or(0),
             finished_at: None,
             outcome: None,
             error: None,
@@ -332,8 +336,24 @@ impl JobStore for PgStore {
     async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         let now = now_ms();
         let mut out = Vec::with_capacity(jobs.len());
-        for chunk in jobs.chunks(5000) {
-            let mut tx = self.pool.begin().await?;
+        // One statement is atomic on its own; only several chunks need a
+        // transaction around them (and its two extra round trips).
+        const CHUNK: usize = 5000;
+        let mut tx = if jobs.len() > CHUNK {
+            Some(self.pool.begin().await?)
+        } else {
+            None
+        };
+        let mut plain = match tx {
+            Some(_) => None,
+            None => Some(self.pool.acquire().await?),
+        };
+        for chunk in jobs.chunks(CHUNK) {
+            let conn: &mut sqlx::PgConnection = match (tx.as_mut(), plain.as_mut()) {
+                (Some(t), _) => t,
+                (None, Some(p)) => p,
+                (None, None) => return Err(JobsError::Corrupt("no connection".into())),
+            };
             let rows = sqlx::query(ENQUEUE_SQL)
                 .bind(chunk.iter().map(|j| j.bot.as_str()).collect::<Vec<_>>())
                 .bind(
@@ -373,7 +393,7 @@ impl JobStore for PgStore {
                         .collect::<Vec<_>>(),
                 )
                 .bind(now)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?;
             // Identity values follow the ORDER BY of the insert, so the new
             // ids of keyless jobs, sorted, line up with those jobs in order.
@@ -415,7 +435,7 @@ impl JobStore for PgStore {
                             )
                             .bind(&job.bot)
                             .bind(key)
-                            .fetch_one(&mut *tx)
+                            .fetch_one(&mut *conn)
                             .await?;
                             let state: String = row.try_get("state")?;
                             out.push(Enqueued {
@@ -427,6 +447,8 @@ impl JobStore for PgStore {
                     }
                 }
             }
+        }
+        if let Some(tx) = tx {
             tx.commit().await?;
         }
         self.poke();
@@ -657,7 +679,16 @@ impl JobStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         for &(id, attempt) in &released {
-            end_attempt(&mut tx, id, attempt, worker, now, Outcome::Interrupted, Some(reason)).await?;
+            end_attempt(
+                &mut tx,
+                id,
+                attempt,
+                worker,
+                now,
+                Outcome::Interrupted,
+                Some(reason),
+            )
+            .await?;
             event(
                 &mut tx,
                 id,
@@ -712,7 +743,16 @@ impl JobStore for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            end_attempt(&mut tx, id, attempt, worker.as_deref().unwrap_or("unknown"), now, Outcome::Lost, Some(&reason)).await?;
+            end_attempt(
+                &mut tx,
+                id,
+                attempt,
+                worker.as_deref().unwrap_or("unknown"),
+                now,
+                Outcome::Lost,
+                Some(&reason),
+            )
+            .await?;
             event(
                 &mut tx,
                 id,

@@ -348,7 +348,11 @@ async fn claim_loop(
         // Mark as seen before claiming: a notification that arrives during
         // the claim makes the next wait return at once.
         wake.borrow_and_update();
-        match shared.db.claim(&cfg.id, &bots, want as u32, cfg.lease).await {
+        match shared
+            .db
+            .claim(&cfg.id, &bots, want as u32, cfg.lease)
+            .await
+        {
             Ok(jobs) => {
                 failures = 0;
                 let got = jobs.len();
@@ -394,53 +398,77 @@ async fn claim_loop(
 
 async fn commit_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write>) {
     const MAX_GROUP: usize = 500;
-    let worker = shared.config.id.clone();
+    // PostgreSQL overlaps commits (and their WAL flushes) from several
+    // connections; SQLite has one writer, so more would only queue.
+    let parallel = match shared.db.backend() {
+        crate::jobs::Backend::Sqlite => 1,
+        crate::jobs::Backend::Postgres => 3,
+    };
+    let committers = Arc::new(Semaphore::new(parallel));
+    let mut inflight = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
-        let mut steps: Vec<(StepSave, oneshot::Sender<bool>)> = Vec::new();
-        let mut done: Vec<Completion> = Vec::new();
-        let mut pending = vec![first];
-        while pending.len() < MAX_GROUP {
+        // Wait for a free committer before gathering: while all are busy,
+        // the next group grows.
+        let Ok(permit) = committers.clone().acquire_owned().await else {
+            break;
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
             match rx.try_recv() {
-                Ok(w) => pending.push(w),
+                Ok(w) => group.push(w),
                 Err(_) => break,
             }
         }
-        for w in pending {
-            match w {
-                Write::Step(s, ack) => steps.push((s, ack)),
-                Write::Done(c) => done.push(c),
-            }
+        let shared = shared.clone();
+        inflight.spawn(async move {
+            write_group(&shared, group).await;
+            drop(permit);
+        });
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+}
+
+/// Commit one group of writes and tell their senders.
+async fn write_group(shared: &Shared, group: Vec<Write>) {
+    let worker = &shared.config.id;
+    let mut steps: Vec<(StepSave, oneshot::Sender<bool>)> = Vec::new();
+    let mut done: Vec<Completion> = Vec::new();
+    for w in group {
+        match w {
+            Write::Step(s, ack) => steps.push((s, ack)),
+            Write::Done(c) => done.push(c),
         }
-        if !steps.is_empty() {
-            let saves: Vec<StepSave> = steps.iter().map(|(s, _)| s.clone()).collect();
-            let held = retry_write(|| shared.db.save_steps(&worker, &saves)).await;
-            for (i, (_, ack)) in steps.into_iter().enumerate() {
-                let _ = ack.send(
-                    held.as_ref()
-                        .is_some_and(|h| h.get(i).copied().unwrap_or(false)),
+    }
+    if !steps.is_empty() {
+        let saves: Vec<StepSave> = steps.iter().map(|(s, _)| s.clone()).collect();
+        let held = retry_write(|| shared.db.save_steps(worker, &saves)).await;
+        for (i, (_, ack)) in steps.into_iter().enumerate() {
+            let _ = ack.send(
+                held.as_ref()
+                    .is_some_and(|h| h.get(i).copied().unwrap_or(false)),
+            );
+        }
+    }
+    if !done.is_empty() {
+        let applied = retry_write(|| shared.db.complete(worker, &done)).await;
+        let ids: Vec<i64> = done.iter().map(|c| c.job_id).collect();
+        for (i, c) in done.iter().enumerate() {
+            let ok = applied
+                .as_ref()
+                .is_some_and(|a| a.get(i).copied().unwrap_or(false));
+            if ok {
+                tracing::info!(job = c.job_id, attempt = c.attempt, state = %c.state, reason = %c.reason, "attempt finished");
+            } else {
+                tracing::warn!(
+                    job = c.job_id,
+                    attempt = c.attempt,
+                    "result discarded: this worker no longer held the job"
                 );
             }
         }
-        if !done.is_empty() {
-            let applied = retry_write(|| shared.db.complete(&worker, &done)).await;
-            let ids: Vec<i64> = done.iter().map(|c| c.job_id).collect();
-            for (i, c) in done.iter().enumerate() {
-                let ok = applied
-                    .as_ref()
-                    .is_some_and(|a| a.get(i).copied().unwrap_or(false));
-                if ok {
-                    tracing::info!(job = c.job_id, attempt = c.attempt, state = %c.state, reason = %c.reason, "attempt finished");
-                } else {
-                    tracing::warn!(
-                        job = c.job_id,
-                        attempt = c.attempt,
-                        "result discarded: this worker no longer held the job"
-                    );
-                }
-            }
-            shared.completed.fetch_add(done.len(), Ordering::SeqCst);
-            shared.forget(&ids);
-        }
+        shared.completed.fetch_add(done.len(), Ordering::SeqCst);
+        shared.forget(&ids);
     }
 }
 
