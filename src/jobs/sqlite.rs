@@ -56,7 +56,6 @@ impl SqliteStore {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             // FULL: a commit is on disk before it is acknowledged. Group
             // commits keep the cost of the fsync per batch, not per job.
             .synchronous(SqliteSynchronous::Full)
@@ -66,13 +65,18 @@ impl SqliteStore {
             url: format!("sqlite://{}", path.display()),
             source,
         };
+        // Switching a new file to WAL takes an exclusive lock that SQLite's
+        // busy timeout does not wait for, so processes opening the same file
+        // at once take turns; WAL then stays set in the file.
+        let lock = FileLock::acquire(&path.with_extension("lock")).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(120))
-            .connect_with(options.clone())
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
             .await
             .map_err(connect_err)?;
+        drop(lock);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -93,6 +97,37 @@ impl SqliteStore {
 
     fn poke(&self) {
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// An exclusive `flock` on a file next to the database, released on drop.
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    async fn acquire(path: &Path) -> Result<FileLock> {
+        let io = |e| JobsError::Database(sqlx::Error::Io(e));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
+        let locked = tokio::task::spawn_blocking(move || {
+            // SAFETY: flock on a descriptor that stays open until the lock is
+            // dropped; closing it releases the lock.
+            if unsafe { libc::flock(fd, libc::LOCK_EX) } == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?;
+        locked.map_err(io)?;
+        Ok(FileLock { _file: file })
     }
 }
 
@@ -287,25 +322,7 @@ impl JobStore for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         // SQLite has no advisory locks, so processes that start together
         // (`clerk serve` and a `clerk run`) take turns through a lock file.
-        let lock_path = self.path.with_extension("migrate.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| JobsError::Database(sqlx::Error::Io(e)))?;
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&lock);
-        let locked = tokio::task::spawn_blocking(move || {
-            // SAFETY: flock on a descriptor we own; released when `lock` closes.
-            unsafe { libc::flock(fd, libc::LOCK_EX) }
-        })
-        .await
-        .unwrap_or(-1);
-        if locked != 0 {
-            return Err(JobsError::Database(sqlx::Error::Io(
-                std::io::Error::last_os_error(),
-            )));
-        }
+        let lock = FileLock::acquire(&self.path.with_extension("lock")).await?;
         let result = migrator().run(&self.writer).await;
         drop(lock);
         result?;
