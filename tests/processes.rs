@@ -345,3 +345,33 @@ fn validate_reports_every_problem_with_its_place() {
         "{text}"
     );
 }
+
+/// Several processes that open a database file nobody created yet (a
+/// `clerk serve` and a `clerk run` started together) all get in.
+#[test]
+fn processes_opening_a_new_sqlite_file_at_once_all_succeed() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let children: Vec<Child> = (0..6)
+            .map(|_| {
+                Command::new(env!("CARGO_BIN_EXE_clerk"))
+                    .arg("--data-dir")
+                    .arg(dir.path())
+                    .args(["runs", "list"])
+                    .env_remove("DATABASE_URL")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

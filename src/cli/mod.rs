@@ -261,6 +261,7 @@ fn init_logging(global: &Global, command: &Command) {
         .unwrap_or_else(|_| EnvFilter::new(format!("clerk={level},warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match global.log_format {
         LogFormat::Json => builder.json().try_init(),
@@ -354,10 +355,25 @@ fn read_input(arg: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
+/// Who runs the command, for the audit trail: $USER, else the name of the
+/// process's uid in /etc/passwd, else `uid:N`.
 fn whoami() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into())
+    if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
+        return u;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            passwd.lines().find_map(|line| {
+                let mut f = line.split(':');
+                let name = f.next()?;
+                let id = f.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid:{uid}"))
 }
 
 async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
