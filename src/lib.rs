@@ -1,6 +1,6 @@
 //! clerk: an RPA document-processing bot runner.
 //!
-//! See `ARCHITECTURE.md` for how an item flows through the modules below.
+//! The README describes how a job moves and where each concern lives.
 
 pub mod bot;
 pub mod cli;
