@@ -303,7 +303,73 @@ failure = "business"
     );
 }
 
+/// Two `clerk serve` processes on one database with a one-second interval
+/// trigger: every slot while they ran became exactly one job.
+async fn two_serve_processes_fire_each_slot_once(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "tick",
+        r#"
+name = "tick"
+[[triggers]]
+kind = "interval"
+every = "1s"
+[[steps]]
+name = "s"
+kind = "command"
+argv = ["true"]
+"#,
+    );
+    let start = |name: &str| {
+        let log = std::fs::File::create(t.path().join(name)).unwrap();
+        clerk(&t.url, &bots)
+            .args(["serve", "--poll-interval", "100ms"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap()
+    };
+    let mut a = start("a.log");
+    let mut b = start("b.log");
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    signal(&a, libc::SIGTERM);
+    signal(&b, libc::SIGTERM);
+    assert!(wait_exit(&mut a, Duration::from_secs(10)).success());
+    assert!(wait_exit(&mut b, Duration::from_secs(10)).success());
+    let db = t.open().await;
+    let jobs = db
+        .list(&clerk::jobs::ListFilter {
+            bot: Some("tick".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut slots: Vec<String> = jobs
+        .iter()
+        .map(|j| j.idempotency_key.clone().unwrap())
+        .collect();
+    slots.sort();
+    let n = slots.len();
+    slots.dedup();
+    assert_eq!(slots.len(), n, "a slot fired twice");
+    assert!((3..=6).contains(&n), "{n} slots fired in 4.5 s: {slots:?}");
+    // Consecutive seconds, none skipped.
+    let secs: Vec<i64> = jobs.iter().map(|j| j.created_at / 1000).collect();
+    let (lo, hi) = (secs.iter().min().unwrap(), secs.iter().max().unwrap());
+    assert!((hi - lo) as usize <= n, "gaps between slots: {slots:?}");
+    for name in ["a.log", "b.log"] {
+        let log = std::fs::read_to_string(t.path().join(name)).unwrap();
+        assert!(
+            !log.contains("ERROR") && !log.contains("scheduling failed"),
+            "{log}"
+        );
+    }
+}
+
 both_backends!(
+    two_serve_processes_fire_each_slot_once,
     a_killed_worker_loses_its_job_to_another_exactly_once,
     sigterm_drains_running_jobs_and_gives_back_the_rest,
     sigterm_past_the_grace_period_requeues_the_job,

@@ -155,15 +155,24 @@ impl StepArrays {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
+        use sqlx::Connection;
+        let connect_err = |source| JobsError::Connect {
+            url: redact_url(url),
+            source,
+        };
+        // One plain connection first: a pool only says "timed out" where
+        // this says "connection refused" or "password authentication failed".
+        let probe = tokio::time::timeout(Duration::from_secs(15), sqlx::PgConnection::connect(url))
+            .await
+            .map_err(|_| connect_err(sqlx::Error::PoolTimedOut))?
+            .map_err(connect_err)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(12)
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await
-            .map_err(|source| JobsError::Connect {
-                url: redact_url(url),
-                source,
-            })?;
+            .map_err(connect_err)?;
         let (wake, _) = watch::channel(0);
         Ok(PgStore {
             pool,
