@@ -2,7 +2,7 @@
 //! PostgreSQL. Prints figures; asserts nothing.
 //!
 //!   cargo bench --bench queue
-//!   cargo bench --bench queue -- --jobs 20000 --workers 1,4,16 --backends sqlite,postgres
+//!   cargo bench --bench queue -- --jobs 20000 --workers 1,4,16 --prefetch default,500 --backends sqlite,postgres
 //!
 //! Throughput: enqueue N no-op jobs (in batches), then time one worker
 //! process with C concurrent slots draining them, until every completion is
@@ -55,7 +55,9 @@ struct Args {
     jobs: usize,
     workers: Vec<usize>,
     backends: Vec<String>,
-    prefetch: usize,
+    /// Prefetch settings to run; 0 stands for the CLI's default (as many
+    /// as the concurrency).
+    prefetch: Vec<usize>,
     samples: usize,
     pg: String,
 }
@@ -65,7 +67,7 @@ fn parse_args() -> Args {
         jobs: 20_000,
         workers: vec![1, 4, 16],
         backends: vec!["sqlite".into(), "postgres".into()],
-        prefetch: 500,
+        prefetch: vec![0, 500],
         samples: 300,
         pg: std::env::var("CLERK_BENCH_PG")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
@@ -77,7 +79,19 @@ fn parse_args() -> Args {
             "--jobs" => a.jobs = val().parse().unwrap_or(a.jobs),
             "--workers" => a.workers = val().split(',').filter_map(|s| s.parse().ok()).collect(),
             "--backends" => a.backends = val().split(',').map(String::from).collect(),
-            "--prefetch" => a.prefetch = val().parse().unwrap_or(a.prefetch),
+            "--prefetch" => {
+                a.prefetch = val()
+                    .split(',')
+                    .map(|s| {
+                        if s == "default" {
+                            Some(0)
+                        } else {
+                            s.parse().ok()
+                        }
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_else(|| a.prefetch.clone())
+            }
             "--samples" => a.samples = val().parse().unwrap_or(a.samples),
             "--pg" => a.pg = val(),
             _ => {} // cargo bench passes --bench
@@ -164,8 +178,21 @@ fn worker_config(concurrency: usize, prefetch: usize) -> WorkerConfig {
     cfg
 }
 
-async fn throughput(backend: &str, args: &Args, concurrency: usize, tmp: &std::path::Path) {
-    let db = fresh_db(backend, &args.pg, tmp, &format!("{backend}_t{concurrency}")).await;
+async fn throughput(
+    backend: &str,
+    args: &Args,
+    concurrency: usize,
+    prefetch: usize,
+    tmp: &std::path::Path,
+) {
+    let prefetch = if prefetch == 0 { concurrency } else { prefetch };
+    let db = fresh_db(
+        backend,
+        &args.pg,
+        tmp,
+        &format!("{backend}_t{concurrency}_{prefetch}"),
+    )
+    .await;
     let step = Arc::new(Noop::default());
     step.target.store(args.jobs, Ordering::SeqCst);
     let registry = bot(step.clone());
@@ -179,12 +206,7 @@ async fn throughput(backend: &str, args: &Args, concurrency: usize, tmp: &std::p
     let stop = CancellationToken::new();
     let t1 = Instant::now();
     let handle = tokio::spawn(
-        Worker::new(
-            db.clone(),
-            registry,
-            worker_config(concurrency, args.prefetch),
-        )
-        .run(stop.clone()),
+        Worker::new(db.clone(), registry, worker_config(concurrency, prefetch)).run(stop.clone()),
     );
     step.all_done.notified().await;
     stop.cancel();
@@ -200,7 +222,7 @@ async fn throughput(backend: &str, args: &Args, concurrency: usize, tmp: &std::p
         .expect("list");
     assert!(!done.is_empty());
     println!(
-        "{backend:<9} workers={concurrency:<3} jobs={:<6} enqueue {:>8.0} jobs/s   drain {:>8.0} jobs/s   ({} completions committed in {:.2}s)",
+        "{backend:<9} workers={concurrency:<3} prefetch={prefetch:<4} jobs={:<6} enqueue {:>8.0} jobs/s   drain {:>8.0} jobs/s   ({} completions committed in {:.2}s)",
         args.jobs,
         args.jobs as f64 / enqueue_s,
         report.completed as f64 / drain_s,
@@ -254,7 +276,7 @@ fn main() {
         .expect("runtime");
     let tmp = tempfile::tempdir().expect("temp dir");
     println!(
-        "clerk queue benchmark: {} no-op jobs, prefetch {}, {} cores",
+        "clerk queue benchmark: {} no-op jobs, prefetch {:?} (0: as many as the workers), {} cores",
         args.jobs,
         args.prefetch,
         std::thread::available_parallelism()
@@ -263,8 +285,10 @@ fn main() {
     );
     rt.block_on(async {
         for backend in &args.backends {
-            for &c in &args.workers {
-                throughput(backend, &args, c, tmp.path()).await;
+            for &p in &args.prefetch {
+                for &c in &args.workers {
+                    throughput(backend, &args, c, p, tmp.path()).await;
+                }
             }
             latency(backend, &args, tmp.path()).await;
         }

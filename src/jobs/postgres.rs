@@ -21,6 +21,11 @@ const CHANNEL: &str = "clerk_jobs";
 
 pub struct PgStore {
     pool: PgPool,
+    /// Connections for claims only. They plan without bitmap scans: right
+    /// after a burst of enqueues the table's statistics are stale, and the
+    /// planner would sort every queued row for each claim (7 ms for 10,000
+    /// rows) instead of walking the queue index and stopping at the limit.
+    claim_pool: PgPool,
     wake: watch::Sender<u64>,
     listening: std::sync::atomic::AtomicBool,
 }
@@ -174,8 +179,19 @@ impl PgStore {
             .await
             .map_err(connect_err)?;
         let (wake, _) = watch::channel(0);
+        let claim_options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(connect_err)?
+            .options([("enable_bitmapscan", "off")]);
+        let claim_pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(claim_options)
+            .await
+            .map_err(connect_err)?;
         Ok(PgStore {
             pool,
+            claim_pool,
             wake,
             listening: std::sync::atomic::AtomicBool::new(false),
         })
@@ -483,7 +499,7 @@ impl JobStore for PgStore {
             .collect();
         let mut claimed = Vec::new();
         if !free.is_empty() {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.claim_pool.acquire().await?;
             claimed = self
                 .claim_group(&mut conn, worker, &free, i64::from(limit), now, expires)
                 .await?;
@@ -495,7 +511,7 @@ impl JobStore for PgStore {
             }
             // Count and claim under a per-bot lock so two workers cannot both
             // see room for the last slot.
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.claim_pool.begin().await?;
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext('clerk:bot:' || $1))")
                 .bind(&b.name)
                 .execute(&mut *tx)
