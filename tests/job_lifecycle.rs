@@ -590,7 +590,89 @@ async fn concurrent_writers_never_fail_or_lose_jobs(kind: Kind) {
     assert_eq!(report.completed, 160);
 }
 
+/// Secrets reach the program, never the job record; a missing one fails the
+/// job with its name.
+async fn secrets_are_resolved_and_never_stored(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(
+        t.path(),
+        "erp",
+        r#"
+name = "erp"
+[[steps]]
+name = "login"
+kind = "command"
+argv = ["sh", "-c", "echo \"{\\\"echo\\\": \\\"$ERP_PASSWORD\\\"}\"; echo \"logged in with $ERP_PASSWORD\" >&2"]
+env = { ERP_PASSWORD = "${secret:CLERK_TEST_ERP_PASSWORD}" }
+[[steps]]
+name = "fail"
+kind = "command"
+argv = ["sh", "-c", "echo \"rejected password $ERP_PASSWORD\" >&2; exit 2"]
+env = { ERP_PASSWORD = "${secret:CLERK_TEST_ERP_PASSWORD}" }
+failure = "business"
+"#,
+    );
+    write_bot(
+        t.path(),
+        "nosecret",
+        r#"
+name = "nosecret"
+[[steps]]
+name = "s"
+kind = "command"
+argv = ["echo", "${secret:CLERK_TEST_NEVER_SET}"]
+"#,
+    );
+    let secrets_file = t.path().join("secrets.env");
+    std::fs::write(
+        &secrets_file,
+        "CLERK_TEST_ERP_PASSWORD=hunter2-very-secret\n",
+    )
+    .unwrap();
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let erp = db
+        .enqueue(&[new_job(registry.get("erp").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let missing = db
+        .enqueue(&[new_job(registry.get("nosecret").unwrap(), json!({}))])
+        .await
+        .unwrap()[0]
+        .id;
+    let mut cfg = fast_config(2);
+    cfg.secrets =
+        std::sync::Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets_file).unwrap());
+    let w = RunningWorker::start(db.clone(), registry, cfg);
+    wait_for(&db, erp, &[JobState::Failed], LONG).await;
+    wait_for(&db, missing, &[JobState::Failed], LONG).await;
+    w.shutdown().await;
+
+    let d = db.job(erp).await.unwrap().unwrap();
+    let record = serde_json::to_string(&d).unwrap();
+    assert!(!record.contains("hunter2"), "secret stored: {record}");
+    // The program did get it: its output and error show where it was.
+    assert_eq!(d.attempts[0].steps[0].output, Some(json!({"echo": "***"})));
+    assert!(
+        d.summary
+            .last_error
+            .unwrap()
+            .contains("rejected password ***")
+    );
+    let m = db.job(missing).await.unwrap().unwrap();
+    assert!(
+        m.summary
+            .last_error
+            .unwrap()
+            .contains("secret `CLERK_TEST_NEVER_SET` is not set"),
+        "{:?}",
+        m.attempts
+    );
+}
+
 both_backends!(
+    secrets_are_resolved_and_never_stored,
     concurrent_writers_never_fail_or_lose_jobs,
     transient_failures_are_retried_then_succeed,
     exhausted_attempts_make_the_job_dead,

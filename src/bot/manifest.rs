@@ -488,17 +488,27 @@ fn read_step(mut s: TableReader) -> Option<(StepDecl, usize)> {
     Some((decl, at))
 }
 
+/// `${secret:NAME}` references in a value must be well formed.
+fn references(value: &str) -> Result<(), Problem> {
+    super::secrets::check_references(value)
+        .map_err(|m| Problem::new(format!("has a bad reference: {m}")))
+}
+
 fn read_command(s: &mut TableReader) -> Option<CommandConfig> {
     let argv = s.required_with("argv", |argv: Vec<String>| {
         if argv.is_empty() {
             Err(Problem::new("must not be empty".into())
                 .hint("give the program and its arguments, e.g. [\"./fetch.sh\"]"))
         } else {
+            argv.iter().try_for_each(|a| references(a))?;
             Ok(argv)
         }
     });
     let env = s
-        .optional::<BTreeMap<String, String>>("env")
+        .optional_with("env", |env: BTreeMap<String, String>| {
+            env.values().try_for_each(|v| references(v))?;
+            Ok(env)
+        })
         .unwrap_or_default();
     let workdir = s.optional::<String>("workdir").map(PathBuf::from);
     let failure = s
@@ -1556,5 +1566,16 @@ failure = "fatal"
         assert_eq!(errors(&source).len(), 1);
         let source = format!("name = \"{}\"\n{MINIMAL_STEP}", "a".repeat(64));
         assert!(parse(&source).is_ok());
+    }
+
+    #[test]
+    fn malformed_secret_references_are_reported_at_their_value() {
+        let diags = errors(
+            "name = \"b\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"x\", \"${secret:erp pw}\"]\nenv = { A = \"${secrt:B}\" }\n",
+        );
+        let argv = find(&diags, "`argv` in step `s` has a bad reference");
+        assert_eq!((argv.line, argv.column), (5, 8));
+        let env = find(&diags, "`env` in step `s` has a bad reference");
+        assert!(env.message.contains("${secret:NAME}"), "{}", env.message);
     }
 }

@@ -3,6 +3,7 @@
 
 mod diagnostics;
 mod manifest;
+pub mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -77,6 +77,10 @@ struct Global {
         value_name = "DIR"
     )]
     bots: PathBuf,
+    /// File of NAME=value lines for `${secret:NAME}` references that are not
+    /// set in the environment. Keep it readable by clerk's user only.
+    #[arg(long, global = true, env = "CLERK_SECRETS_FILE", value_name = "FILE")]
+    secrets: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -299,6 +303,14 @@ impl Global {
         Ok(db)
     }
 
+    fn load_secrets(&self) -> anyhow::Result<Arc<crate::bot::secrets::Secrets>> {
+        use crate::bot::secrets::Secrets;
+        Ok(Arc::new(match &self.secrets {
+            Some(path) => Secrets::with_file(path)?,
+            None => Secrets::from_env(),
+        }))
+    }
+
     /// Load bots; invalid ones are reported and left out.
     fn load_bots(&self) -> Arc<BotRegistry> {
         let report = bot::load_dir(&self.bots);
@@ -319,22 +331,26 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = &cli.global;
     match cli.command {
         Command::Serve(args) => {
+            let secrets = g.load_secrets()?;
             let db = g.open_db().await?;
             let bots = g.load_bots();
-            serve::serve(
-                db,
-                bots,
-                &args.worker,
-                !args.no_workers,
-                true,
-                Some(args.retention),
-            )
-            .await
+            let roles = serve::Roles {
+                workers: !args.no_workers,
+                scheduler: true,
+                retention: Some(args.retention),
+            };
+            serve::serve(db, bots, secrets, &args.worker, roles).await
         }
         Command::Worker(args) => {
+            let secrets = g.load_secrets()?;
             let db = g.open_db().await?;
             let bots = g.load_bots();
-            serve::serve(db, bots, &args, true, false, None).await
+            let roles = serve::Roles {
+                workers: true,
+                scheduler: false,
+                retention: None,
+            };
+            serve::serve(db, bots, secrets, &args, roles).await
         }
         Command::Run(args) => run(g, args).await,
         Command::Runs(cmd) => runs(g, cmd).await,

@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{WorkerArgs, exit};
 use crate::bot::BotRegistry;
+use crate::bot::secrets::Secrets;
 use crate::jobs::{JobDb, now_ms};
 use crate::scheduler::Scheduler;
 use crate::worker::{Worker, WorkerConfig, default_worker_id};
@@ -16,14 +17,26 @@ use crate::worker::{Worker, WorkerConfig, default_worker_id};
 const PRUNE_BATCH: u32 = 1000;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
+/// Which parts a process runs.
+pub(super) struct Roles {
+    pub workers: bool,
+    pub scheduler: bool,
+    /// Prune finished jobs older than this.
+    pub retention: Option<Duration>,
+}
+
 pub(super) async fn serve(
     db: JobDb,
     bots: Arc<BotRegistry>,
+    secrets: Arc<Secrets>,
     args: &WorkerArgs,
-    workers: bool,
-    scheduler: bool,
-    retention: Option<Duration>,
+    roles: Roles,
 ) -> anyhow::Result<u8> {
+    let Roles {
+        workers,
+        scheduler,
+        retention,
+    } = roles;
     if bots.is_empty() {
         tracing::warn!("no valid bots loaded; nothing will run until bots are added");
     }
@@ -48,6 +61,7 @@ pub(super) async fn serve(
         cfg.heartbeat = args.heartbeat.min(args.lease / 3);
         cfg.poll_interval = args.poll_interval;
         cfg.grace = args.grace;
+        cfg.secrets = secrets.clone();
         cfg.rescue_interval =
             (args.lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
         Worker::new(db.clone(), bots.clone(), cfg)

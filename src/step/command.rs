@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{FailureKind, Step, StepContext, StepError, StepOutcome};
+use crate::bot::secrets::redact;
 
 /// Exit code that asks for a retry (`EX_TEMPFAIL` from sysexits.h).
 pub const EXIT_TRANSIENT: i32 = 75;
@@ -92,13 +93,40 @@ impl Step for CommandStep {
     }
 
     async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
-        let Some((program, args)) = self.config.argv.split_first() else {
+        // Secrets are resolved per run, so a rotated password is picked up
+        // without a restart, and every value used is hidden in what the
+        // program reports back.
+        let mut secret_values = Vec::new();
+        let mut resolve = |text: &str| -> Result<String, StepError> {
+            let r = ctx
+                .secrets
+                .resolve(text)
+                .map_err(|e| StepError::business(e.to_string()))?;
+            secret_values.extend(r.values);
+            Ok(r.text)
+        };
+        let argv = self
+            .config
+            .argv
+            .iter()
+            .map(|a| resolve(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let env = self
+            .config
+            .env
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), resolve(v)?)))
+            .collect::<Result<BTreeMap<_, _>, StepError>>()?;
+        let Some((_, args)) = argv.split_first() else {
             return Err(StepError::business("command step has an empty argv"));
         };
-        let mut cmd = tokio::process::Command::new(program);
+        // Messages name the program as written in the bot file, never with
+        // a resolved secret in it.
+        let program = self.config.argv.first().map(String::as_str).unwrap_or("");
+        let mut cmd = tokio::process::Command::new(&argv[0]);
         cmd.args(args)
             .current_dir(&self.workdir)
-            .envs(&self.config.env)
+            .envs(&env)
             .env("CLERK_JOB_ID", ctx.job_id.to_string())
             .env("CLERK_ATTEMPT", ctx.attempt.to_string())
             .env("CLERK_BOT", &ctx.bot)
@@ -175,15 +203,15 @@ impl Step for CommandStep {
             status.map_err(|e| StepError::transient(format!("waiting for `{program}`: {e}")))?;
         // The direct child is gone; a leftover grandchild is the group's and
         // still gets killed with it.
-        let stdout = String::from_utf8_lossy(&out);
-        let stderr = String::from_utf8_lossy(&err);
+        let stdout = redact(&String::from_utf8_lossy(&out), &secret_values);
+        let stderr = redact(&String::from_utf8_lossy(&err), &secret_values);
         if status.success() {
             guard.disarm();
             let trimmed = stdout.trim();
             let output = if trimmed.is_empty() {
                 Value::Null
             } else {
-                serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(stdout.into_owned()))
+                serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(stdout.clone()))
             };
             return Ok(StepOutcome::Done(output));
         }

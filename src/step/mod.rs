@@ -85,6 +85,8 @@ pub struct StepContext {
     pub input: Value,
     /// Outputs of the steps that already finished, by step name.
     pub outputs: BTreeMap<String, Value>,
+    /// Where `${secret:NAME}` references are resolved.
+    pub secrets: Arc<crate::bot::secrets::Secrets>,
     /// Fired when the job is cancelled, the worker shuts down past its grace
     /// period, or the step's time is up. A step that holds resources (a child
     /// process, a browser tab) must release them when this fires.

@@ -208,6 +208,7 @@ async fn run_steps(
             step_name: decl.name.clone(),
             input: job.input.clone(),
             outputs: outputs.clone(),
+            secrets: shared.config.secrets.clone(),
             cancel: control.token.child_token(),
         };
         let started = now_ms();

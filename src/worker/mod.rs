@@ -51,6 +51,8 @@ pub struct WorkerConfig {
     pub rescue_interval: Duration,
     /// How long running steps may take to finish after a shutdown signal.
     pub grace: Duration,
+    /// Where steps resolve `${secret:NAME}`.
+    pub secrets: Arc<crate::bot::secrets::Secrets>,
 }
 
 impl WorkerConfig {
@@ -65,6 +67,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             rescue_interval: Duration::from_secs(5),
             grace: Duration::from_secs(30),
+            secrets: Arc::new(crate::bot::secrets::Secrets::from_env()),
         }
     }
 }

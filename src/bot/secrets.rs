@@ -1,0 +1,238 @@
+//! `${secret:NAME}` references in bot files.
+//!
+//! A bot file never holds a password; it names one. At run time the name is
+//! looked up in the environment (`NAME`), then in the secrets file (lines of
+//! `NAME=value`, `#` comments; `--secrets FILE` or `CLERK_SECRETS_FILE`).
+//! Resolved values are handed to the step that needs them and to nobody
+//! else: anything a step reports back (its output, its error) has every
+//! value it was given replaced by `***` before it is stored or logged.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+const OPEN: &str = "${secret:";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret `{0}` is not set: export it as an environment variable or add `{0}=…` to the secrets file"
+    )]
+    Missing(String),
+    #[error("cannot read the secrets file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{path}:{line}: expected NAME=value")]
+    Syntax { path: PathBuf, line: usize },
+}
+
+/// Where secrets come from.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    file: BTreeMap<String, String>,
+}
+
+/// Names only: values must not reach a log through `{:?}`.
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("file", &self.file.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// A string with its references resolved, and the values it now contains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub text: String,
+    pub values: Vec<String>,
+}
+
+impl Secrets {
+    /// Secrets from the environment only.
+    pub fn from_env() -> Self {
+        Secrets::default()
+    }
+
+    /// Secrets from the environment, then from `path`.
+    pub fn with_file(path: &Path) -> Result<Self, SecretError> {
+        let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let mut file = BTreeMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once('=').ok_or(SecretError::Syntax {
+                path: path.to_path_buf(),
+                line: i + 1,
+            })?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            file.insert(name.trim().to_string(), value.to_string());
+        }
+        Ok(Secrets { file })
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        std::env::var(name)
+            .ok()
+            .or_else(|| self.file.get(name).cloned())
+    }
+
+    /// Replace every `${secret:NAME}` in `text` by its value.
+    pub fn resolve(&self, text: &str) -> Result<Resolved, SecretError> {
+        let mut out = String::with_capacity(text.len());
+        let mut values = Vec::new();
+        let mut rest = text;
+        while let Some(start) = rest.find(OPEN) {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + OPEN.len()..];
+            let Some(end) = after.find('}') else {
+                // Unterminated: validation reports it; keep the text as is.
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let name = &after[..end];
+            let value = self
+                .lookup(name)
+                .ok_or_else(|| SecretError::Missing(name.to_string()))?;
+            out.push_str(&value);
+            values.push(value);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(Resolved { text: out, values })
+    }
+}
+
+/// Check the references in one string from a bot file; returns a message for
+/// the first malformed one.
+pub fn check_references(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`{}` is not closed with `}}`", &rest[start..]));
+        };
+        let inner = &after[..end];
+        let Some(name) = inner.strip_prefix("secret:") else {
+            return Err(format!(
+                "`${{{inner}}}` is not a reference clerk knows; secrets are written `${{secret:NAME}}`"
+            ));
+        };
+        let mut chars = name.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "`${{secret:{name}}}`: a secret's name is letters, digits and `_`, starting with a letter"
+            ));
+        }
+        rest = &after[end + 1..];
+    }
+    Ok(())
+}
+
+/// Replace every secret value in `text` by `***`.
+pub fn redact(text: &str, values: &[String]) -> String {
+    let mut out = text.to_string();
+    // Longest first, so a value that contains another is hidden whole.
+    let mut sorted: Vec<&String> = values.iter().filter(|v| !v.is_empty()).collect();
+    sorted.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for v in sorted {
+        out = out.replace(v.as_str(), "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secrets(pairs: &[(&str, &str)]) -> Secrets {
+        Secrets {
+            file: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn resolves_references_and_remembers_values() {
+        let s = secrets(&[
+            ("CLERK_TEST_ERP_USER", "booker"),
+            ("CLERK_TEST_ERP_PW", "s3cr3t"),
+        ]);
+        let r = s
+            .resolve("--user=${secret:CLERK_TEST_ERP_USER} --pw ${secret:CLERK_TEST_ERP_PW}!")
+            .unwrap();
+        assert_eq!(r.text, "--user=booker --pw s3cr3t!");
+        assert_eq!(r.values, vec!["booker", "s3cr3t"]);
+        assert_eq!(s.resolve("no refs").unwrap().values.len(), 0);
+    }
+
+    #[test]
+    fn a_missing_secret_is_named() {
+        let err = secrets(&[])
+            .resolve("${secret:CLERK_TEST_NOT_SET_ANYWHERE}")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            SecretError::Missing("CLERK_TEST_NOT_SET_ANYWHERE".into())
+        );
+        assert!(err.to_string().contains("secrets file"));
+    }
+
+    #[test]
+    fn malformed_references_are_reported() {
+        assert!(check_references("plain ${secret:ERP_PW} text").is_ok());
+        assert!(
+            check_references("${secret:ERP PW}")
+                .unwrap_err()
+                .contains("letters, digits")
+        );
+        assert!(
+            check_references("${secrt:ERP_PW}")
+                .unwrap_err()
+                .contains("${secret:NAME}")
+        );
+        assert!(
+            check_references("${secret:ERP_PW")
+                .unwrap_err()
+                .contains("not closed")
+        );
+    }
+
+    #[test]
+    fn redaction_hides_every_value_longest_first() {
+        let values = vec!["pw".to_string(), "pw-long".to_string(), String::new()];
+        assert_eq!(
+            redact("login pw-long then pw", &values),
+            "login *** then ***"
+        );
+    }
+
+    #[test]
+    fn reads_a_secrets_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.env");
+        std::fs::write(&path, "# ERP\nCLERK_TEST_FILE_PW = \"a=b\"\n\n").unwrap();
+        let s = Secrets::with_file(&path).unwrap();
+        assert_eq!(
+            s.resolve("${secret:CLERK_TEST_FILE_PW}").unwrap().text,
+            "a=b"
+        );
+        std::fs::write(&path, "oops\n").unwrap();
+        let err = Secrets::with_file(&path).unwrap_err().to_string();
+        assert!(err.ends_with("secrets.env:1: expected NAME=value"), "{err}");
+    }
+}
