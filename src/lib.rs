@@ -4,6 +4,7 @@
 
 pub mod bot;
 pub mod cli;
+pub mod documents;
 pub mod jobs;
 pub mod scheduler;
 pub mod step;

@@ -112,6 +112,21 @@ enum Command {
     /// Manage the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Read documents and print their text with columns kept in place, as
+    /// extraction rules see it (with --json: pages, words, boxes, confidence).
+    Read(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReadArgs {
+    /// PDF files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    #[arg(long)]
+    json: bool,
+    /// Refuse documents with more pages than this.
+    #[arg(long, default_value_t = 500)]
+    max_pages: usize,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -353,6 +368,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             serve::serve(db, bots, secrets, &args, roles).await
         }
         Command::Run(args) => run(g, args).await,
+        Command::Read(args) => read_documents(args),
         Command::Runs(cmd) => runs(g, cmd).await,
         Command::Bots(cmd) => bots(g, cmd),
         Command::Db(DbCommand::Migrate) => {
@@ -373,6 +389,42 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `clerk read`: every file is tried; one bad file does not stop the others.
+fn read_documents(args: ReadArgs) -> anyhow::Result<u8> {
+    use crate::documents::{Limits, read_file};
+    let limits = Limits {
+        max_pages: args.max_pages,
+        ..Limits::default()
+    };
+    let mut failed = 0;
+    let mut results = Vec::new();
+    for file in &args.files {
+        match read_file(file, &limits) {
+            Ok(doc) => {
+                if args.json {
+                    results.push(serde_json::json!({ "file": file, "document": doc }));
+                } else {
+                    if args.files.len() > 1 {
+                        println!("==> {} <==", file.display());
+                    }
+                    println!("{}", doc.layout_text());
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", file.display());
+                if args.json {
+                    results.push(serde_json::json!({ "file": file, "error": e.to_string() }));
+                }
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(if failed == 0 { exit::OK } else { exit::ERROR })
 }
 
 fn read_input(arg: &str) -> anyhow::Result<serde_json::Value> {

@@ -1,0 +1,190 @@
+//! Documents: one model for every reader.
+//!
+//! A document is pages; a page is words, each with its text, its box in page
+//! coordinates (points, origin at the top left), a confidence in [0, 1] and
+//! where it came from (the PDF's text layer or OCR). Words are grouped into
+//! lines in reading order, and a page renders as *layout text* that keeps
+//! columns aligned the way `pdftotext -layout` does, so that "label   value"
+//! rules and table rows work on it.
+
+mod layout;
+pub mod pdf;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use layout::{group_lines, layout_text};
+
+/// Where a word came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Drawn as text in the PDF: exact, confidence 1.
+    TextLayer,
+    /// Recognised in an image.
+    Ocr,
+}
+
+/// A rectangle in page coordinates: points (1/72 inch), origin top left,
+/// y growing downwards.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BBox {
+    pub x0: f64,
+    pub y0: f64,
+    pub x1: f64,
+    pub y1: f64,
+}
+
+impl BBox {
+    pub fn width(&self) -> f64 {
+        self.x1 - self.x0
+    }
+    pub fn height(&self) -> f64 {
+        self.y1 - self.y0
+    }
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BBox) -> BBox {
+        BBox {
+            x0: self.x0.min(other.x0),
+            y0: self.y0.min(other.y0),
+            x1: self.x1.max(other.x1),
+            y1: self.y1.max(other.y1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Word {
+    pub text: String,
+    pub bbox: BBox,
+    /// 1.0 for the text layer; the engine's confidence for OCR.
+    pub confidence: f32,
+    pub source: Source,
+}
+
+/// Words that share a baseline, left to right.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Line {
+    /// Indices into the page's `words`.
+    pub words: Vec<usize>,
+    pub bbox: BBox,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// From 1.
+    pub number: u32,
+    pub width: f64,
+    pub height: f64,
+    pub words: Vec<Word>,
+    /// In reading order: top to bottom.
+    pub lines: Vec<Line>,
+}
+
+impl Page {
+    /// Build a page from its words: lines are grouped here.
+    pub fn new(number: u32, width: f64, height: f64, words: Vec<Word>) -> Page {
+        let lines = group_lines(&words);
+        Page {
+            number,
+            width,
+            height,
+            words,
+            lines,
+        }
+    }
+
+    /// The page as text with columns kept in place.
+    pub fn layout_text(&self) -> String {
+        layout_text(self)
+    }
+
+    /// The text of one line, words joined by single spaces.
+    pub fn line_text(&self, line: &Line) -> String {
+        line.words
+            .iter()
+            .filter_map(|&i| self.words.get(i).map(|w| w.text.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Document {
+    pub pages: Vec<Page>,
+}
+
+impl Document {
+    /// All pages as layout text, separated by form feeds as `pdftotext` does.
+    pub fn layout_text(&self) -> String {
+        self.pages
+            .iter()
+            .map(Page::layout_text)
+            .collect::<Vec<_>>()
+            .join("\u{c}")
+    }
+}
+
+/// Bounds on what one document may cost. A hostile file costs one job,
+/// never the worker.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_pages: usize,
+    pub max_bytes: u64,
+    /// Time for reading one document.
+    pub timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pages: 500,
+            max_bytes: 200 * 1024 * 1024,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a document could not be read. Each says what the user can do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error("not a PDF: the file starts with {found:?}, not %PDF-")]
+    NotAPdf { found: String },
+    #[error("the PDF is damaged and cannot be read: {0}")]
+    Corrupt(String),
+    #[error(
+        "the PDF is password-protected; clerk opens encrypted PDFs only when their user password is empty"
+    )]
+    Encrypted,
+    #[error("the PDF has {pages} pages, more than the limit of {limit}")]
+    TooManyPages { pages: usize, limit: usize },
+    #[error("the file is {bytes} bytes, more than the limit of {limit}")]
+    TooLarge { bytes: u64, limit: u64 },
+    #[error("reading the PDF took longer than {0:?} and was stopped")]
+    TimedOut(Duration),
+    #[error("the PDF reader failed on this file: {0}")]
+    ReaderCrashed(String),
+    #[error("cannot read {path}: {reason}")]
+    Io { path: String, reason: String },
+}
+
+/// Read a document from a file, choosing the reader by its content.
+pub fn read_file(path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
+    let io = |e: std::io::Error| DocumentError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > limits.max_bytes {
+        return Err(DocumentError::TooLarge {
+            bytes: size,
+            limit: limits.max_bytes,
+        });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    pdf::read_pdf(&bytes, limits)
+}
