@@ -291,7 +291,7 @@ fn init_logging(global: &Global, command: &Command) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("clerk={level},warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("clerk={level},lopdf=error,warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerate the fixtures (invoices, their ground truth, bad inputs) with the
+# pinned generator dependencies in a private virtualenv. The generated files
+# are committed; run this after changing fixtures/generate.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=.venv-fixtures
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install -q -r fixtures/requirements.txt
+"$venv/bin/python" fixtures/generate.py
