@@ -5,6 +5,7 @@
 pub mod bot;
 pub mod cli;
 pub mod documents;
+pub mod extract;
 pub mod jobs;
 pub mod scheduler;
 pub mod step;

@@ -1,5 +1,6 @@
 //! The `clerk` command.
 
+mod extract;
 mod output;
 mod serve;
 
@@ -112,9 +113,31 @@ enum Command {
     /// Manage the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Extract fields from documents with invoice2data-style templates.
+    Extract(ExtractArgs),
     /// Read documents and print their text with columns kept in place, as
     /// extraction rules see it (with --json: pages, words, boxes, confidence).
     Read(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExtractArgs {
+    /// PDF files, or folders of them (searched recursively).
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Folder of templates (.yml, .yaml, .json), searched recursively.
+    #[arg(long, short = 't')]
+    templates: PathBuf,
+    /// One JSON document per input, in a list.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// One CSV row per document: file, template, then every field.
+    #[arg(long)]
+    csv: bool,
+    /// Say which template matched and why the others did not, and for each
+    /// field the rule and the text it matched.
+    #[arg(long)]
+    explain: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +269,12 @@ enum DbCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes
+    // away (`clerk runs list | head`) instead of failing on a broken pipe.
+    // SAFETY: setting a signal disposition at start-up, before any threads.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_logging(&cli.global, &cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -369,6 +398,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Run(args) => run(g, args).await,
         Command::Read(args) => read_documents(args),
+        Command::Extract(args) => extract::extract_documents(args),
         Command::Runs(cmd) => runs(g, cmd).await,
         Command::Bots(cmd) => bots(g, cmd),
         Command::Db(DbCommand::Migrate) => {

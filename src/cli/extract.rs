@@ -1,0 +1,257 @@
+//! `clerk extract`: documents in, fields with confidences out.
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use super::{ExtractArgs, exit};
+use crate::documents::{Limits, read_file};
+use crate::extract::{Extraction, Template, extract, load_templates};
+
+/// The result for one input file, as printed with `--json`.
+#[derive(Debug, Serialize)]
+struct Outcome {
+    file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extraction: Option<Extraction>,
+}
+
+fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut stack = vec![input.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("pdf")) {
+                        files.push(p);
+                    }
+                }
+            }
+        } else {
+            files.push(input.clone());
+        }
+    }
+    files.sort();
+    files
+}
+
+fn run_one(file: &Path, templates: &[Template]) -> Outcome {
+    match read_file(file, &Limits::default()) {
+        Ok(doc) => Outcome {
+            file: file.to_path_buf(),
+            error: None,
+            extraction: Some(extract(&doc, templates)),
+        },
+        Err(e) => Outcome {
+            file: file.to_path_buf(),
+            error: Some(e.to_string()),
+            extraction: None,
+        },
+    }
+}
+
+/// Documents are read on all cores, each input in its own slot so results
+/// print in input order.
+fn run_all(files: &[PathBuf], templates: &[Template], progress: &ProgressBar) -> Vec<Outcome> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(files.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
+        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(file) = files.get(i) else { break };
+                    let outcome = run_one(file, templates);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(outcome);
+                    }
+                    progress.inc(1);
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .zip(files)
+        .map(|(slot, file)| {
+            slot.into_inner().ok().flatten().unwrap_or(Outcome {
+                file: file.clone(),
+                error: Some("the reader thread failed".into()),
+                extraction: None,
+            })
+        })
+        .collect()
+}
+
+fn value_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_text(o: &Outcome, explain: bool) {
+    println!("{}", o.file.display());
+    if let Some(e) = &o.error {
+        println!("  error: {e}");
+        return;
+    }
+    let Some(x) = &o.extraction else { return };
+    match &x.template {
+        Some(t) => println!("  template  {}", t.display()),
+        None => println!("  template  none matched"),
+    }
+    if explain {
+        for c in &x.checks {
+            let why = if c.matched {
+                format!("matched (priority {})", c.priority)
+            } else {
+                let mut parts = Vec::new();
+                if !c.missing_keywords.is_empty() {
+                    parts.push(format!(
+                        "missing keywords: {}",
+                        c.missing_keywords.join(", ")
+                    ));
+                }
+                if !c.excluded_by.is_empty() {
+                    parts.push(format!("excluded by: {}", c.excluded_by.join(", ")));
+                }
+                parts.join("; ")
+            };
+            println!("    {}  {why}", c.template.display());
+        }
+    }
+    for (name, f) in &x.fields {
+        println!(
+            "  {name:<16} {:<28} {:.2}",
+            value_text(&f.value),
+            f.confidence
+        );
+        if explain {
+            println!("      rule: {}", f.rule);
+            if let Some(raw) = &f.raw {
+                println!("      text: {raw:?}");
+            }
+        }
+        for r in &f.reasons {
+            println!("      why low: {r}");
+        }
+    }
+    for r in &x.review {
+        println!("  review: {r}");
+    }
+}
+
+pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
+    let (templates, errors) = load_templates(&args.templates);
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    if templates.is_empty() {
+        eprintln!("error: no usable templates in {}", args.templates.display());
+        return Ok(exit::USAGE);
+    }
+    let files = collect_inputs(&args.inputs);
+    if files.is_empty() {
+        eprintln!("error: no PDF files in the given inputs");
+        return Ok(exit::USAGE);
+    }
+    let progress = if files.len() > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = ProgressBar::new(files.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} documents {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let outcomes = run_all(&files, &templates, &progress);
+    progress.finish_and_clear();
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+    } else if args.csv {
+        let mut names: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| o.extraction.as_ref())
+            .flat_map(|x| x.fields.keys().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut header = vec![
+            "file".to_string(),
+            "template".into(),
+            "error".into(),
+            "review".into(),
+        ];
+        header.extend(names.iter().cloned());
+        println!(
+            "{}",
+            header
+                .iter()
+                .map(|h| csv_cell(h))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for o in &outcomes {
+            let x = o.extraction.as_ref();
+            let mut row = vec![
+                o.file.display().to_string(),
+                x.and_then(|x| x.template.as_ref())
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default(),
+                o.error.clone().unwrap_or_default(),
+                x.map(|x| x.review.join("; ")).unwrap_or_default(),
+            ];
+            for n in &names {
+                row.push(
+                    x.and_then(|x| x.fields.get(n))
+                        .map(|f| value_text(&f.value))
+                        .unwrap_or_default(),
+                );
+            }
+            println!(
+                "{}",
+                row.iter()
+                    .map(|c| csv_cell(c))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+        }
+    } else {
+        for o in &outcomes {
+            print_text(o, args.explain);
+        }
+    }
+    let failed = outcomes.iter().any(|o| o.error.is_some());
+    let review = outcomes
+        .iter()
+        .any(|o| o.extraction.as_ref().is_some_and(Extraction::needs_review));
+    Ok(if failed || !errors.is_empty() {
+        exit::ERROR
+    } else if review {
+        exit::JOB_IN_REVIEW
+    } else {
+        exit::OK
+    })
+}

@@ -1,0 +1,597 @@
+//! Extraction: choose the template that fits a document, apply its field
+//! rules to the document's layout text, type the values, and say for every
+//! field how far to trust it and why.
+
+pub mod template;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::documents::Document;
+pub use template::{
+    FieldType, Group, Parser, Template, TemplateError, load_templates, parse_template,
+};
+pub use values::{parse_date, parse_number};
+
+/// One extracted field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Field {
+    /// Typed: a number, a date as `YYYY-MM-DD`, text, or a list of them.
+    pub value: Value,
+    /// The text the rule matched, before typing.
+    pub raw: Option<String>,
+    /// In [0, 1]: how far the value can be trusted.
+    pub confidence: f32,
+    /// The rule that produced it, e.g. `regex: Total\s+(\S+)`.
+    pub rule: String,
+    /// Why the confidence is below 1, if it is.
+    pub reasons: Vec<String>,
+}
+
+/// How one template fared against the document, for `--explain`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateCheck {
+    pub template: PathBuf,
+    pub issuer: String,
+    pub priority: i64,
+    pub matched: bool,
+    /// Keywords that were not found.
+    pub missing_keywords: Vec<String>,
+    /// Exclude-keywords that were found.
+    pub excluded_by: Vec<String>,
+}
+
+/// The result of extracting one document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Extraction {
+    /// The template used, if one matched.
+    pub template: Option<PathBuf>,
+    pub fields: BTreeMap<String, Field>,
+    /// Why a person should look at this document; empty when it can pass
+    /// straight through.
+    pub review: Vec<String>,
+    pub checks: Vec<TemplateCheck>,
+}
+
+impl Extraction {
+    pub fn needs_review(&self) -> bool {
+        !self.review.is_empty()
+    }
+}
+
+/// Apply a template's `options` to the text, as invoice2data does before
+/// matching keywords and fields.
+pub fn prepare(text: &str, options: &template::Options) -> String {
+    let mut s = text.to_string();
+    if options.remove_whitespace {
+        s = s.split(' ').collect();
+    }
+    if options.remove_accents {
+        s = remove_accents(&s);
+    }
+    if options.lowercase {
+        s = s.to_lowercase();
+    }
+    for (regex, replacement) in &options.replace {
+        s = regex.replace_all(&s, replacement.as_str()).into_owned();
+    }
+    s
+}
+
+/// Latin letters with diacritics to their base letter (é → e, ß → ss).
+fn remove_accents(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let base = match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => "a",
+            'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' => "A",
+            'ç' => "c",
+            'Ç' => "C",
+            'è' | 'é' | 'ê' | 'ë' => "e",
+            'È' | 'É' | 'Ê' | 'Ë' => "E",
+            'ì' | 'í' | 'î' | 'ï' => "i",
+            'Ì' | 'Í' | 'Î' | 'Ï' => "I",
+            'ñ' => "n",
+            'Ñ' => "N",
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => "o",
+            'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' => "O",
+            'ù' | 'ú' | 'û' | 'ü' => "u",
+            'Ù' | 'Ú' | 'Û' | 'Ü' => "U",
+            'ý' | 'ÿ' => "y",
+            'Ý' => "Y",
+            'ß' => "ss",
+            'œ' => "oe",
+            'Œ' => "OE",
+            'æ' => "ae",
+            'Æ' => "AE",
+            _ => {
+                out.push(c);
+                continue;
+            }
+        };
+        out.push_str(base);
+    }
+    out
+}
+
+/// Check a template's keywords against the prepared text.
+fn check(template: &Template, text: &str) -> TemplateCheck {
+    let found = |k: &template::Keyword| k.regex.is_match(text).unwrap_or(false);
+    let missing: Vec<String> = template
+        .keywords
+        .iter()
+        .filter(|k| !found(k))
+        .map(|k| k.text.clone())
+        .collect();
+    let excluded: Vec<String> = template
+        .exclude_keywords
+        .iter()
+        .filter(|k| found(k))
+        .map(|k| k.text.clone())
+        .collect();
+    TemplateCheck {
+        template: template.file.clone(),
+        issuer: template.issuer.clone(),
+        priority: template.priority,
+        matched: missing.is_empty() && excluded.is_empty(),
+        missing_keywords: missing,
+        excluded_by: excluded,
+    }
+}
+
+/// A match: the text it stands for (the whole match without groups, else
+/// the first group that matched, as invoice2data's `findall` gives it), and
+/// the whole token around it when the match cuts a token short.
+struct Found {
+    text: String,
+    cut: Option<String>,
+}
+
+/// Characters that end a token: a value that stops before one of these is
+/// whole.
+fn ends_token(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ')' | '(' | ']' | '[' | '|' | ';' | '"')
+}
+
+fn matches(regex: &fancy_regex::Regex, text: &str) -> Vec<Found> {
+    let mut out = Vec::new();
+    for caps in regex.captures_iter(text).flatten() {
+        let m = if caps.len() == 1 {
+            caps.get(0)
+        } else {
+            (1..caps.len()).find_map(|i| caps.get(i))
+        };
+        let Some(m) = m else { continue };
+        let value = m.as_str().trim_end();
+        let end = m.start() + value.len();
+        let after = text[end..].chars().next();
+        let before = text[..m.start()].chars().next_back();
+        // `61` out of `61:25`: the rule saw part of a token, the reading is
+        // suspect (an OCR `:` for `,`, a number glued to a word).
+        let continues_after = match after {
+            None => false,
+            Some(c) if ends_token(c) => false,
+            // At the end of a sentence these close the token; between
+            // digits or letters they are inside it.
+            Some(',' | '.' | ':') => text[end..]
+                .chars()
+                .nth(1)
+                .is_some_and(char::is_alphanumeric),
+            Some(_) => true,
+        };
+        let continues_before =
+            before.is_some_and(char::is_alphanumeric) && value.starts_with(char::is_alphanumeric);
+        let cut = (continues_after || continues_before).then(|| token_around(text, m.start(), end));
+        out.push(Found {
+            text: m.as_str().to_string(),
+            cut,
+        });
+    }
+    out
+}
+
+/// The whitespace-delimited token that holds `start..end`.
+fn token_around(text: &str, start: usize, end: usize) -> String {
+    let from = text[..start]
+        .rfind(char::is_whitespace)
+        .map_or(0, |i| i + 1);
+    let to = text[end..]
+        .find(char::is_whitespace)
+        .map_or(text.len(), |i| end + i);
+    text[from..to].to_string()
+}
+
+fn typed(raw: &str, kind: FieldType, options: &template::Options) -> Result<Value, String> {
+    match kind {
+        FieldType::Text => Ok(Value::String(raw.trim().to_string())),
+        FieldType::Float => parse_number(raw, options.decimal_separator).map(|f| {
+            serde_json::Number::from_f64((f * 100.0).round() / 100.0)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }),
+        FieldType::Int => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("`{}` is not a whole number", raw.trim())),
+        FieldType::Date => {
+            parse_date(raw, &options.date_formats).map(|d| Value::String(d.to_string()))
+        }
+    }
+}
+
+fn group(values: Vec<Value>, g: Group) -> Option<Value> {
+    let numbers = || values.iter().filter_map(Value::as_f64);
+    let number =
+        |f: f64| serde_json::Number::from_f64((f * 100.0).round() / 100.0).map(Value::Number);
+    match g {
+        Group::First => values.first().cloned(),
+        Group::Last => values.last().cloned(),
+        Group::Sum => number(numbers().sum()),
+        Group::Min => numbers().reduce(f64::min).and_then(number),
+        Group::Max => numbers().reduce(f64::max).and_then(number),
+    }
+}
+
+fn apply(
+    rule: &template::FieldRule,
+    text: &str,
+    options: &template::Options,
+) -> Result<Field, String> {
+    match &rule.parser {
+        Parser::Static(v) => Ok(Field {
+            value: v.clone(),
+            raw: None,
+            confidence: 1.0,
+            rule: "static".into(),
+            reasons: Vec::new(),
+        }),
+        Parser::Regex { regexes, group: g } => {
+            let rule_text = format!(
+                "regex: {}",
+                regexes
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            let mut raws = Vec::new();
+            let mut values = Vec::new();
+            let mut refused = Vec::new();
+            let mut cut = Vec::new();
+            for regex in regexes {
+                for found in matches(regex, text) {
+                    match typed(&found.text, rule.kind, options) {
+                        Ok(v) => {
+                            raws.push(found.text);
+                            values.push(v);
+                            if let Some(token) = found.cut {
+                                cut.push(token);
+                            }
+                        }
+                        Err(e) => refused.push(e),
+                    }
+                }
+            }
+            if values.is_empty() {
+                return Err(match refused.first() {
+                    Some(e) => format!("matched, but {e}"),
+                    None => "the rule matched nothing".into(),
+                });
+            }
+            let mut reasons = Vec::new();
+            let mut confidence: f32 = 1.0;
+            if !refused.is_empty() {
+                confidence = confidence.min(0.6);
+                reasons.push(format!(
+                    "other matches did not parse: {}",
+                    refused.join("; ")
+                ));
+            }
+            if !cut.is_empty() {
+                confidence = confidence.min(0.3);
+                reasons.push(format!(
+                    "the match is only part of `{}`: the text may be misread",
+                    cut.join("`, `")
+                ));
+            }
+            let value = match g {
+                Some(g) => group(values, *g).unwrap_or(Value::Null),
+                None => {
+                    let mut distinct: Vec<Value> = Vec::new();
+                    for v in values {
+                        if !distinct.contains(&v) {
+                            distinct.push(v);
+                        }
+                    }
+                    if distinct.len() == 1 {
+                        distinct.remove(0)
+                    } else if rule.legacy && matches!(rule.kind, FieldType::Date | FieldType::Float)
+                    {
+                        // invoice2data takes the first match for dates and amounts.
+                        confidence = confidence.min(0.5);
+                        reasons.push(format!(
+                            "{} different values matched; took the first",
+                            distinct.len()
+                        ));
+                        distinct.remove(0)
+                    } else {
+                        confidence = confidence.min(0.5);
+                        reasons.push(format!("{} different values matched", distinct.len()));
+                        Value::Array(distinct)
+                    }
+                }
+            };
+            Ok(Field {
+                value,
+                raw: raws.first().cloned(),
+                confidence,
+                rule: rule_text,
+                reasons,
+            })
+        }
+    }
+}
+
+/// Extract a document with the best matching template: the matching one
+/// with the highest priority, the first by file name among equals.
+pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
+    let text = doc.layout_text();
+    let checks: Vec<TemplateCheck> = templates
+        .iter()
+        .map(|t| check(t, &prepare(&text, &t.options)))
+        .collect();
+    let best = templates
+        .iter()
+        .zip(&checks)
+        .filter(|(_, c)| c.matched)
+        .max_by(|(a, _), (b, _)| a.priority.cmp(&b.priority).then(b.file.cmp(&a.file)))
+        .map(|(t, _)| t);
+    let Some(template) = best else {
+        return Extraction {
+            template: None,
+            fields: BTreeMap::new(),
+            review: vec!["no template matched this document".into()],
+            checks,
+        };
+    };
+    let prepared = prepare(&text, &template.options);
+    let mut fields = BTreeMap::new();
+    let mut review = Vec::new();
+    let fixed = |v: &str| Field {
+        value: Value::String(v.to_string()),
+        raw: None,
+        confidence: 1.0,
+        rule: "template".into(),
+        reasons: Vec::new(),
+    };
+    fields.insert("issuer".to_string(), fixed(&template.issuer));
+    fields.insert("currency".to_string(), fixed(&template.options.currency));
+    let mut failures: BTreeMap<String, String> = BTreeMap::new();
+    for rule in &template.fields {
+        match apply(rule, &prepared, &template.options) {
+            Ok(field) => {
+                if field.confidence < rule.min_confidence {
+                    review.push(format!(
+                        "`{}` has confidence {:.2}, below its minimum {:.2}: {}",
+                        rule.name,
+                        field.confidence,
+                        rule.min_confidence,
+                        field.reasons.join("; ")
+                    ));
+                }
+                fields.insert(rule.name.clone(), field);
+            }
+            Err(why) => {
+                failures.insert(rule.name.clone(), why);
+            }
+        }
+    }
+    let mut required: Vec<&str> = template
+        .required_fields
+        .iter()
+        .map(String::as_str)
+        .collect();
+    required.extend(
+        template
+            .fields
+            .iter()
+            .filter(|r| r.required)
+            .map(|r| r.name.as_str()),
+    );
+    required.sort_unstable();
+    required.dedup();
+    for name in required {
+        if !fields.contains_key(name) {
+            let why = failures
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "the template has no rule for it".into());
+            review.push(format!("required field `{name}` is missing: {why}"));
+        }
+    }
+    Extraction {
+        template: Some(template.file.clone()),
+        fields,
+        review,
+        checks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents::{BBox, Page, Source, Word};
+    use std::path::Path;
+
+    fn doc(lines: &[&str]) -> Document {
+        let mut words = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let mut x = 50.0;
+            for w in line.split(' ') {
+                if !w.is_empty() {
+                    words.push(Word {
+                        text: w.into(),
+                        bbox: BBox {
+                            x0: x,
+                            y0: 100.0 + 12.0 * i as f64 - 10.0,
+                            x1: x + 5.0 * w.chars().count() as f64,
+                            y1: 100.0 + 12.0 * i as f64,
+                        },
+                        confidence: 1.0,
+                        source: Source::TextLayer,
+                    });
+                }
+                x += 5.0 * (w.chars().count() as f64 + 1.0);
+            }
+        }
+        Document {
+            pages: vec![Page::new(1, 595.0, 842.0, words)],
+        }
+    }
+
+    fn template(yaml: &str) -> Template {
+        parse_template(Path::new("t.yml"), yaml).expect("valid template")
+    }
+
+    const ACME: &str = r#"
+issuer: ACME Office Supplies GmbH
+keywords:
+  - ACME Office
+  - Rechnungsnummer
+fields:
+  invoice_number: Rechnungsnummer:\s+(\S+)
+  date: Rechnungsdatum:\s+(\d{2}\.\d{2}\.\d{4})
+  amount: Gesamtbetrag\s+([\d.,]+)
+  vat:
+    parser: regex
+    regex: MwSt\. 19 %\s+([\d.,]+)
+    type: float
+  lines_total:
+    parser: regex
+    regex: '(?m)^\d+\s+.+?\s+\d+\s+[\d.,]+\s+([\d.,]+)$'
+    type: float
+    group: sum
+  static_country: DE
+options:
+  currency: EUR
+  decimal_separator: ','
+"#;
+
+    fn acme_doc() -> Document {
+        doc(&[
+            "ACME Office Supplies GmbH",
+            "Rechnungsnummer: RE-2026-1041",
+            "Rechnungsdatum: 14.03.2026",
+            "1 Papier 2 10,00 20,00",
+            "2 Toner 1 41,25 41,25",
+            "MwSt. 19 % 11,64",
+            "Gesamtbetrag 72,89 EUR",
+        ])
+    }
+
+    #[test]
+    fn legacy_and_regex_fields_with_types_groups_and_statics() {
+        let x = extract(&acme_doc(), &[template(ACME)]);
+        assert!(!x.needs_review(), "{:?}", x.review);
+        let v = |k: &str| x.fields[k].value.clone();
+        assert_eq!(v("invoice_number"), "RE-2026-1041");
+        assert_eq!(v("date"), "2026-03-14");
+        assert_eq!(v("amount"), 72.89);
+        assert_eq!(v("vat"), 11.64);
+        assert_eq!(v("lines_total"), 61.25);
+        assert_eq!(v("country"), "DE");
+        assert_eq!(v("currency"), "EUR");
+        assert_eq!(v("issuer"), "ACME Office Supplies GmbH");
+        assert_eq!(x.fields["amount"].raw.as_deref(), Some("72,89"));
+        assert!(x.fields["amount"].rule.starts_with("regex: Gesamtbetrag"));
+        assert_eq!(x.fields["amount"].confidence, 1.0);
+    }
+
+    #[test]
+    fn the_highest_priority_match_wins_and_explain_says_why_others_did_not() {
+        let generic = template(
+            "issuer: Generic\npriority: 1\nkeywords: [Gesamtbetrag]\nfields:\n  amount: Gesamtbetrag\\s+(\\S+)\n",
+        );
+        let other =
+            template("issuer: Other\nkeywords: [Nordwind, Factuur]\nexclude_keywords: [ACME]\n");
+        let x = extract(&acme_doc(), &[generic, template(ACME), other]);
+        assert_eq!(x.fields["issuer"].value, "ACME Office Supplies GmbH");
+        let other = &x.checks[2];
+        assert!(!other.matched);
+        assert_eq!(other.missing_keywords, vec!["Nordwind", "Factuur"]);
+        assert_eq!(other.excluded_by, vec!["ACME"]);
+    }
+
+    #[test]
+    fn missing_or_unparsable_required_fields_go_to_review_with_reasons() {
+        let d = doc(&[
+            "ACME Office Supplies GmbH",
+            "Rechnungsnummer: RE-1",
+            "Rechnungsdatum: 61:25",
+            "Gesamtbetrag 61:25",
+        ]);
+        let x = extract(&d, &[template(ACME)]);
+        assert!(x.needs_review());
+        let all = x.review.join("\n");
+        // `61` out of `61:25`: a value, but flagged.
+        assert_eq!(x.fields["amount"].value, 61.0);
+        assert!(x.fields["amount"].confidence < 0.8);
+        assert!(all.contains("`amount` has confidence 0.30"), "{all}");
+        assert!(all.contains("the match is only part of `61:25`"), "{all}");
+        assert!(
+            all.contains("required field `date` is missing: the rule matched nothing"),
+            "{all}"
+        );
+        let typed_badly = template(
+            "issuer: T\nkeywords: [Total]\nfields:\n  amount: 'Total\\s+(\\S+)'\nrequired_fields: [amount]\n",
+        );
+        let x = extract(&doc(&["Total 61:25"]), &[typed_badly]);
+        assert_eq!(
+            x.review,
+            vec![
+                "required field `amount` is missing: matched, but `61:25` is not a number (it has `:`)"
+            ]
+        );
+        let none = extract(&doc(&["Hello"]), &[template(ACME)]);
+        assert_eq!(none.review, vec!["no template matched this document"]);
+    }
+
+    #[test]
+    fn options_prepare_the_text_before_matching() {
+        let t = template(
+            "issuer: X\nkeywords: [rechnung]\nfields:\n  invoice_number: 'nr:(\\S+)'\noptions:\n  remove_whitespace: true\n  lowercase: true\n  remove_accents: true\n  replace:\n    - ['n°', 'nr']\nrequired_fields: [invoice_number]\n",
+        );
+        let x = extract(&doc(&["RECHNUNG N° : AB-12"]), &[t]);
+        assert_eq!(x.fields["invoice_number"].value, "ab-12", "{:?}", x.review);
+    }
+
+    #[test]
+    fn a_broken_regex_names_its_file_and_field() {
+        let err = parse_template(
+            Path::new("tpl/acme.yml"),
+            "issuer: A\nkeywords: [A]\nfields:\n  amount: 'Total (\\d+'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("tpl/acme.yml: field `amount`: bad regex `Total (\\d+`"),
+            "{err}"
+        );
+        let err = parse_template(Path::new("t.yml"), "issuer: [unclosed\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid YAML at line"), "{err}");
+        let err = parse_template(
+            Path::new("t.yml"),
+            "issuer: A\nkeywords: A\nfields:\n  x:\n    parser: lines\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("parser `lines` is not supported yet"), "{err}");
+    }
+}

@@ -1,0 +1,432 @@
+//! Templates in invoice2data's format (YAML or JSON), read as they are.
+//!
+//! Supported: `issuer`, `keywords`, `exclude_keywords`, `priority`,
+//! `required_fields`, fields in the legacy form (a regex or a list of them;
+//! names starting with `date` or ending with `date` become dates, names
+//! starting with `amount` numbers; `static_*` fields), fields with the
+//! `regex` parser (`regex`, `type` int/float/date, `group`
+//! sum/min/max/first/last) and the `static` parser (`value`), and `options`
+//! (`remove_whitespace`, `remove_accents`, `lowercase`, `currency`,
+//! `date_formats`, `languages`, `decimal_separator`, `replace`).
+//! clerk's own keys on a field: `required` and `min_confidence`.
+//!
+//! Regexes are compiled when the template loads, so a broken one is reported
+//! with its file and field before any document is read.
+
+use std::path::{Path, PathBuf};
+
+use fancy_regex::Regex;
+use serde_json::Value;
+
+/// A problem in a template file.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}: {message}", file.display())]
+pub struct TemplateError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Int,
+    Float,
+    Date,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    Sum,
+    Min,
+    Max,
+    First,
+    Last,
+}
+
+#[derive(Debug, Clone)]
+pub enum Parser {
+    /// Regexes tried in order; every match of every regex is a candidate.
+    Regex {
+        regexes: Vec<Regex>,
+        group: Option<Group>,
+    },
+    Static(Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    pub name: String,
+    pub parser: Parser,
+    pub kind: FieldType,
+    /// Written in the legacy form: several distinct matches become a list.
+    pub legacy: bool,
+    /// clerk: a document without this field goes to review.
+    pub required: bool,
+    /// clerk: below this confidence the field goes to review.
+    pub min_confidence: f32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub remove_whitespace: bool,
+    pub remove_accents: bool,
+    pub lowercase: bool,
+    pub currency: String,
+    pub date_formats: Vec<String>,
+    pub languages: Vec<String>,
+    pub decimal_separator: char,
+    pub replace: Vec<(Regex, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            remove_whitespace: false,
+            remove_accents: false,
+            lowercase: false,
+            currency: "EUR".into(),
+            date_formats: Vec::new(),
+            languages: Vec::new(),
+            decimal_separator: '.',
+            replace: Vec::new(),
+        }
+    }
+}
+
+/// A keyword: a regex, or the literal text when it is not a valid regex.
+#[derive(Debug, Clone)]
+pub struct Keyword {
+    pub text: String,
+    pub regex: Regex,
+}
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub file: PathBuf,
+    pub issuer: String,
+    pub keywords: Vec<Keyword>,
+    pub exclude_keywords: Vec<Keyword>,
+    pub priority: i64,
+    pub required_fields: Vec<String>,
+    pub fields: Vec<FieldRule>,
+    pub options: Options,
+}
+
+/// Below this a field goes to review unless its rule sets `min_confidence`:
+/// a value the engine doubts is never passed through silently.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.8;
+
+/// invoice2data's default when a template names no `required_fields`.
+const DEFAULT_REQUIRED: [&str; 4] = ["date", "amount", "invoice_number", "issuer"];
+
+fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
+    use yaml_rust2::Yaml;
+    match y {
+        Yaml::Real(s) => s
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(s.clone())),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::String(s) => Value::String(s.clone()),
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect()),
+        Yaml::Hash(h) => Value::Object(
+            h.iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Yaml::String(s) => s.clone(),
+                        Yaml::Integer(i) => i.to_string(),
+                        other => format!("{other:?}"),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Yaml::Null | Yaml::BadValue | Yaml::Alias(_) => Value::Null,
+    }
+}
+
+/// One or several strings: invoice2data accepts both wherever a list goes.
+fn strings(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(String::from)).collect(),
+        _ => None,
+    }
+}
+
+struct Loader<'a> {
+    file: &'a Path,
+}
+
+impl Loader<'_> {
+    fn err(&self, message: impl Into<String>) -> TemplateError {
+        TemplateError {
+            file: self.file.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    fn regex(&self, pattern: &str, what: &str) -> Result<Regex, TemplateError> {
+        Regex::new(pattern).map_err(|e| self.err(format!("{what}: bad regex `{pattern}`: {e}")))
+    }
+
+    fn keyword(&self, text: &str) -> Result<Keyword, TemplateError> {
+        // invoice2data treats keywords as regexes; one that does not compile
+        // is taken literally.
+        let regex = Regex::new(text).or_else(|_| Regex::new(&fancy_regex::escape(text)));
+        Ok(Keyword {
+            text: text.to_string(),
+            regex: regex.map_err(|e| self.err(format!("keyword `{text}`: {e}")))?,
+        })
+    }
+
+    fn field(&self, name: &str, spec: &Value) -> Result<FieldRule, TemplateError> {
+        let what = format!("field `{name}`");
+        let legacy_kind = if name.starts_with("date") || name.ends_with("date") {
+            FieldType::Date
+        } else if name.starts_with("amount") {
+            FieldType::Float
+        } else {
+            FieldType::Text
+        };
+        let mut rule = FieldRule {
+            name: name.trim_start_matches("static_").to_string(),
+            parser: Parser::Static(Value::Null),
+            kind: FieldType::Text,
+            legacy: false,
+            required: false,
+            min_confidence: DEFAULT_MIN_CONFIDENCE,
+        };
+        match spec {
+            _ if name.starts_with("static_") && !spec.is_object() => {
+                rule.parser = Parser::Static(spec.clone());
+            }
+            Value::String(_) | Value::Array(_) => {
+                let patterns = strings(spec).ok_or_else(|| {
+                    self.err(format!("{what}: expected a regex or a list of regexes"))
+                })?;
+                rule.parser = Parser::Regex {
+                    regexes: patterns
+                        .iter()
+                        .map(|p| self.regex(p, &what))
+                        .collect::<Result<_, _>>()?,
+                    group: None,
+                };
+                rule.kind = legacy_kind;
+                rule.legacy = true;
+            }
+            Value::Object(map) => {
+                let parser = map.get("parser").and_then(Value::as_str).unwrap_or("regex");
+                rule.kind = match map.get("type").and_then(Value::as_str) {
+                    None => FieldType::Text,
+                    Some("int") => FieldType::Int,
+                    Some("float") => FieldType::Float,
+                    Some("date") => FieldType::Date,
+                    Some(other) => {
+                        return Err(self.err(format!(
+                            "{what}: unknown type `{other}`; expected int, float or date"
+                        )));
+                    }
+                };
+                let group = match map.get("group").and_then(Value::as_str) {
+                    None => None,
+                    Some("sum") => Some(Group::Sum),
+                    Some("min") => Some(Group::Min),
+                    Some("max") => Some(Group::Max),
+                    Some("first") => Some(Group::First),
+                    Some("last") => Some(Group::Last),
+                    Some(other) => {
+                        return Err(self.err(format!(
+                            "{what}: unknown group `{other}`; expected sum, min, max, first or last"
+                        )));
+                    }
+                };
+                rule.parser = match parser {
+                    "regex" => {
+                        let patterns = map.get("regex").and_then(strings).ok_or_else(|| {
+                            self.err(format!("{what}: the regex parser needs `regex`"))
+                        })?;
+                        Parser::Regex {
+                            regexes: patterns
+                                .iter()
+                                .map(|p| self.regex(p, &what))
+                                .collect::<Result<_, _>>()?,
+                            group,
+                        }
+                    }
+                    "static" => Parser::Static(map.get("value").cloned().ok_or_else(|| {
+                        self.err(format!("{what}: the static parser needs `value`"))
+                    })?),
+                    other => {
+                        return Err(self.err(format!("{what}: parser `{other}` is not supported yet; supported: regex, static")));
+                    }
+                };
+                rule.required = map
+                    .get("required")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                rule.min_confidence = map
+                    .get("min_confidence")
+                    .and_then(Value::as_f64)
+                    .map_or(DEFAULT_MIN_CONFIDENCE, |c| c as f32);
+            }
+            other => {
+                rule.parser = Parser::Static(other.clone());
+            }
+        }
+        Ok(rule)
+    }
+
+    fn options(&self, v: Option<&Value>) -> Result<Options, TemplateError> {
+        let mut o = Options::default();
+        let Some(map) = v.and_then(Value::as_object) else {
+            return Ok(o);
+        };
+        let flag = |k: &str| map.get(k).and_then(Value::as_bool).unwrap_or(false);
+        o.remove_whitespace = flag("remove_whitespace");
+        o.remove_accents = flag("remove_accents");
+        o.lowercase = flag("lowercase");
+        if let Some(c) = map.get("currency").and_then(Value::as_str) {
+            o.currency = c.to_string();
+        }
+        o.date_formats = map
+            .get("date_formats")
+            .and_then(strings)
+            .unwrap_or_default();
+        o.languages = map.get("languages").and_then(strings).unwrap_or_default();
+        if let Some(sep) = map.get("decimal_separator").and_then(Value::as_str) {
+            o.decimal_separator = match sep {
+                "." => '.',
+                "," => ',',
+                other => {
+                    return Err(self.err(format!(
+                        "options.decimal_separator must be \".\" or \",\", not `{other}`"
+                    )));
+                }
+            };
+        }
+        if let Some(pairs) = map.get("replace").and_then(Value::as_array) {
+            for pair in pairs {
+                let p = strings(pair).filter(|p| p.len() == 2).ok_or_else(|| {
+                    self.err("options.replace must be a list of [regex, replacement] pairs")
+                })?;
+                o.replace
+                    .push((self.regex(&p[0], "options.replace")?, p[1].clone()));
+            }
+        }
+        Ok(o)
+    }
+
+    fn template(&self, doc: &Value) -> Result<Template, TemplateError> {
+        let map = doc
+            .as_object()
+            .ok_or_else(|| self.err("a template is a mapping of keys"))?;
+        let issuer = map
+            .get("issuer")
+            .and_then(Value::as_str)
+            .ok_or_else(|| self.err("missing `issuer`"))?
+            .to_string();
+        let keywords = map
+            .get("keywords")
+            .and_then(strings)
+            .ok_or_else(|| self.err("missing `keywords` (a string or a list of them)"))?;
+        let exclude = map
+            .get("exclude_keywords")
+            .and_then(strings)
+            .unwrap_or_default();
+        let mut fields = Vec::new();
+        if let Some(f) = map.get("fields").and_then(Value::as_object) {
+            for (name, spec) in f {
+                fields.push(self.field(name, spec)?);
+            }
+        }
+        let required_fields = match map.get("required_fields") {
+            Some(v) => strings(v)
+                .ok_or_else(|| self.err("`required_fields` must be a list of field names"))?,
+            None => DEFAULT_REQUIRED.iter().map(|s| s.to_string()).collect(),
+        };
+        Ok(Template {
+            file: self.file.to_path_buf(),
+            issuer,
+            keywords: keywords
+                .iter()
+                .map(|k| self.keyword(k))
+                .collect::<Result<_, _>>()?,
+            exclude_keywords: exclude
+                .iter()
+                .map(|k| self.keyword(k))
+                .collect::<Result<_, _>>()?,
+            priority: map.get("priority").and_then(Value::as_i64).unwrap_or(5),
+            required_fields,
+            fields,
+            options: self.options(map.get("options"))?,
+        })
+    }
+}
+
+/// Parse one template file's text (`.yml`, `.yaml` or `.json`).
+pub fn parse_template(file: &Path, text: &str) -> Result<Template, TemplateError> {
+    let loader = Loader { file };
+    let is_json = file.extension().is_some_and(|e| e == "json");
+    let doc = if is_json {
+        serde_json::from_str::<Value>(text).map_err(|e| loader.err(format!("invalid JSON: {e}")))?
+    } else {
+        let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| {
+            loader.err(format!(
+                "invalid YAML at line {}, column {}: {}",
+                e.marker().line(),
+                e.marker().col() + 1,
+                e.info()
+            ))
+        })?;
+        docs.first().map(yaml_to_json).unwrap_or(Value::Null)
+    };
+    loader.template(&doc)
+}
+
+/// Every template below `dir` (recursively), and every file that failed.
+pub fn load_templates(dir: &Path) -> (Vec<Template>, Vec<TemplateError>) {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    let mut errors = Vec::new();
+    while let Some(d) = stack.pop() {
+        match std::fs::read_dir(&d) {
+            Ok(entries) => {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if p
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"))
+                    {
+                        files.push(p);
+                    }
+                }
+            }
+            Err(e) => errors.push(TemplateError {
+                file: d.clone(),
+                message: format!("cannot read the templates folder: {e}"),
+            }),
+        }
+    }
+    files.sort();
+    let mut templates = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f) {
+            Ok(text) => match parse_template(&f, &text) {
+                Ok(t) => templates.push(t),
+                Err(e) => errors.push(e),
+            },
+            Err(e) => errors.push(TemplateError {
+                file: f.clone(),
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    (templates, errors)
+}
