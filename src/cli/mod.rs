@@ -269,13 +269,18 @@ enum DbCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    let cli = Cli::parse();
     // Like other Unix tools, end quietly when the reader of our output goes
     // away (`clerk runs list | head`) instead of failing on a broken pipe.
-    // SAFETY: setting a signal disposition at start-up, before any threads.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    // Not in the long-running processes: they write job documents to steps'
+    // stdin, and a step that exits without reading must cost an EPIPE, not
+    // the worker.
+    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+        // SAFETY: setting a signal disposition at start-up, before any threads.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
-    let cli = Cli::parse();
     init_logging(&cli.global, &cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
