@@ -24,9 +24,24 @@ echo "== clerk run daily-digest --wait"
 status=0
 $clerk run daily-digest --input '{"folder": "inbox"}' --wait --timeout 60s || status=$?
 
+echo "== clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv"
+$clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv | cut -d, -f1,5-7,10 | head -n 6
+
+invoice="$PWD/fixtures/invoices/acme-office/RE-2026-66261.pdf"
+echo "== clerk run invoice-intake (an ACME invoice) --wait"
+$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 60s || status=$?
+echo "== the same invoice again: booked once"
+$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 60s || status=$?
+cat bots/invoice-intake/ledger.csv
+
+echo "== clerk run invoice-intake (a document no template fits) --wait: exit code 4, waiting for review"
+review_status=0
+$clerk run invoice-intake --input "{\"file\": \"$PWD/fixtures/bad/owner-only.pdf\"}" --wait --timeout 60s || review_status=$?
+echo "exit code $review_status"
+
 echo "== clerk runs list"
 $clerk runs list --limit 5
-id=$($clerk runs list --bot daily-digest --limit 1 --json | sed -n 's/^ *"id": \([0-9]*\),*/\1/p' | head -n 1)
+id=$($clerk runs list --bot invoice-intake --limit 1 --json | sed -n 's/^ *"id": \([0-9]*\),*/\1/p' | head -n 1)
 echo "== clerk runs show $id"
 $clerk runs show "$id"
 

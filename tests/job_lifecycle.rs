@@ -671,7 +671,93 @@ argv = ["echo", "${secret:CLERK_TEST_NEVER_SET}"]
     );
 }
 
+/// The extract step: a clean invoice passes with its fields as output; one
+/// no template fits waits for review with the reason; a damaged PDF fails
+/// at once with the file and what is wrong with it.
+async fn the_extract_step_passes_holds_for_review_or_fails(kind: Kind) {
+    let t = TestDb::new(kind).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bots = write_bot(
+        t.path(),
+        "intake",
+        &format!(
+            r#"
+name = "intake"
+[[steps]]
+name = "extract"
+kind = "extract"
+templates = "{}"
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "cat"]
+"#,
+            root.join("bots/invoice-intake/templates").display()
+        ),
+    );
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let bot = registry.get("intake").unwrap().clone();
+    let file = |rel: &str| json!({ "file": root.join(rel).to_str().unwrap() });
+    let ids: Vec<i64> = db
+        .enqueue(&[
+            new_job(&bot, file("fixtures/invoices/papeterie-lumiere/F27669.pdf")),
+            new_job(&bot, file("fixtures/bad/owner-only.pdf")),
+            new_job(&bot, file("fixtures/bad/truncated.pdf")),
+        ])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let w = RunningWorker::start(db.clone(), registry, fast_config(2));
+    wait_for(&db, ids[0], &[JobState::Succeeded], LONG).await;
+    wait_for(&db, ids[1], &[JobState::WaitingReview], LONG).await;
+    wait_for(&db, ids[2], &[JobState::Failed], LONG).await;
+
+    let ok = db.job(ids[0]).await.unwrap().unwrap();
+    // The book step got the extracted values.
+    let booked = &ok.output.unwrap()["steps"]["extract"]["values"];
+    assert_eq!(booked["invoice_number"], "F27669");
+    assert_eq!(booked["amount"], 14885.21);
+    assert_eq!(booked["date"], "2026-04-13");
+
+    let held = db.job(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        held.review.as_ref().unwrap()["reasons"][0],
+        "no template matched this document"
+    );
+    assert_eq!(held.next_step, 1);
+    assert!(
+        held.worker.is_none(),
+        "a job waiting for review holds no worker"
+    );
+
+    // A reviewer approves: the job goes on at the next step.
+    db.approve(ids[1], "reviewer:ana", "checked by hand")
+        .await
+        .unwrap();
+    wait_for(&db, ids[1], &[JobState::Succeeded], LONG).await;
+    let approved = db.job(ids[1]).await.unwrap().unwrap();
+    let steps: Vec<_> = approved
+        .attempts
+        .last()
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(steps, vec!["book"]);
+
+    let bad = db.job(ids[2]).await.unwrap().unwrap();
+    let err = bad.summary.last_error.unwrap();
+    assert!(err.contains("truncated.pdf: the PDF is damaged"), "{err}");
+    assert_eq!(bad.summary.attempt, 1);
+    w.shutdown().await;
+}
+
 both_backends!(
+    the_extract_step_passes_holds_for_review_or_fails,
     secrets_are_resolved_and_never_stored,
     concurrent_writers_never_fail_or_lose_jobs,
     transient_failures_are_retried_then_succeed,

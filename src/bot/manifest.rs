@@ -197,7 +197,16 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         _ => PathBuf::from("."),
     };
     let name = name?;
-    let runners = steps.iter().map(|s| s.config.build(&dir)).collect();
+    let mut runners = Vec::with_capacity(steps.len());
+    for step in &steps {
+        match step.config.build(&dir) {
+            Ok(runner) => runners.push(runner),
+            Err(e) => sink.file_error(format!("step `{}`: {e}", step.name)),
+        }
+    }
+    if runners.len() != steps.len() {
+        return None;
+    }
     Some(Bot {
         name,
         description,
@@ -434,9 +443,13 @@ fn parse_timezone(zone: String) -> Result<chrono_tz::Tz, Problem> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum StepKind {
     Command,
+    Extract,
 }
 
-const STEP_KINDS: &[(&str, StepKind)] = &[("command", StepKind::Command)];
+const STEP_KINDS: &[(&str, StepKind)] = &[
+    ("command", StepKind::Command),
+    ("extract", StepKind::Extract),
+];
 
 fn read_steps(sink: &Sink, readers: Vec<TableReader>) -> Vec<StepDecl> {
     let mut first_at: HashMap<String, usize> = HashMap::new();
@@ -478,6 +491,7 @@ fn read_step(mut s: TableReader) -> Option<(StepDecl, usize)> {
     };
     let config = match kind {
         StepKind::Command => read_command(&mut s).map(StepConfig::Command),
+        StepKind::Extract => read_extract(&mut s).map(StepConfig::Extract),
     };
     s.finish();
     let decl = StepDecl {
@@ -492,6 +506,17 @@ fn read_step(mut s: TableReader) -> Option<(StepDecl, usize)> {
 fn references(value: &str) -> Result<(), Problem> {
     super::secrets::check_references(value)
         .map_err(|m| Problem::new(format!("has a bad reference: {m}")))
+}
+
+fn read_extract(s: &mut TableReader) -> Option<crate::extract::step::ExtractConfig> {
+    let templates = s.required_with("templates", |t: String| Ok(PathBuf::from(t)));
+    let document = s
+        .optional::<String>("document")
+        .unwrap_or_else(|| "input.file".to_string());
+    Some(crate::extract::step::ExtractConfig {
+        templates: templates?,
+        document,
+    })
 }
 
 fn read_command(s: &mut TableReader) -> Option<CommandConfig> {
@@ -1215,7 +1240,9 @@ argv = ["./book.sh"]
         let fetch = &bot.steps[0];
         assert_eq!(fetch.name, "fetch");
         assert_eq!(fetch.timeout, Some(Duration::from_secs(120)));
-        let StepConfig::Command(config) = &fetch.config;
+        let StepConfig::Command(config) = &fetch.config else {
+            panic!("fetch is a command step")
+        };
         assert_eq!(
             *config,
             CommandConfig {
@@ -1228,7 +1255,9 @@ argv = ["./book.sh"]
         let book = &bot.steps[1];
         assert_eq!(book.name, "book_2");
         assert_eq!(book.timeout, None);
-        let StepConfig::Command(config) = &book.config;
+        let StepConfig::Command(config) = &book.config else {
+            panic!("book is a command step")
+        };
         assert_eq!(config.failure, FailureKind::Transient);
         assert!(config.env.is_empty());
         assert_eq!(config.workdir, None);
@@ -1371,7 +1400,7 @@ timeout = 30
         let d = &diags[0];
         assert_eq!(
             d.message,
-            "`kind` in step `fetch` must be one of `command`, found \"comand\""
+            "`kind` in step `fetch` must be one of `command`, `extract`, found \"comand\""
         );
         assert_eq!((d.line, d.column), (4, 8));
         assert_eq!(d.hint.as_deref(), Some("did you mean `command`?"));
@@ -1577,5 +1606,20 @@ failure = "fatal"
         assert_eq!((argv.line, argv.column), (5, 8));
         let env = find(&diags, "`env` in step `s` has a bad reference");
         assert!(env.message.contains("${secret:NAME}"), "{}", env.message);
+    }
+
+    #[test]
+    fn an_extract_step_needs_usable_templates() {
+        let diags = errors(
+            "name = \"b\"\n[[steps]]\nname = \"extract\"\nkind = \"extract\"\ntemplates = \"no-such-folder\"\n",
+        );
+        let d = find(&diags, "step `extract`: templates folder");
+        assert!(
+            d.message.ends_with("no-such-folder does not exist"),
+            "{}",
+            d.message
+        );
+        let diags = errors("name = \"b\"\n[[steps]]\nname = \"extract\"\nkind = \"extract\"\n");
+        find(&diags, "missing required key `templates` in step `extract`");
     }
 }

@@ -238,6 +238,13 @@ enum RunsCommand {
     Retry { id: i64 },
     /// Cancel a queued, waiting or running job.
     Cancel { id: i64 },
+    /// Let a job waiting for review go on at its next step.
+    Approve {
+        id: i64,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "approved")]
+        note: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -627,6 +634,10 @@ async fn runs(g: &Global, cmd: RunsCommand) -> anyhow::Result<u8> {
         RunsCommand::Retry { id } => {
             db.retry(id, &actor).await?;
             println!("job {id} queued again; it resumes at the step that failed");
+        }
+        RunsCommand::Approve { id, note } => {
+            db.approve(id, &actor, &note).await?;
+            println!("job {id} approved; it goes on at its next step");
         }
         RunsCommand::Cancel { id } => match db.cancel(id, &actor).await? {
             jobs::CancelOutcome::Cancelled => println!("job {id} cancelled"),

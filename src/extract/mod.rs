@@ -2,6 +2,7 @@
 //! rules to the document's layout text, type the values, and say for every
 //! field how far to trust it and why.
 
+pub mod step;
 pub mod template;
 mod values;
 

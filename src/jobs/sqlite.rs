@@ -30,6 +30,15 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     wake: watch::Sender<u64>,
+    listening: std::sync::atomic::AtomicBool,
+    /// Ends the change watcher when the store goes away.
+    stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -84,6 +93,8 @@ impl SqliteStore {
             .map_err(connect_err)?;
         let (wake, _) = watch::channel(0);
         Ok(SqliteStore {
+            listening: std::sync::atomic::AtomicBool::new(false),
+            stop: tokio_util::sync::CancellationToken::new(),
             path: path.to_path_buf(),
             writer,
             reader,
@@ -1074,8 +1085,45 @@ impl JobStore for SqliteStore {
     }
 
     async fn listen(&self) -> Result<()> {
-        // Another process's enqueue cannot signal this one; the worker's poll
-        // interval covers it.
+        // SQLite cannot signal another process, but `PRAGMA data_version`
+        // changes on a connection whenever any other connection commits.
+        // Watching it on a connection of its own turns a `clerk run` next to
+        // `clerk serve` into a wake-up within a few milliseconds instead of a
+        // poll interval. Commits of this process wake it too; a claim that
+        // finds nothing is cheap.
+        if self
+            .listening
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Ok(());
+        }
+        let mut conn = self.reader.acquire().await?.detach();
+        let wake = self.wake.clone();
+        let stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut last: Option<i64> = None;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+                match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                    .fetch_one(&mut conn)
+                    .await
+                {
+                    Ok(v) => {
+                        if last.is_some_and(|l| l != v) {
+                            wake.send_modify(|n| *n = n.wrapping_add(1));
+                        }
+                        last = Some(v);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "watching the database for changes failed; polling only");
+                        return;
+                    }
+                }
+            }
+        });
         Ok(())
     }
 }

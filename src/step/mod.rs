@@ -131,13 +131,18 @@ pub struct StepDecl {
 #[derive(Debug, Clone)]
 pub enum StepConfig {
     Command(command::CommandConfig),
+    Extract(crate::extract::step::ExtractConfig),
 }
 
 impl StepConfig {
-    /// Turn the config into the running thing.
-    pub fn build(&self, bot_dir: &std::path::Path) -> Arc<dyn Step> {
-        match self {
+    /// Turn the config into the running thing. Fails when what the config
+    /// names is not usable (a templates folder with a broken template).
+    pub fn build(&self, bot_dir: &std::path::Path) -> Result<Arc<dyn Step>, String> {
+        Ok(match self {
             StepConfig::Command(c) => Arc::new(CommandStep::new(c.clone(), bot_dir)),
-        }
+            StepConfig::Extract(c) => {
+                Arc::new(crate::extract::step::ExtractStep::build(c, bot_dir)?)
+            }
+        })
     }
 }

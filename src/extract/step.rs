@@ -1,0 +1,116 @@
+//! The `extract` step: read the job's document, extract its fields with the
+//! bot's templates, and hold the job for review when the result is not sure.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Template, extract, load_templates};
+use crate::documents::{Limits, read_file};
+use crate::step::{Step, StepContext, StepError, StepOutcome};
+
+/// Config of an `extract` step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtractConfig {
+    /// Folder of invoice2data templates, relative to the bot's folder.
+    pub templates: PathBuf,
+    /// Where the document's path is in the job document, as a dotted path:
+    /// `input.file` (the default) or, say, `steps.fetch.path`.
+    pub document: String,
+}
+
+#[derive(Debug)]
+pub struct ExtractStep {
+    templates: Arc<Vec<Template>>,
+    bot_dir: PathBuf,
+    document: String,
+}
+
+impl ExtractStep {
+    /// Load the templates once; a broken one makes the bot invalid, with
+    /// the template's file and field named.
+    pub fn build(config: &ExtractConfig, bot_dir: &Path) -> Result<Self, String> {
+        let dir = bot_dir.join(&config.templates);
+        if !dir.is_dir() {
+            return Err(format!("templates folder {} does not exist", dir.display()));
+        }
+        let (templates, errors) = load_templates(&dir);
+        if !errors.is_empty() {
+            return Err(errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "));
+        }
+        if templates.is_empty() {
+            return Err(format!(
+                "no templates (.yml, .yaml, .json) in {}",
+                dir.display()
+            ));
+        }
+        Ok(ExtractStep {
+            templates: Arc::new(templates),
+            bot_dir: bot_dir.to_path_buf(),
+            document: config.document.clone(),
+        })
+    }
+}
+
+/// Follow a dotted path through a JSON document.
+fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(doc, |v, key| v.get(key))
+}
+
+#[async_trait]
+impl Step for ExtractStep {
+    fn kind(&self) -> &'static str {
+        "extract"
+    }
+
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        let job = ctx.document();
+        let path = lookup(&job, &self.document).and_then(Value::as_str).ok_or_else(|| {
+            StepError::business(format!(
+                "the job has no document path at `{}`; run it with --input '{{\"file\": \"invoice.pdf\"}}'",
+                self.document
+            ))
+        })?;
+        let path = if Path::new(path).is_absolute() {
+            PathBuf::from(path)
+        } else {
+            self.bot_dir.join(path)
+        };
+        let templates = self.templates.clone();
+        let file = path.clone();
+        // Reading and matching are CPU work: off the async threads.
+        let result = tokio::task::spawn_blocking(move || {
+            read_file(&file, &Limits::default()).map(|doc| extract(&doc, &templates))
+        })
+        .await
+        .map_err(|e| StepError::transient(format!("the extraction task failed: {e}")))?;
+        let extraction =
+            result.map_err(|e| StepError::business(format!("{}: {e}", path.display())))?;
+        let values: serde_json::Map<String, Value> = extraction
+            .fields
+            .iter()
+            .map(|(k, f)| (k.clone(), f.value.clone()))
+            .collect();
+        let output = json!({
+            "file": path,
+            "template": extraction.template,
+            "values": values,
+            "fields": extraction.fields,
+            "review": extraction.review,
+        });
+        if extraction.needs_review() {
+            Ok(StepOutcome::NeedsReview {
+                output,
+                reasons: extraction.review,
+            })
+        } else {
+            Ok(StepOutcome::Done(output))
+        }
+    }
+}
