@@ -71,6 +71,22 @@ fn every_field_is_right_on_every_text_pdf() {
                 truth[k]
             );
         }
+        // Line items: every row, with its numbers.
+        let rows = f("lines")
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}: lines"));
+        let want = truth["lines"].as_array().unwrap();
+        assert_eq!(rows.len(), want.len(), "{name}: rows");
+        for (row, item) in rows.iter().zip(want) {
+            assert_eq!(row["description"], item["description"], "{name}");
+            assert_eq!(row["qty"], item["qty"], "{name}");
+            for k in ["unit_price", "amount"] {
+                assert!(
+                    (number(&row[k]) - number(&item[k])).abs() < 0.005,
+                    "{name}: {k}"
+                );
+            }
+        }
         // Clean text-layer documents pass straight through.
         assert!(
             x.fields.values().all(|f| f.confidence == 1.0),

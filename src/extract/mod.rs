@@ -244,6 +244,7 @@ fn apply(
     options: &template::Options,
 ) -> Result<Field, String> {
     match &rule.parser {
+        Parser::Lines(lines) => apply_lines(lines, text, options),
         Parser::Static(v) => Ok(Field {
             value: v.clone(),
             raw: None,
@@ -336,6 +337,113 @@ fn apply(
             })
         }
     }
+}
+
+/// The named groups of a match, as text.
+fn named(
+    regex: &fancy_regex::Regex,
+    caps: &fancy_regex::Captures<str>,
+) -> serde_json::Map<String, Value> {
+    regex
+        .capture_names()
+        .flatten()
+        .filter_map(|n| {
+            caps.name(n)
+                .map(|m| (n.to_string(), Value::String(m.as_str().trim().to_string())))
+        })
+        .collect()
+}
+
+/// Merge a continuation line into a row: text is appended, new keys added.
+fn merge(row: &mut serde_json::Map<String, Value>, more: serde_json::Map<String, Value>) {
+    for (k, v) in more {
+        match (row.get_mut(&k), v) {
+            (Some(Value::String(old)), Value::String(new)) if !new.is_empty() => {
+                if !old.is_empty() {
+                    old.push(' ');
+                }
+                old.push_str(&new);
+            }
+            (None, v) => {
+                row.insert(k, v);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn apply_lines(
+    rule: &template::LinesRule,
+    text: &str,
+    options: &template::Options,
+) -> Result<Field, String> {
+    let Some(start) = rule.start.find(text).ok().flatten() else {
+        return Err("the start of the table was not found".into());
+    };
+    let rest = &text[start.end()..];
+    let block = match rule.end.find(rest).ok().flatten() {
+        Some(end) => &rest[..end.start()],
+        None => return Err("the end of the table was not found".into()),
+    };
+    let mut rows: Vec<serde_json::Map<String, Value>> = Vec::new();
+    let mut open = false;
+    for line in block.lines() {
+        if line.trim().is_empty()
+            || rule
+                .skip_line
+                .iter()
+                .any(|r| r.is_match(line).unwrap_or(false))
+        {
+            continue;
+        }
+        if let Some(first) = &rule.first_line
+            && let Ok(Some(caps)) = first.captures(line)
+        {
+            rows.push(named(first, &caps));
+            open = true;
+            continue;
+        }
+        if let Some(last) = &rule.last_line
+            && open
+            && let Ok(Some(caps)) = last.captures(line)
+        {
+            if let Some(row) = rows.last_mut() {
+                merge(row, named(last, &caps));
+            }
+            open = false;
+            continue;
+        }
+        if let Ok(Some(caps)) = rule.line.captures(line) {
+            let values = named(&rule.line, &caps);
+            match (rule.first_line.is_some() && open, rows.last_mut()) {
+                (true, Some(row)) => merge(row, values),
+                _ => rows.push(values),
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err("the table has no rows".into());
+    }
+    let mut reasons = Vec::new();
+    for (i, row) in rows.iter_mut().enumerate() {
+        for (name, kind) in &rule.types {
+            if let Some(Value::String(raw)) = row.get(name).cloned() {
+                match typed(&raw, *kind, options) {
+                    Ok(v) => {
+                        row.insert(name.clone(), v);
+                    }
+                    Err(e) => reasons.push(format!("row {}: `{name}`: {e}", i + 1)),
+                }
+            }
+        }
+    }
+    Ok(Field {
+        value: Value::Array(rows.into_iter().map(Value::Object).collect()),
+        raw: None,
+        confidence: if reasons.is_empty() { 1.0 } else { 0.5 },
+        rule: format!("lines: {} … {}", rule.start.as_str(), rule.end.as_str()),
+        reasons,
+    })
 }
 
 /// Extract a document with the best matching template: the matching one
@@ -593,6 +701,40 @@ options:
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("parser `lines` is not supported yet"), "{err}");
+        assert!(err.contains("the lines parser needs `start`"), "{err}");
+    }
+
+    #[test]
+    fn the_lines_parser_reads_rows_and_rows_over_several_lines() {
+        let t = template(
+            r#"
+issuer: T
+keywords: [Items]
+required_fields: [lines]
+lines:
+  start: Items
+  end: Total
+  first_line: '^(?P<sku>[A-Z]{2}-\d+)\s+(?P<description>.+?)\s{2,}(?P<amount>[\d.]+)$'
+  line: '^\s+(?P<description>\S.*)$'
+  skip_line: 'continued'
+  types:
+    amount: float
+"#,
+        );
+        let d = doc(&[
+            "Items",
+            "AB-1 Paper  12.50",
+            "     A4, white",
+            "(continued)",
+            "CD-2 Toner  40.00",
+            "Total 52.50",
+        ]);
+        let x = extract(&d, &[t]);
+        assert!(!x.needs_review(), "{:?}", x.review);
+        let rows = x.fields["lines"].value.as_array().unwrap().clone();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["description"], "Paper A4, white");
+        assert_eq!(rows[0]["amount"], 12.5);
+        assert_eq!(rows[1]["sku"], "CD-2");
     }
 }

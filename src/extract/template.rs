@@ -51,6 +51,25 @@ pub enum Parser {
         group: Option<Group>,
     },
     Static(Value),
+    /// Table rows between a start and an end line.
+    Lines(Box<LinesRule>),
+}
+
+/// invoice2data's `lines` parser: the block of text between the first match
+/// of `start` and the next match of `end` is read line by line; every line
+/// matching `line` (named groups) is a row. With `first_line`, a row starts
+/// at a `first_line` match and later `line` matches add to it (for rows
+/// printed over several lines), until `last_line` or the next first line.
+#[derive(Debug, Clone)]
+pub struct LinesRule {
+    pub start: Regex,
+    pub end: Regex,
+    pub line: Regex,
+    pub first_line: Option<Regex>,
+    pub last_line: Option<Regex>,
+    pub skip_line: Vec<Regex>,
+    /// Types of the row's fields: float, int or date.
+    pub types: Vec<(String, FieldType)>,
 }
 
 #[derive(Debug, Clone)]
@@ -260,8 +279,11 @@ impl Loader<'_> {
                     "static" => Parser::Static(map.get("value").cloned().ok_or_else(|| {
                         self.err(format!("{what}: the static parser needs `value`"))
                     })?),
+                    "lines" => Parser::Lines(Box::new(self.lines(map, &what)?)),
                     other => {
-                        return Err(self.err(format!("{what}: parser `{other}` is not supported yet; supported: regex, static")));
+                        return Err(self.err(format!(
+                            "{what}: parser `{other}` is not supported yet; supported: regex, static, lines"
+                        )));
                     }
                 };
                 rule.required = map
@@ -278,6 +300,60 @@ impl Loader<'_> {
             }
         }
         Ok(rule)
+    }
+
+    fn lines(
+        &self,
+        map: &serde_json::Map<String, Value>,
+        what: &str,
+    ) -> Result<LinesRule, TemplateError> {
+        let one = |key: &str| -> Result<Option<Regex>, TemplateError> {
+            match map.get(key) {
+                None => Ok(None),
+                Some(Value::String(p)) => Ok(Some(self.regex(p, &format!("{what}: `{key}`"))?)),
+                Some(_) => Err(self.err(format!("{what}: `{key}` must be a regex"))),
+            }
+        };
+        let need = |key: &str| -> Result<Regex, TemplateError> {
+            one(key)?.ok_or_else(|| self.err(format!("{what}: the lines parser needs `{key}`")))
+        };
+        let mut types = Vec::new();
+        if let Some(t) = map.get("types").and_then(Value::as_object) {
+            for (name, kind) in t {
+                let kind = match kind.as_str() {
+                    Some("float") => FieldType::Float,
+                    Some("int") => FieldType::Int,
+                    Some("date") => FieldType::Date,
+                    _ => {
+                        return Err(self.err(format!(
+                            "{what}: type of `{name}` must be int, float or date"
+                        )));
+                    }
+                };
+                types.push((name.clone(), kind));
+            }
+        }
+        let skip_line = match map.get("skip_line") {
+            None => Vec::new(),
+            Some(v) => strings(v)
+                .ok_or_else(|| {
+                    self.err(format!(
+                        "{what}: `skip_line` must be a regex or a list of them"
+                    ))
+                })?
+                .iter()
+                .map(|p| self.regex(p, &format!("{what}: `skip_line`")))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(LinesRule {
+            start: need("start")?,
+            end: need("end")?,
+            line: need("line")?,
+            first_line: one("first_line")?,
+            last_line: one("last_line")?,
+            skip_line,
+            types,
+        })
     }
 
     fn options(&self, v: Option<&Value>) -> Result<Options, TemplateError> {
@@ -342,6 +418,19 @@ impl Loader<'_> {
             for (name, spec) in f {
                 fields.push(self.field(name, spec)?);
             }
+        }
+        // Older templates put the lines rule at the top level.
+        if let Some(lines) = map.get("lines").and_then(Value::as_object)
+            && !fields.iter().any(|f| f.name == "lines")
+        {
+            fields.push(FieldRule {
+                name: "lines".into(),
+                parser: Parser::Lines(Box::new(self.lines(lines, "`lines`")?)),
+                kind: FieldType::Text,
+                legacy: false,
+                required: false,
+                min_confidence: DEFAULT_MIN_CONFIDENCE,
+            });
         }
         let required_fields = match map.get("required_fields") {
             Some(v) => strings(v)
