@@ -4,6 +4,7 @@
 
 pub mod step;
 pub mod template;
+pub mod validate;
 mod values;
 
 use std::collections::BTreeMap;
@@ -484,20 +485,29 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
     for rule in &template.fields {
         match apply(rule, &prepared, &template.options) {
             Ok(field) => {
-                if field.confidence < rule.min_confidence {
-                    review.push(format!(
-                        "`{}` has confidence {:.2}, below its minimum {:.2}: {}",
-                        rule.name,
-                        field.confidence,
-                        rule.min_confidence,
-                        field.reasons.join("; ")
-                    ));
-                }
                 fields.insert(rule.name.clone(), field);
             }
             Err(why) => {
                 failures.insert(rule.name.clone(), why);
             }
+        }
+    }
+    validate::apply(
+        &template.validation,
+        &mut fields,
+        chrono::Local::now().date_naive(),
+    );
+    for rule in &template.fields {
+        if let Some(field) = fields.get(&rule.name)
+            && field.confidence < rule.min_confidence
+        {
+            review.push(format!(
+                "`{}` has confidence {:.2}, below its minimum {:.2}: {}",
+                rule.name,
+                field.confidence,
+                rule.min_confidence,
+                field.reasons.join("; ")
+            ));
         }
     }
     let mut required: Vec<&str> = template
@@ -736,5 +746,56 @@ lines:
         assert_eq!(rows[0]["description"], "Paper A4, white");
         assert_eq!(rows[0]["amount"], 12.5);
         assert_eq!(rows[1]["sku"], "CD-2");
+    }
+
+    #[test]
+    fn validation_flags_values_that_read_well_but_do_not_add_up() {
+        let today = chrono::Local::now().date_naive();
+        let yaml = |total: &str, iban: &str, date: chrono::NaiveDate| {
+            let d = doc(&[
+                "ACME Office Supplies GmbH",
+                "Rechnungsnummer: RE-2026-1041",
+                &format!("Rechnungsdatum: {}", date.format("%d.%m.%Y")),
+                "1 Papier 2 10,00 20,00",
+                "2 Toner 1 41,25 41,25",
+                "MwSt. 19 % 11,64",
+                &format!("Gesamtbetrag {total} EUR"),
+                &format!("IBAN: {iban}"),
+            ]);
+            let fields = "  iban: 'IBAN: (.+)'\noptions:";
+            let t = template(&format!(
+                "{}validation:\n  - rule: sum\n    fields: [lines_total, vat]\n    equals: amount\n  - rule: iban\n    field: iban\n  - rule: date_range\n    field: date\n    max_age_days: 365\n    max_future_days: 31\n  - rule: regex\n    field: invoice_number\n    pattern: '^RE-\\d{{4}}-\\d+$'\n",
+                ACME.replace("options:", fields)
+            ));
+            extract(&d, &[t])
+        };
+        let good = yaml("72,89", "DE89 3704 0044 0532 0130 00", today);
+        assert!(!good.needs_review(), "{:?}", good.review);
+
+        let bad_total = yaml("78,89", "DE89 3704 0044 0532 0130 00", today);
+        let all = bad_total.review.join("\n");
+        assert!(
+            all.contains("amount 78.89 is not lines_total + vat = 72.89"),
+            "{all}"
+        );
+        assert!(bad_total.fields["amount"].confidence <= 0.3);
+
+        let bad_iban = yaml("72,89", "DE89 3704 0044 0532 0130 01", today);
+        assert!(
+            bad_iban.review.join("\n").contains("wrong checksum"),
+            "{:?}",
+            bad_iban.review
+        );
+
+        let old = yaml(
+            "72,89",
+            "DE89 3704 0044 0532 0130 00",
+            today - chrono::Duration::days(800),
+        );
+        assert!(
+            old.review.join("\n").contains("more than 365 days ago"),
+            "{:?}",
+            old.review
+        );
     }
 }

@@ -129,6 +129,8 @@ pub struct Template {
     pub required_fields: Vec<String>,
     pub fields: Vec<FieldRule>,
     pub options: Options,
+    /// clerk: checks across fields, run after extraction.
+    pub validation: Vec<super::validate::Check>,
 }
 
 /// Below this a field goes to review unless its rule sets `min_confidence`:
@@ -452,6 +454,18 @@ impl Loader<'_> {
             required_fields,
             fields,
             options: self.options(map.get("options"))?,
+            validation: match map.get("validation") {
+                None => Vec::new(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        super::validate::parse_check(v)
+                            .map_err(|e| self.err(format!("validation #{}: {e}", i + 1)))
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(_) => return Err(self.err("`validation` must be a list of checks")),
+            },
         })
     }
 }

@@ -1,0 +1,270 @@
+//! Checks across fields (clerk's `validation:` key in a template). A value
+//! that reads well can still be wrong; these catch it: the total must be the
+//! net plus the tax, the line items must add up, an IBAN must carry a valid
+//! checksum, a date must be plausible, a number must look like the vendor's.
+//!
+//! ```yaml
+//! validation:
+//!   - rule: sum              # amount = amount_untaxed + vat
+//!     fields: [amount_untaxed, vat]
+//!     equals: amount
+//!     tolerance: 0.01        # the default
+//!   - rule: lines_sum        # the lines' `amount` column adds up to amount_untaxed
+//!     column: amount
+//!     equals: amount_untaxed
+//!   - rule: iban
+//!     field: iban
+//!   - rule: date_range       # not older than a year, not more than 31 days ahead
+//!     field: date
+//!     max_age_days: 365
+//!     max_future_days: 31
+//!   - rule: regex
+//!     field: invoice_number
+//!     pattern: '^RE-2026-\d+$'
+//! ```
+//!
+//! invoice2data ignores the key, so such a template still works there.
+
+use std::collections::BTreeMap;
+
+use fancy_regex::Regex;
+use serde_json::Value;
+
+use super::Field;
+
+#[derive(Debug, Clone)]
+pub enum Check {
+    Sum {
+        fields: Vec<String>,
+        equals: String,
+        tolerance: f64,
+    },
+    LinesSum {
+        column: String,
+        equals: String,
+        tolerance: f64,
+    },
+    Iban {
+        field: String,
+    },
+    DateRange {
+        field: String,
+        max_age_days: i64,
+        max_future_days: i64,
+    },
+    Pattern {
+        field: String,
+        regex: Regex,
+    },
+}
+
+/// Read one entry of `validation:`; the error says what is wrong with it.
+pub fn parse_check(v: &Value) -> Result<Check, String> {
+    let map = v
+        .as_object()
+        .ok_or("each validation is a mapping with a `rule`")?;
+    let text = |k: &str| -> Result<String, String> {
+        map.get(k)
+            .and_then(Value::as_str)
+            .map(String::from)
+            .ok_or_else(|| format!("needs `{k}`"))
+    };
+    let tolerance = map.get("tolerance").and_then(Value::as_f64).unwrap_or(0.01);
+    let rule = text("rule")?;
+    Ok(match rule.as_str() {
+        "sum" => Check::Sum {
+            fields: map
+                .get("fields")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+                .ok_or("`sum` needs `fields`, a list of field names")?,
+            equals: text("equals")?,
+            tolerance,
+        },
+        "lines_sum" => Check::LinesSum {
+            column: text("column")?,
+            equals: text("equals")?,
+            tolerance,
+        },
+        "iban" => Check::Iban {
+            field: text("field")?,
+        },
+        "date_range" => Check::DateRange {
+            field: text("field")?,
+            max_age_days: map
+                .get("max_age_days")
+                .and_then(Value::as_i64)
+                .unwrap_or(365),
+            max_future_days: map
+                .get("max_future_days")
+                .and_then(Value::as_i64)
+                .unwrap_or(31),
+        },
+        "regex" => {
+            let pattern = text("pattern")?;
+            Check::Pattern {
+                field: text("field")?,
+                regex: Regex::new(&pattern).map_err(|e| format!("bad regex `{pattern}`: {e}"))?,
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown rule `{other}`; expected sum, lines_sum, iban, date_range or regex"
+            ));
+        }
+    })
+}
+
+/// Whether an IBAN's check digits are right (ISO 13616, mod 97).
+pub fn iban_valid(iban: &str) -> bool {
+    let s: String = iban
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_uppercase();
+    if s.len() < 15 || s.len() > 34 || !s.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    let rearranged = format!("{}{}", &s[4..], &s[..4]);
+    let mut rem: u32 = 0;
+    for c in rearranged.chars() {
+        let digits = match c.to_digit(36) {
+            Some(d) => d,
+            None => return false,
+        };
+        for d in digits.to_string().chars() {
+            rem = (rem * 10 + d.to_digit(10).unwrap_or(0)) % 97;
+        }
+    }
+    rem == 1
+}
+
+fn number(fields: &BTreeMap<String, Field>, name: &str) -> Option<f64> {
+    fields.get(name).and_then(|f| f.value.as_f64())
+}
+
+/// Run the checks; a failed check lowers the confidence of the fields it
+/// involves and says why.
+pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chrono::NaiveDate) {
+    for check in checks {
+        let (involved, problem): (Vec<String>, Option<String>) = match check {
+            Check::Sum {
+                fields: parts,
+                equals,
+                tolerance,
+            } => {
+                let values: Option<Vec<f64>> = parts.iter().map(|p| number(fields, p)).collect();
+                match (values, number(fields, equals)) {
+                    (Some(values), Some(total)) => {
+                        let sum: f64 = values.iter().sum();
+                        let bad = (sum - total).abs() > *tolerance;
+                        let mut all = parts.clone();
+                        all.push(equals.clone());
+                        (
+                            all,
+                            bad.then(|| {
+                                format!(
+                                    "{equals} {total:.2} is not {} = {sum:.2}",
+                                    parts.join(" + ")
+                                )
+                            }),
+                        )
+                    }
+                    _ => (Vec::new(), None),
+                }
+            }
+            Check::LinesSum {
+                column,
+                equals,
+                tolerance,
+            } => {
+                let rows = fields.get("lines").and_then(|f| f.value.as_array());
+                match (rows, number(fields, equals)) {
+                    (Some(rows), Some(total)) => {
+                        let sum: f64 = rows
+                            .iter()
+                            .filter_map(|r| r.get(column).and_then(Value::as_f64))
+                            .sum();
+                        let bad = (sum - total).abs() > *tolerance;
+                        (
+                            vec![equals.clone(), "lines".into()],
+                            bad.then(|| format!("the lines' {column} add up to {sum:.2}, not {equals} {total:.2}")),
+                        )
+                    }
+                    _ => (Vec::new(), None),
+                }
+            }
+            Check::Iban { field } => match fields.get(field).and_then(|f| f.value.as_str()) {
+                Some(iban) => (
+                    vec![field.clone()],
+                    (!iban_valid(iban)).then(|| format!("{field} `{iban}` has a wrong checksum")),
+                ),
+                None => (Vec::new(), None),
+            },
+            Check::DateRange {
+                field,
+                max_age_days,
+                max_future_days,
+            } => {
+                let date = fields
+                    .get(field)
+                    .and_then(|f| f.value.as_str())
+                    .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+                match date {
+                    Some(d) => {
+                        let age = (today - d).num_days();
+                        let problem = if age > *max_age_days {
+                            Some(format!("{field} {d} is more than {max_age_days} days ago"))
+                        } else if -age > *max_future_days {
+                            Some(format!(
+                                "{field} {d} is more than {max_future_days} days ahead"
+                            ))
+                        } else {
+                            None
+                        };
+                        (vec![field.clone()], problem)
+                    }
+                    None => (Vec::new(), None),
+                }
+            }
+            Check::Pattern { field, regex } => match fields.get(field) {
+                Some(f) => {
+                    let text = match &f.value {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let ok = regex.is_match(&text).unwrap_or(false);
+                    (
+                        vec![field.clone()],
+                        (!ok).then(|| {
+                            format!("{field} `{text}` does not match `{}`", regex.as_str())
+                        }),
+                    )
+                }
+                None => (Vec::new(), None),
+            },
+        };
+        if let Some(problem) = problem {
+            for name in involved {
+                if let Some(f) = fields.get_mut(&name) {
+                    f.confidence = f.confidence.min(0.3);
+                    f.reasons.push(format!("validation failed: {problem}"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iban_checksums() {
+        assert!(iban_valid("DE89 3704 0044 0532 0130 00"));
+        assert!(iban_valid("NL91ABNA0417164300"));
+        assert!(iban_valid("FR14 2004 1010 0505 0001 3M02 606"));
+        assert!(!iban_valid("DE89 3704 0044 0532 0130 01"));
+        assert!(!iban_valid("DE89"));
+    }
+}
