@@ -52,9 +52,17 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 
 /// The page as text with columns kept in place (see the module docs).
 pub fn layout_text(page: &Page) -> String {
+    layout_with_spans(page).0
+}
+
+/// Layout text and, for every word, the byte range it occupies in it, so a
+/// match in the text leads back to the words (their boxes, their OCR
+/// confidence).
+pub fn layout_with_spans(page: &Page) -> (String, Vec<(std::ops::Range<usize>, usize)>) {
     let words = &page.words;
+    let mut spans = Vec::with_capacity(words.len());
     if words.is_empty() {
-        return String::new();
+        return (String::new(), spans);
     }
     let cell = median(
         words
@@ -104,13 +112,15 @@ pub fn layout_text(page: &Page) -> String {
             };
             prev_end = Some(w.bbox.x1);
             text.extend(std::iter::repeat_n(' ', at - len));
+            let start = out.len() + text.len();
             text.push_str(&w.text);
+            spans.push((start..start + w.text.len(), i));
             len = at + w.text.chars().count();
         }
         out.push_str(&text);
         previous = Some(&line.bbox);
     }
-    out
+    (out, spans)
 }
 
 #[cfg(test)]

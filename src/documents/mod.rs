@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use layout::{group_lines, layout_text};
+pub use layout::{group_lines, layout_text, layout_with_spans};
 
 /// Where a word came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,14 +116,63 @@ pub struct Document {
     pub pages: Vec<Page>,
 }
 
+/// Where a word of a document is in its layout text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordSpan {
+    pub range: std::ops::Range<usize>,
+    /// Index into `pages`.
+    pub page: usize,
+    /// Index into that page's `words`.
+    pub word: usize,
+}
+
+/// A document's layout text with the place of every word in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentText {
+    pub text: String,
+    /// Sorted by position.
+    pub spans: Vec<WordSpan>,
+}
+
 impl Document {
     /// All pages as layout text, separated by form feeds as `pdftotext` does.
     pub fn layout_text(&self) -> String {
-        self.pages
+        self.text().text
+    }
+
+    /// Layout text with word positions.
+    pub fn text(&self) -> DocumentText {
+        let mut text = String::new();
+        let mut spans = Vec::new();
+        for (p, page) in self.pages.iter().enumerate() {
+            if p > 0 {
+                text.push('\u{c}');
+            }
+            let (page_text, page_spans) = layout_with_spans(page);
+            let offset = text.len();
+            spans.extend(page_spans.into_iter().map(|(r, w)| WordSpan {
+                range: r.start + offset..r.end + offset,
+                page: p,
+                word: w,
+            }));
+            text.push_str(&page_text);
+        }
+        DocumentText { text, spans }
+    }
+
+    /// The words that overlap a byte range of the layout text.
+    pub fn words_in<'a>(
+        &'a self,
+        text: &'a DocumentText,
+        range: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (u32, &'a Word)> + 'a {
+        text.spans
             .iter()
-            .map(Page::layout_text)
-            .collect::<Vec<_>>()
-            .join("\u{c}")
+            .filter(move |s| s.range.start < range.end && range.start < s.range.end)
+            .filter_map(move |s| {
+                let page = self.pages.get(s.page)?;
+                Some((page.number, page.words.get(s.word)?))
+            })
     }
 }
 

@@ -32,6 +32,11 @@ pub struct Field {
     pub rule: String,
     /// Why the confidence is below 1, if it is.
     pub reasons: Vec<String>,
+    /// Page (from 1) and box of the words the value was read from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<crate::documents::BBox>,
 }
 
 /// How one template fared against the document, for `--explain`.
@@ -65,23 +70,143 @@ impl Extraction {
     }
 }
 
+/// Text after a template's options, and for every byte of it the byte of
+/// the layout text it came from, so a match leads back to its words.
+pub struct Prepared {
+    pub text: String,
+    origin: Vec<usize>,
+}
+
+impl Prepared {
+    /// The range of the layout text a range of the prepared text stands for.
+    pub fn original(&self, range: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let start = self.origin.get(range.start).copied().unwrap_or(0);
+        let end = range
+            .end
+            .checked_sub(1)
+            .and_then(|last| self.origin.get(last))
+            .map_or(start, |o| o + 1);
+        start..end.max(start)
+    }
+}
+
+fn build(chars: &[(char, usize)]) -> Prepared {
+    let mut text = String::with_capacity(chars.len());
+    let mut origin = Vec::with_capacity(chars.len());
+    for &(c, o) in chars {
+        text.push(c);
+        origin.extend(std::iter::repeat_n(o, c.len_utf8()));
+    }
+    Prepared { text, origin }
+}
+
+/// Python's `\1` and `\g<name>` in a replacement, in the `${1}` form the
+/// regex engine expands.
+fn python_replacement(r: &str) -> String {
+    let mut out = String::new();
+    let mut it = r.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '$' => out.push_str("$$"),
+            '\\' => match it.peek().copied() {
+                Some(d) if d.is_ascii_digit() => {
+                    let mut n = String::new();
+                    while let Some(d) = it.peek().copied().filter(char::is_ascii_digit) {
+                        n.push(d);
+                        it.next();
+                    }
+                    out.push_str(&format!("${{{n}}}"));
+                }
+                Some('g') => {
+                    it.next();
+                    if it.peek() == Some(&'<') {
+                        it.next();
+                        let name: String = it.by_ref().take_while(|&c| c != '>').collect();
+                        out.push_str(&format!("${{{name}}}"));
+                    } else {
+                        out.push_str("\\g");
+                    }
+                }
+                Some('\\') => {
+                    it.next();
+                    out.push('\\');
+                }
+                _ => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Apply a template's `options` to the text, as invoice2data does before
-/// matching keywords and fields.
-pub fn prepare(text: &str, options: &template::Options) -> String {
-    let mut s = text.to_string();
+/// matching keywords and fields, keeping track of where each piece came from.
+pub fn prepare_mapped(text: &str, options: &template::Options) -> Prepared {
+    let mut chars: Vec<(char, usize)> = text.char_indices().map(|(i, c)| (c, i)).collect();
     if options.remove_whitespace {
-        s = s.split(' ').collect();
+        chars.retain(|&(c, _)| c != ' ');
     }
     if options.remove_accents {
-        s = remove_accents(&s);
+        chars = chars
+            .into_iter()
+            .flat_map(|(c, o)| {
+                let mut buf = [0u8; 4];
+                remove_accents(c.encode_utf8(&mut buf))
+                    .chars()
+                    .map(move |b| (b, o))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
     }
     if options.lowercase {
-        s = s.to_lowercase();
+        chars = chars
+            .into_iter()
+            .flat_map(|(c, o)| c.to_lowercase().map(move |l| (l, o)))
+            .collect();
     }
+    let mut prepared = build(&chars);
     for (regex, replacement) in &options.replace {
-        s = regex.replace_all(&s, replacement.as_str()).into_owned();
+        let replacement = python_replacement(replacement);
+        let mut next: Vec<(char, usize)> = Vec::with_capacity(prepared.text.len());
+        let mut at = 0;
+        for caps in regex.captures_iter(prepared.text.as_str()).flatten() {
+            let Some(m) = caps.get(0) else { continue };
+            for (i, c) in prepared.text[at..m.start()].char_indices() {
+                next.push((c, prepared.origin[at + i]));
+            }
+            let first = prepared
+                .origin
+                .get(m.start())
+                .copied()
+                .unwrap_or(text.len());
+            let last = m
+                .end()
+                .checked_sub(1)
+                .and_then(|l| prepared.origin.get(l).copied())
+                .filter(|_| m.end() > m.start())
+                .unwrap_or(first);
+            let mut expanded = String::new();
+            caps.expand(&replacement, &mut expanded);
+            // The replacement stands for the whole match: spread its
+            // characters over the match's span of the layout text.
+            let n = expanded.chars().count();
+            next.extend(expanded.chars().enumerate().map(|(k, c)| {
+                let o = first + (last.saturating_sub(first)) * k / n.saturating_sub(1).max(1);
+                (c, o)
+            }));
+            at = m.end();
+        }
+        for (i, c) in prepared.text[at..].char_indices() {
+            next.push((c, prepared.origin[at + i]));
+        }
+        prepared = build(&next);
     }
-    s
+    prepared
+}
+
+/// [`prepare_mapped`] without the map.
+pub fn prepare(text: &str, options: &template::Options) -> String {
+    prepare_mapped(text, options).text
 }
 
 /// Latin letters with diacritics to their base letter (é → e, ß → ss).
@@ -150,7 +275,7 @@ fn check(template: &Template, text: &str) -> TemplateCheck {
 /// the whole token around it when the match cuts a token short.
 struct Found {
     text: String,
-    cut: Option<String>,
+    range: std::ops::Range<usize>,
 }
 
 /// Characters that end a token: a value that stops before one of these is
@@ -168,32 +293,37 @@ fn matches(regex: &fancy_regex::Regex, text: &str) -> Vec<Found> {
             (1..caps.len()).find_map(|i| caps.get(i))
         };
         let Some(m) = m else { continue };
-        let value = m.as_str().trim_end();
-        let end = m.start() + value.len();
-        let after = text[end..].chars().next();
-        let before = text[..m.start()].chars().next_back();
-        // `61` out of `61:25`: the rule saw part of a token, the reading is
-        // suspect (an OCR `:` for `,`, a number glued to a word).
-        let continues_after = match after {
-            None => false,
-            Some(c) if ends_token(c) => false,
-            // At the end of a sentence these close the token; between
-            // digits or letters they are inside it.
-            Some(',' | '.' | ':') => text[end..]
-                .chars()
-                .nth(1)
-                .is_some_and(char::is_alphanumeric),
-            Some(_) => true,
-        };
-        let continues_before =
-            before.is_some_and(char::is_alphanumeric) && value.starts_with(char::is_alphanumeric);
-        let cut = (continues_after || continues_before).then(|| token_around(text, m.start(), end));
         out.push(Found {
             text: m.as_str().to_string(),
-            cut,
+            range: m.start()..m.end(),
         });
     }
     out
+}
+
+/// The whole token when a match covers only part of it: `61` out of
+/// `61:25` means the rule saw part of what is printed, and the reading is
+/// suspect (an OCR `:` for `,`, a number glued to a word). Checked on the
+/// layout text itself, not on the text after the template's options.
+fn cut_token(text: &str, range: std::ops::Range<usize>) -> Option<String> {
+    let value = text.get(range.clone())?.trim_end();
+    let end = range.start + value.len();
+    let after = text[end..].chars().next();
+    let before = text[..range.start].chars().next_back();
+    let continues_after = match after {
+        None => false,
+        Some(c) if ends_token(c) => false,
+        // At the end of a sentence these close the token; between digits or
+        // letters they are inside it.
+        Some(',' | '.' | ':') => text[end..]
+            .chars()
+            .nth(1)
+            .is_some_and(char::is_alphanumeric),
+        Some(_) => true,
+    };
+    let continues_before =
+        before.is_some_and(char::is_alphanumeric) && value.starts_with(char::is_alphanumeric);
+    (continues_after || continues_before).then(|| token_around(text, range.start, end))
 }
 
 /// The whitespace-delimited token that holds `start..end`.
@@ -239,19 +369,55 @@ fn group(values: Vec<Value>, g: Group) -> Option<Value> {
     }
 }
 
+/// Where field rules run: the prepared text, and the way back to words.
+struct Source<'a> {
+    doc: &'a Document,
+    text: &'a crate::documents::DocumentText,
+    prepared: &'a Prepared,
+}
+
+impl Source<'_> {
+    /// See [`cut_token`].
+    fn cut(&self, range: std::ops::Range<usize>) -> Option<String> {
+        cut_token(&self.text.text, self.prepared.original(range))
+    }
+
+    /// Lowest confidence, page and box of the words under a match.
+    fn words(
+        &self,
+        range: std::ops::Range<usize>,
+    ) -> (f32, Option<u32>, Option<crate::documents::BBox>) {
+        let mut confidence: f32 = 1.0;
+        let mut page = None;
+        let mut bbox: Option<crate::documents::BBox> = None;
+        for (p, w) in self.doc.words_in(self.text, self.prepared.original(range)) {
+            confidence = confidence.min(w.confidence);
+            if page.is_none() {
+                page = Some(p);
+            }
+            if page == Some(p) {
+                bbox = Some(bbox.map_or(w.bbox, |b| b.union(&w.bbox)));
+            }
+        }
+        (confidence, page, bbox)
+    }
+}
+
 fn apply(
     rule: &template::FieldRule,
-    text: &str,
+    source: &Source,
     options: &template::Options,
 ) -> Result<Field, String> {
     match &rule.parser {
-        Parser::Lines(lines) => apply_lines(lines, text, options),
+        Parser::Lines(lines) => apply_lines(lines, &source.prepared.text, options),
         Parser::Static(v) => Ok(Field {
             value: v.clone(),
             raw: None,
             confidence: 1.0,
             rule: "static".into(),
             reasons: Vec::new(),
+            page: None,
+            bbox: None,
         }),
         Parser::Regex { regexes, group: g } => {
             let rule_text = format!(
@@ -266,15 +432,22 @@ fn apply(
             let mut values = Vec::new();
             let mut refused = Vec::new();
             let mut cut = Vec::new();
+            let mut read: f32 = 1.0;
+            let mut place = None;
             for regex in regexes {
-                for found in matches(regex, text) {
+                for found in matches(regex, &source.prepared.text) {
                     match typed(&found.text, rule.kind, options) {
                         Ok(v) => {
-                            raws.push(found.text);
-                            values.push(v);
-                            if let Some(token) = found.cut {
+                            let (c, page, bbox) = source.words(found.range.clone());
+                            read = read.min(c);
+                            if place.is_none() {
+                                place = Some((page, bbox));
+                            }
+                            if let Some(token) = source.cut(found.range.clone()) {
                                 cut.push(token);
                             }
+                            raws.push(found.text);
+                            values.push(v);
                         }
                         Err(e) => refused.push(e),
                     }
@@ -287,7 +460,10 @@ fn apply(
                 });
             }
             let mut reasons = Vec::new();
-            let mut confidence: f32 = 1.0;
+            let mut confidence: f32 = read;
+            if read < 1.0 {
+                reasons.push(format!("OCR read it with confidence {read:.2}"));
+            }
             if !refused.is_empty() {
                 confidence = confidence.min(0.6);
                 reasons.push(format!(
@@ -329,12 +505,15 @@ fn apply(
                     }
                 }
             };
+            let (page, bbox) = place.unwrap_or((None, None));
             Ok(Field {
                 value,
                 raw: raws.first().cloned(),
                 confidence,
                 rule: rule_text,
                 reasons,
+                page,
+                bbox,
             })
         }
     }
@@ -444,16 +623,19 @@ fn apply_lines(
         confidence: if reasons.is_empty() { 1.0 } else { 0.5 },
         rule: format!("lines: {} … {}", rule.start.as_str(), rule.end.as_str()),
         reasons,
+        page: None,
+        bbox: None,
     })
 }
 
 /// Extract a document with the best matching template: the matching one
 /// with the highest priority, the first by file name among equals.
 pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
-    let text = doc.layout_text();
+    let document_text = doc.text();
+    let text = &document_text.text;
     let checks: Vec<TemplateCheck> = templates
         .iter()
-        .map(|t| check(t, &prepare(&text, &t.options)))
+        .map(|t| check(t, &prepare(text, &t.options)))
         .collect();
     let best = templates
         .iter()
@@ -469,7 +651,12 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
             checks,
         };
     };
-    let prepared = prepare(&text, &template.options);
+    let prepared = prepare_mapped(text, &template.options);
+    let source = Source {
+        doc,
+        text: &document_text,
+        prepared: &prepared,
+    };
     let mut fields = BTreeMap::new();
     let mut review = Vec::new();
     let fixed = |v: &str| Field {
@@ -478,12 +665,14 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
         confidence: 1.0,
         rule: "template".into(),
         reasons: Vec::new(),
+        page: None,
+        bbox: None,
     };
     fields.insert("issuer".to_string(), fixed(&template.issuer));
     fields.insert("currency".to_string(), fixed(&template.options.currency));
     let mut failures: BTreeMap<String, String> = BTreeMap::new();
     for rule in &template.fields {
-        match apply(rule, &prepared, &template.options) {
+        match apply(rule, &source, &template.options) {
             Ok(field) => {
                 fields.insert(rule.name.clone(), field);
             }
@@ -797,5 +986,50 @@ lines:
             "{:?}",
             old.review
         );
+    }
+
+    #[test]
+    fn ocr_confidence_of_the_words_under_a_match_carries_into_the_field() {
+        let mut d = acme_doc();
+        for w in &mut d.pages[0].words {
+            if w.text == "72,89" {
+                w.confidence = 0.55;
+                w.source = Source::Ocr;
+            }
+        }
+        let x = extract(&d, &[template(ACME)]);
+        let amount = &x.fields["amount"];
+        assert_eq!(amount.value, 72.89);
+        assert!((amount.confidence - 0.55).abs() < 1e-6, "{amount:?}");
+        assert_eq!(amount.reasons, vec!["OCR read it with confidence 0.55"]);
+        assert_eq!(amount.page, Some(1));
+        let b = amount.bbox.unwrap();
+        assert!(b.x0 > 100.0 && b.width() > 20.0, "{b:?}");
+        assert!(
+            x.review
+                .iter()
+                .any(|r| r.starts_with("`amount` has confidence 0.55")),
+            "{:?}",
+            x.review
+        );
+        // Other fields keep full confidence.
+        assert_eq!(x.fields["invoice_number"].confidence, 1.0);
+    }
+
+    #[test]
+    fn word_positions_survive_the_template_options() {
+        let mut d = doc(&["RECHNUNG Nr. 4711", "Betrag 61,25 EUR"]);
+        for w in &mut d.pages[0].words {
+            if w.text == "61,25" {
+                w.confidence = 0.4;
+            }
+        }
+        let t = template(
+            "issuer: X\nkeywords: [rechnung]\nrequired_fields: [amount]\nfields:\n  amount: 'betrag(\\d+[.]\\d+)eur'\noptions:\n  remove_whitespace: true\n  lowercase: true\n  replace:\n    - ['(\\d+),(\\d+)', '\\1.\\2']\n",
+        );
+        let x = extract(&d, &[t]);
+        let amount = &x.fields["amount"];
+        assert_eq!(amount.value, 61.25, "{:?}", x.review);
+        assert!((amount.confidence - 0.4).abs() < 1e-6, "{amount:?}");
     }
 }
