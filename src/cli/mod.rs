@@ -115,6 +115,9 @@ enum Command {
     Db(DbCommand),
     /// Extract fields from documents with invoice2data-style templates.
     Extract(ExtractArgs),
+    /// The document reader process clerk starts for itself.
+    #[command(name = "__reader", hide = true)]
+    Reader,
     /// Read documents and print their text with columns kept in place, as
     /// extraction rules see it (with --json: pages, words, boxes, confidence).
     Read(ReadArgs),
@@ -277,6 +280,16 @@ enum DbCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Reader) {
+        return match crate::documents::isolation::serve_reader() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(exit::ERROR),
+        };
+    }
+    // Documents are read in reader processes of this same binary.
+    if let Ok(exe) = std::env::current_exe() {
+        crate::documents::isolation::use_reader_executable(exe);
+    }
     // Like other Unix tools, end quietly when the reader of our output goes
     // away (`clerk runs list | head`) instead of failing on a broken pipe.
     // Not in the long-running processes: they write job documents to steps'
@@ -411,6 +424,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run(g, args).await,
         Command::Read(args) => read_documents(args),
         Command::Extract(args) => extract::extract_documents(args),
+        Command::Reader => Ok(exit::OK),
         Command::Runs(cmd) => runs(g, cmd).await,
         Command::Bots(cmd) => bots(g, cmd),
         Command::Db(DbCommand::Migrate) => {

@@ -7,18 +7,19 @@
 //! columns aligned the way `pdftotext -layout` does, so that "label   value"
 //! rules and table rows work on it.
 
+pub mod isolation;
 mod layout;
 pub mod pdf;
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use layout::{group_lines, layout_text, layout_with_spans};
 
 /// Where a word came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     /// Drawn as text in the PDF: exact, confidence 1.
@@ -29,7 +30,7 @@ pub enum Source {
 
 /// A rectangle in page coordinates: points (1/72 inch), origin top left,
 /// y growing downwards.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BBox {
     pub x0: f64,
     pub y0: f64,
@@ -55,7 +56,7 @@ impl BBox {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Word {
     pub text: String,
     pub bbox: BBox,
@@ -65,14 +66,14 @@ pub struct Word {
 }
 
 /// Words that share a baseline, left to right.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Line {
     /// Indices into the page's `words`.
     pub words: Vec<usize>,
     pub bbox: BBox,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Page {
     /// From 1.
     pub number: u32,
@@ -111,7 +112,7 @@ impl Page {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Document {
     pub pages: Vec<Page>,
 }
@@ -184,6 +185,8 @@ pub struct Limits {
     pub max_bytes: u64,
     /// Time for reading one document.
     pub timeout: Duration,
+    /// Address space of a reader process, in bytes.
+    pub max_memory: u64,
 }
 
 impl Default for Limits {
@@ -192,12 +195,13 @@ impl Default for Limits {
             max_pages: 500,
             max_bytes: 200 * 1024 * 1024,
             timeout: Duration::from_secs(60),
+            max_memory: 2 * 1024 * 1024 * 1024,
         }
     }
 }
 
 /// Why a document could not be read. Each says what the user can do.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
 pub enum DocumentError {
     #[error("the file is empty (0 bytes)")]
     Empty,
@@ -221,8 +225,18 @@ pub enum DocumentError {
     Io { path: String, reason: String },
 }
 
-/// Read a document from a file, choosing the reader by its content.
+/// Read a document from a file, choosing the reader by its content. In the
+/// `clerk` binary this happens in a reader process of its own (see
+/// [`isolation`]); elsewhere on the calling thread.
 pub fn read_file(path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
+    match isolation::reader_executable() {
+        Some(exe) => isolation::read_in_child(exe, path, limits),
+        None => read_file_here(path, limits),
+    }
+}
+
+/// Read a document in this process.
+pub fn read_file_here(path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
     let io = |e: std::io::Error| DocumentError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
