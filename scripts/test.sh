@@ -16,4 +16,5 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -d "$pg_url"; then
 fi
 
 cargo build --all-targets --locked
-cargo test --locked
+# Unit and integration tests (the crate has no doctests to run).
+cargo test --locked --lib --bins --tests
