@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 # System packages the build and the tests use. The embedded SQLite is
 # compiled in; PostgreSQL is only needed for the tests' PostgreSQL half.
-packages=(pkg-config ca-certificates)
+# OCR links the tesseract library (its bindings are generated with libclang)
+# and needs the English language data.
+packages=(pkg-config ca-certificates clang libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr-eng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -29,7 +29,11 @@ fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
                     let p = e.path();
                     if p.is_dir() {
                         stack.push(p);
-                    } else if p.extension().is_some_and(|x| x.eq_ignore_ascii_case("pdf")) {
+                    } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                        ["pdf", "png", "jpg", "jpeg", "tif", "tiff"]
+                            .iter()
+                            .any(|e| x.eq_ignore_ascii_case(e))
+                    }) {
                         files.push(p);
                     }
                 }

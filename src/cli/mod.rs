@@ -125,7 +125,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ExtractArgs {
-    /// PDF files, or folders of them (searched recursively).
+    /// PDFs and scans (PNG, JPEG, TIFF), or folders of them (searched recursively).
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
     /// Folder of templates (.yml, .yaml, .json), searched recursively.
@@ -145,7 +145,7 @@ struct ExtractArgs {
 
 #[derive(Debug, Args)]
 struct ReadArgs {
-    /// PDF files.
+    /// PDFs and scans (PNG, JPEG, TIFF).
     #[arg(required = true)]
     files: Vec<PathBuf>,
     #[arg(long)]
@@ -279,6 +279,12 @@ enum DbCommand {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Tesseract's OpenMP threads would fight over the cores with clerk's
+    // own reading threads; one engine per thread is faster.
+    // SAFETY: set before any thread is started.
+    unsafe {
+        std::env::set_var("OMP_THREAD_LIMIT", "1");
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Reader) {
         return match crate::documents::isolation::serve_reader() {

@@ -9,6 +9,7 @@
 
 pub mod isolation;
 mod layout;
+pub mod ocr;
 pub mod pdf;
 
 use std::path::Path;
@@ -205,8 +206,12 @@ impl Default for Limits {
 pub enum DocumentError {
     #[error("the file is empty (0 bytes)")]
     Empty,
-    #[error("not a PDF: the file starts with {found:?}, not %PDF-")]
+    #[error("not a PDF or an image (PNG, JPEG, TIFF): the file starts with {found:?}")]
     NotAPdf { found: String },
+    #[error("the image claims to be {width}×{height} pixels, more than the limit of {limit}")]
+    ImageTooLarge { width: u64, height: u64, limit: u64 },
+    #[error("OCR failed: {0}")]
+    Ocr(String),
     #[error("the PDF is damaged and cannot be read: {0}")]
     Corrupt(String),
     #[error(
@@ -249,5 +254,19 @@ pub fn read_file_here(path: &Path, limits: &Limits) -> Result<Document, Document
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    pdf::read_pdf(&bytes, limits)
+    read_bytes(&bytes, limits)
+}
+
+/// Read a document from its bytes: a PDF (text layer, OCR for pages that
+/// are only an image) or a scan (PNG, JPEG, TIFF).
+pub fn read_bytes(bytes: &[u8], limits: &Limits) -> Result<Document, DocumentError> {
+    match ocr::sniff(bytes) {
+        Some(kind) => {
+            ocr::check_size(kind, bytes)?;
+            let owned = bytes.to_vec();
+            let page = pdf::isolated(limits, move || ocr::ocr_image(&owned, 1, "eng"))?;
+            Ok(Document { pages: vec![page] })
+        }
+        None => pdf::read_pdf(bytes, limits),
+    }
 }

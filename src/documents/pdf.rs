@@ -187,21 +187,74 @@ fn read_text_layer(bytes: &[u8], max_pages: usize) -> Result<Document, DocumentE
     let mut collector = GlyphCollector::default();
     pdf_extract::output_doc(&doc, &mut collector)
         .map_err(|e| DocumentError::Corrupt(e.to_string()))?;
-    let pages = collector
-        .pages
+    let page_ids = doc.get_pages();
+    let mut pages = Vec::new();
+    for (number, width, height, glyphs) in collector.pages {
+        let words = words_from_glyphs(&glyphs);
+        // A page without a text layer is a scan: read its image.
+        let page = match (words.is_empty(), page_ids.get(&number)) {
+            (true, Some(&id)) => match page_image(&doc, id) {
+                Some(jpeg) => {
+                    super::ocr::check_size(super::ocr::ImageKind::Jpeg, &jpeg)?;
+                    let scanned = super::ocr::ocr_image(&jpeg, number, "eng")?;
+                    rescale(scanned, width, height)
+                }
+                None => Page::new(number, width, height, words),
+            },
+            _ => Page::new(number, width, height, words),
+        };
+        pages.push(page);
+    }
+    Ok(Document { pages })
+}
+
+/// The largest JPEG image drawn on a page: the page itself, for a scan.
+fn page_image(doc: &lopdf::Document, page: lopdf::ObjectId) -> Option<Vec<u8>> {
+    doc.get_page_images(page)
+        .ok()?
         .into_iter()
-        .map(|(number, width, height, glyphs)| {
-            Page::new(number, width, height, words_from_glyphs(&glyphs))
+        .filter(|i| {
+            i.filters
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|f| f == "DCTDecode"))
+        })
+        .max_by_key(|i| i.width * i.height)
+        .map(|i| i.content.to_vec())
+}
+
+/// Put OCR words (in the image's units) into the PDF page's coordinates.
+fn rescale(page: Page, width: f64, height: f64) -> Page {
+    let sx = if page.width > 0.0 {
+        width / page.width
+    } else {
+        1.0
+    };
+    let sy = if page.height > 0.0 {
+        height / page.height
+    } else {
+        1.0
+    };
+    let words = page
+        .words
+        .into_iter()
+        .map(|mut w| {
+            w.bbox = BBox {
+                x0: w.bbox.x0 * sx,
+                y0: w.bbox.y0 * sy,
+                x1: w.bbox.x1 * sx,
+                y1: w.bbox.y1 * sy,
+            };
+            w
         })
         .collect();
-    Ok(Document { pages })
+    Page::new(page.number, width, height, words)
 }
 
 /// Run `work` on its own thread, turning a panic into an error and giving up
 /// after the time limit. A thread that does not finish in time cannot be
 /// stopped from outside; it is left to finish on its own and its result is
 /// dropped.
-fn isolated<T: Send + 'static>(
+pub(crate) fn isolated<T: Send + 'static>(
     limits: &Limits,
     work: impl FnOnce() -> Result<T, DocumentError> + Send + 'static,
 ) -> Result<T, DocumentError> {
