@@ -421,7 +421,7 @@ pub(crate) mod tests {
         assert!(
             not_pdf
                 .to_string()
-                .starts_with("not a PDF: the file starts with \"PK.."),
+                .starts_with("not a PDF or an image (PNG, JPEG, TIFF): the file starts with \"PK.."),
             "{not_pdf}"
         );
         let pdf = invoice();
