@@ -63,10 +63,15 @@ fn run_one(file: &Path, templates: &[Template]) -> Outcome {
 
 /// Documents are read on all cores, each input in its own slot so results
 /// print in input order.
-fn run_all(files: &[PathBuf], templates: &[Template], progress: &ProgressBar) -> Vec<Outcome> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(files.len().max(1));
+fn run_all(
+    files: &[PathBuf],
+    templates: &[Template],
+    progress: &ProgressBar,
+    threads: Option<usize>,
+) -> Vec<Outcome> {
+    let threads = threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
         files.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -189,7 +194,7 @@ pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
     } else {
         ProgressBar::hidden()
     };
-    let outcomes = run_all(&files, &templates, &progress);
+    let outcomes = run_all(&files, &templates, &progress, args.threads);
     progress.finish_and_clear();
 
     if args.json {

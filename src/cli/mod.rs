@@ -141,6 +141,9 @@ struct ExtractArgs {
     /// field the rule and the text it matched.
     #[arg(long)]
     explain: bool,
+    /// Documents read at once (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,14 @@ use super::{Document, DocumentError, Limits};
 
 static READER: OnceLock<PathBuf> = OnceLock::new();
 
+/// Set in a reader process.
+static IN_READER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process is a reader.
+pub fn in_reader() -> bool {
+    IN_READER.load(Ordering::Relaxed)
+}
+
 /// Read documents in child processes running `exe __reader` from now on.
 /// The `clerk` binary calls this with itself at start-up.
 pub fn use_reader_executable(exe: PathBuf) {
@@ -198,6 +206,7 @@ pub fn read_in_child(exe: &Path, path: &Path, limits: &Limits) -> Result<Documen
 
 /// The reader process: answer requests until stdin closes.
 pub fn serve_reader() -> std::io::Result<()> {
+    IN_READER.store(true, Ordering::Relaxed);
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {

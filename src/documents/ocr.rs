@@ -80,22 +80,35 @@ pub fn check_size(kind: ImageKind, bytes: &[u8]) -> Result<(), DocumentError> {
     Ok(())
 }
 
+thread_local! {
+    /// This thread's engine and its language: starting tesseract loads its
+    /// model, so a reading thread keeps one and reuses it page after page.
+    static ENGINE: std::cell::RefCell<Option<(String, tesseract::Tesseract)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// Recognise one page image.
 pub fn ocr_image(bytes: &[u8], number: u32, language: &str) -> Result<Page, DocumentError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| DocumentError::Ocr(format!("{what}: {e}"));
-    let engine = tesseract::Tesseract::new(None, Some(language)).map_err(|e| {
-        fail(
-            &format!("cannot start tesseract for language `{language}` (is tesseract-ocr-{language} installed?)"),
-            &e,
-        )
-    })?;
-    let mut engine = engine
-        .set_image_from_mem(bytes)
-        .map_err(|e| fail("tesseract cannot read the image", &e))?;
-    let tsv = engine
-        .get_tsv_text(0)
-        .map_err(|e| fail("recognition failed", &e))?;
-    Ok(page_from_tsv(&tsv, number))
+    ENGINE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let engine = match slot.take() {
+            Some((lang, engine)) if lang == language => engine,
+            _ => tesseract::Tesseract::new(None, Some(language)).map_err(|e| {
+                fail(
+                    &format!("cannot start tesseract for language `{language}` (is tesseract-ocr-{language} installed?)"),
+                    &e,
+                )
+            })?,
+        };
+        // On an error the engine is dropped; the next page starts a new one.
+        let mut engine = engine
+            .set_image_from_mem(bytes)
+            .map_err(|e| fail("tesseract cannot read the image", &e))?;
+        let tsv = engine.get_tsv_text(0).map_err(|e| fail("recognition failed", &e))?;
+        *slot = Some((language.to_string(), engine));
+        Ok(page_from_tsv(&tsv, number))
+    })
 }
 
 /// Words from tesseract's TSV: `level page block par line word left top

@@ -208,6 +208,14 @@ fn read_text_layer(bytes: &[u8], max_pages: usize) -> Result<Document, DocumentE
     Ok(Document { pages })
 }
 
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// The largest JPEG image drawn on a page: the page itself, for a scan.
 fn page_image(doc: &lopdf::Document, page: lopdf::ObjectId) -> Option<Vec<u8>> {
     doc.get_page_images(page)
@@ -258,6 +266,12 @@ pub(crate) fn isolated<T: Send + 'static>(
     limits: &Limits,
     work: impl FnOnce() -> Result<T, DocumentError> + Send + 'static,
 ) -> Result<T, DocumentError> {
+    // In a reader process the parent already bounds time and memory; staying
+    // on this thread keeps its OCR engine warm between documents.
+    if super::isolation::in_reader() {
+        return std::panic::catch_unwind(AssertUnwindSafe(work))
+            .unwrap_or_else(|panic| Err(DocumentError::ReaderCrashed(panic_message(&panic))));
+    }
     let (tx, rx) = mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("clerk-pdf".into())
@@ -272,14 +286,7 @@ pub(crate) fn isolated<T: Send + 'static>(
     }
     match rx.recv_timeout(limits.timeout) {
         Ok(Ok(result)) => result,
-        Ok(Err(panic)) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Err(DocumentError::ReaderCrashed(message))
-        }
+        Ok(Err(panic)) => Err(DocumentError::ReaderCrashed(panic_message(&panic))),
         Err(mpsc::RecvTimeoutError::Timeout) => Err(DocumentError::TimedOut(limits.timeout)),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(DocumentError::ReaderCrashed(
             "the reader thread vanished".into(),
@@ -419,9 +426,9 @@ pub(crate) mod tests {
         assert_eq!(read_pdf(b"", &limits), Err(DocumentError::Empty));
         let not_pdf = read_pdf(b"PK\x03\x04 this is a zip", &limits).unwrap_err();
         assert!(
-            not_pdf
-                .to_string()
-                .starts_with("not a PDF or an image (PNG, JPEG, TIFF): the file starts with \"PK.."),
+            not_pdf.to_string().starts_with(
+                "not a PDF or an image (PNG, JPEG, TIFF): the file starts with \"PK.."
+            ),
             "{not_pdf}"
         );
         let pdf = invoice();
