@@ -78,9 +78,13 @@ argv = ["./flaky.sh"]
 }
 
 async fn exhausted_attempts_make_the_job_dead(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots: _,
+        registry,
+        db,
+    } = setup(
+        kind,
         "down",
         r#"
 name = "down"
@@ -93,9 +97,8 @@ kind = "command"
 argv = ["sh", "-c", "echo 'connection refused' >&2; exit 1"]
 failure = "transient"
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let id = db
         .enqueue(&[new_job(registry.get("down").unwrap(), json!({}))])
         .await
@@ -123,9 +126,13 @@ failure = "transient"
 }
 
 async fn business_errors_fail_without_retry(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots: _,
+        registry,
+        db,
+    } = setup(
+        kind,
         "strict",
         r#"
 name = "strict"
@@ -138,9 +145,8 @@ kind = "command"
 argv = ["sh", "-c", "echo 'unknown vendor ACME' >&2; exit 3"]
 failure = "business"
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let id = db
         .enqueue(&[new_job(registry.get("strict").unwrap(), json!({}))])
         .await
@@ -167,9 +173,13 @@ failure = "business"
 /// Step one counts its runs in a file; step two fails once. The retry must
 /// start at step two, with step one's output.
 async fn a_retry_resumes_at_the_failed_step(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots,
+        registry,
+        db,
+    } = setup(
+        kind,
         "twostep",
         r#"
 name = "twostep"
@@ -184,9 +194,8 @@ name = "book"
 kind = "command"
 argv = ["sh", "-c", "if [ \"$CLERK_ATTEMPT\" = 1 ]; then exit 75; fi; cat"]
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let id = db
         .enqueue(&[new_job(
             registry.get("twostep").unwrap(),
@@ -250,9 +259,13 @@ async fn idempotency_keys_return_the_existing_job(kind: Kind) {
 }
 
 async fn cancel_a_queued_and_a_running_job(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots,
+        registry,
+        db,
+    } = setup(
+        kind,
         "slow",
         r#"
 name = "slow"
@@ -261,9 +274,8 @@ name = "wait"
 kind = "command"
 argv = ["sh", "-c", "touch started; sleep 30; touch finished"]
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let bot = registry.get("slow").unwrap().clone();
     let queued = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
     assert_eq!(
@@ -310,9 +322,13 @@ argv = ["sh", "-c", "touch started; sleep 30; touch finished"]
 /// A worker whose lease expires (it stopped heart-beating) loses the job to
 /// another worker; the late result of the first is discarded.
 async fn an_expired_lease_is_rescued_and_recorded_as_lost(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots: _,
+        registry,
+        db,
+    } = setup(
+        kind,
         "quick",
         r#"
 name = "quick"
@@ -323,9 +339,8 @@ name = "s"
 kind = "command"
 argv = ["sh", "-c", "echo ok"]
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let bot = registry.get("quick").unwrap().clone();
     let id = db.enqueue(&[new_job(&bot, json!({}))]).await.unwrap()[0].id;
     // A worker claims and then vanishes without a heartbeat.
@@ -447,9 +462,8 @@ argv = ["true"]
 }
 
 async fn concurrency_limit_holds_across_workers(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup { t, bots, registry, db } = setup(
+        kind,
         "single",
         r#"
 name = "single"
@@ -459,9 +473,8 @@ name = "s"
 kind = "command"
 argv = ["sh", "-c", "if ! mkdir lock 2>/dev/null; then echo overlap >> overlaps; fi; sleep 0.2; rmdir lock"]
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let bot = registry.get("single").unwrap().clone();
     let jobs: Vec<_> = (0..6).map(|_| new_job(&bot, json!({}))).collect();
     let ids: Vec<i64> = db
@@ -485,9 +498,13 @@ argv = ["sh", "-c", "if ! mkdir lock 2>/dev/null; then echo overlap >> overlaps;
 }
 
 async fn retry_by_hand_and_retention(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t: _t,
+        bots,
+        registry,
+        db,
+    } = setup(
+        kind,
         "once",
         r#"
 name = "once"
@@ -501,9 +518,8 @@ kind = "command"
 argv = ["sh", "-c", "test -f ok || exit 2"]
 failure = "business"
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let id = db
         .enqueue(&[new_job(registry.get("once").unwrap(), json!({}))])
         .await

@@ -80,10 +80,12 @@ argv = ["sh", "-c", "echo $CLERK_ATTEMPT >> started; sleep 2; echo booked >> boo
 /// kill -9 of a worker in the middle of a step: its lease expires, another
 /// worker takes the job, and the booking happens exactly once.
 async fn a_killed_worker_loses_its_job_to_another_exactly_once(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(t.path(), "booking", BOOKING_BOT);
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    let Setup {
+        t,
+        bots,
+        registry,
+        db,
+    } = setup(kind, "booking", BOOKING_BOT).await;
     let id = db
         .enqueue(&[new_job(registry.get("booking").unwrap(), json!({}))])
         .await
@@ -124,10 +126,12 @@ async fn a_killed_worker_loses_its_job_to_another_exactly_once(kind: Kind) {
 /// SIGTERM: running steps finish within the grace period, jobs not started
 /// go back to the queue at once, and the process exits cleanly.
 async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(t.path(), "booking", BOOKING_BOT);
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    let Setup {
+        t,
+        bots,
+        registry,
+        db,
+    } = setup(kind, "booking", BOOKING_BOT).await;
     let bot = registry.get("booking").unwrap().clone();
     let ids: Vec<i64> = db
         .enqueue(&[new_job(&bot, json!({})), new_job(&bot, json!({}))])
@@ -164,9 +168,13 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
 /// Past the grace period a running step is interrupted and its job queued
 /// again for another worker; the attempt does not count as an error.
 async fn sigterm_past_the_grace_period_requeues_the_job(kind: Kind) {
-    let t = TestDb::new(kind).await;
-    let bots = write_bot(
-        t.path(),
+    let Setup {
+        t,
+        bots,
+        registry,
+        db,
+    } = setup(
+        kind,
         "long",
         r#"
 name = "long"
@@ -175,9 +183,8 @@ name = "wait"
 kind = "command"
 argv = ["sh", "-c", "touch started; sleep 60"]
 "#,
-    );
-    let registry = load_bots(&bots);
-    let db = t.open().await;
+    )
+    .await;
     let id = db
         .enqueue(&[new_job(registry.get("long").unwrap(), json!({}))])
         .await

@@ -213,3 +213,26 @@ macro_rules! both_backends {
         )*
     };
 }
+
+/// A fresh database with one bot written from `manifest`, the loaded
+/// registry, and a connection: what most tests start from.
+pub struct Setup {
+    /// Keeps the database (and its folder) alive for the test.
+    pub t: TestDb,
+    pub bots: PathBuf,
+    pub registry: Arc<BotRegistry>,
+    pub db: JobDb,
+}
+
+pub async fn setup(kind: Kind, name: &str, manifest: &str) -> Setup {
+    let t = TestDb::new(kind).await;
+    let bots = write_bot(t.path(), name, manifest);
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    Setup {
+        t,
+        bots,
+        registry,
+        db,
+    }
+}
