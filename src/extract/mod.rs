@@ -408,6 +408,48 @@ fn apply(
     source: &Source,
     options: &template::Options,
 ) -> Result<Field, String> {
+    if let Some(area) = &rule.area {
+        // Only the words whose centre lies in the box, laid out on their own.
+        let page = source
+            .doc
+            .pages
+            .iter()
+            .find(|p| p.number == area.page)
+            .ok_or_else(|| format!("the document has no page {}", area.page))?;
+        let b = &area.bbox;
+        let words: Vec<_> = page
+            .words
+            .iter()
+            .filter(|w| {
+                let (cx, cy) = ((w.bbox.x0 + w.bbox.x1) / 2.0, (w.bbox.y0 + w.bbox.y1) / 2.0);
+                cx >= b.x0 && cx <= b.x1 && cy >= b.y0 && cy <= b.y1
+            })
+            .cloned()
+            .collect();
+        let doc = Document {
+            pages: vec![crate::documents::Page::new(
+                page.number,
+                page.width,
+                page.height,
+                words,
+            )],
+        };
+        let text = doc.text();
+        let prepared = prepare_mapped(&text.text, options);
+        let inner = Source {
+            doc: &doc,
+            text: &text,
+            prepared: &prepared,
+        };
+        let unboxed = template::FieldRule {
+            area: None,
+            ..rule.clone()
+        };
+        return apply(&unboxed, &inner, options).map(|mut f| {
+            f.rule = format!("{} in area of page {}", f.rule, area.page);
+            f
+        });
+    }
     match &rule.parser {
         Parser::Lines(lines) => apply_lines(lines, &source.prepared.text, options),
         Parser::Static(v) => Ok(Field {
@@ -1031,5 +1073,35 @@ lines:
         let amount = &x.fields["amount"];
         assert_eq!(amount.value, 61.25, "{:?}", x.review);
         assert!((amount.confidence - 0.4).abs() < 1e-6, "{amount:?}");
+    }
+
+    #[test]
+    fn an_area_limits_a_rule_to_a_box_of_a_page() {
+        // Two totals: a carried-over one at the top, the real one lower right.
+        let d = doc(&[
+            "Total 10,00",
+            "x",
+            "x",
+            "x",
+            "x",
+            "x",
+            "x",
+            "x",
+            "x",
+            "Total 72,89",
+        ]);
+        let t = template(
+            "issuer: T\nkeywords: [Total]\nrequired_fields: [amount]\nfields:\n  amount:\n    parser: regex\n    regex: 'Total\\s+(\\S+)'\n    type: float\n    area: {page: 1, x0: 0, y0: 190, x1: 595, y1: 230}\noptions:\n  decimal_separator: ','\n",
+        );
+        let x = extract(&d, &[t]);
+        assert_eq!(x.fields["amount"].value, 72.89, "{:?}", x.review);
+        assert!(x.fields["amount"].rule.ends_with("in area of page 1"));
+        let err = parse_template(
+            Path::new("t.yml"),
+            "issuer: T\nkeywords: [T]\nfields:\n  amount:\n    regex: x\n    area: {x0: 5, y0: 0, x1: 1, y1: 9}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`area` must be"), "{err}");
     }
 }

@@ -83,6 +83,16 @@ pub struct FieldRule {
     pub required: bool,
     /// clerk: below this confidence the field goes to review.
     pub min_confidence: f32,
+    /// clerk: look only at the words inside this box of this page.
+    pub area: Option<Area>,
+}
+
+/// A box on a page, in points (1/72 inch) from the page's top left corner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    /// From 1.
+    pub page: u32,
+    pub bbox: crate::documents::BBox,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +230,7 @@ impl Loader<'_> {
             legacy: false,
             required: false,
             min_confidence: DEFAULT_MIN_CONFIDENCE,
+            area: None,
         };
         match spec {
             _ if name.starts_with("static_") && !spec.is_object() => {
@@ -296,6 +307,9 @@ impl Loader<'_> {
                     .get("min_confidence")
                     .and_then(Value::as_f64)
                     .map_or(DEFAULT_MIN_CONFIDENCE, |c| c as f32);
+                if let Some(area) = map.get("area") {
+                    rule.area = Some(self.area(area, &what)?);
+                }
             }
             other => {
                 rule.parser = Parser::Static(other.clone());
@@ -355,6 +369,31 @@ impl Loader<'_> {
             last_line: one("last_line")?,
             skip_line,
             types,
+        })
+    }
+
+    /// `area: {page: 1, x0: 300, y0: 100, x1: 560, y1: 160}`, in points.
+    fn area(&self, v: &Value, what: &str) -> Result<Area, TemplateError> {
+        let bad = || {
+            self.err(format!(
+                "{what}: `area` must be {{page, x0, y0, x1, y1}} in points from the top left, with x0 < x1 and y0 < y1"
+            ))
+        };
+        let map = v.as_object().ok_or_else(bad)?;
+        let n = |k: &str| map.get(k).and_then(Value::as_f64).ok_or_else(bad);
+        let bbox = crate::documents::BBox {
+            x0: n("x0")?,
+            y0: n("y0")?,
+            x1: n("x1")?,
+            y1: n("y1")?,
+        };
+        if bbox.x0 >= bbox.x1 || bbox.y0 >= bbox.y1 {
+            return Err(bad());
+        }
+        let page = map.get("page").and_then(Value::as_u64).unwrap_or(1);
+        Ok(Area {
+            page: u32::try_from(page).map_err(|_| bad())?.max(1),
+            bbox,
         })
     }
 
@@ -432,6 +471,7 @@ impl Loader<'_> {
                 legacy: false,
                 required: false,
                 min_confidence: DEFAULT_MIN_CONFIDENCE,
+                area: None,
             });
         }
         let required_fields = match map.get("required_fields") {
