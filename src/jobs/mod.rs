@@ -8,6 +8,7 @@
 
 mod backoff;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use std::fmt;
@@ -483,15 +484,6 @@ fn parse_outcome(s: &str) -> Outcome {
         "cancelled" => Outcome::Cancelled,
         "interrupted" => Outcome::Interrupted,
         _ => Outcome::Lost,
-    }
-}
-
-/// Group step runs under their attempts for [`JobDetail`].
-fn nest_steps(attempts: &mut [AttemptRecord], steps: Vec<(i64, StepRecord)>) {
-    for (attempt, step) in steps {
-        if let Some(a) = attempts.iter_mut().find(|a| a.attempt == attempt) {
-            a.steps.push(step);
-        }
     }
 }
 

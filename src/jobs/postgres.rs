@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 use tokio::sync::watch;
 
@@ -218,42 +218,8 @@ impl PgStore {
             .bind(expires)
             .fetch_all(conn)
             .await?;
-        rows.iter().map(claimed_from_row).collect()
+        rows.iter().map(rows::claimed).collect()
     }
-}
-
-fn claimed_from_row(row: &PgRow) -> Result<ClaimedJob> {
-    let input: String = row.try_get("input")?;
-    Ok(ClaimedJob {
-        id: row.try_get("id")?,
-        bot: row.try_get("bot")?,
-        input: serde_json::from_str(&input).unwrap_or(Value::Null),
-        attempt: row.try_get("attempt")?,
-        errors: row.try_get("errors")?,
-        lost: row.try_get("lost")?,
-        max_attempts: row.try_get("max_attempts")?,
-        next_step: row.try_get("next_step")?,
-        run_after: row.try_get("run_after")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-const SUMMARY_COLUMNS: &str = "id, bot, state, attempt, idempotency_key, created_at, started_at, finished_at, run_after, last_error";
-
-fn summary_from_row(row: &PgRow) -> Result<JobSummary> {
-    let state: String = row.try_get("state")?;
-    Ok(JobSummary {
-        id: row.try_get("id")?,
-        bot: row.try_get("bot")?,
-        state: parse_state(&state)?,
-        attempt: row.try_get("attempt")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        run_after: row.try_get("run_after")?,
-        last_error: row.try_get("last_error")?,
-    })
 }
 
 async fn event(
@@ -304,27 +270,6 @@ async fn end_attempt(
     .bind(job_id)
     .execute(&mut **tx)
     .await?;
-    Ok(())
-}
-
-/// The attempt in progress has no row of its own yet; show it from the job.
-fn push_running_attempt(attempts: &mut Vec<AttemptRecord>, row: &PgRow) -> Result<()> {
-    let state: String = row.try_get("state")?;
-    if state == "running" {
-        attempts.push(AttemptRecord {
-            attempt: row.try_get("attempt")?,
-            worker: row
-                .try_get::<Option<String>, _>("worker")?
-                .unwrap_or_default(),
-            started_at: row
-                .try_get::<Option<i64>, _>("attempt_started_at")?
-                .unwrap_or(0),
-            finished_at: None,
-            outcome: None,
-            error: None,
-            steps: Vec::new(),
-        });
-    }
     Ok(())
 }
 
@@ -664,25 +609,7 @@ impl JobStore for PgStore {
         .bind(worker)
         .fetch_all(&self.pool)
         .await?;
-        let mut owned = std::collections::HashMap::new();
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            let attempt: i64 = row.try_get("attempt")?;
-            let cancel: bool = row.try_get("cancel_requested")?;
-            owned.insert(id, (attempt, cancel));
-        }
-        let mut beat = Heartbeat::default();
-        for &(id, attempt) in held {
-            match owned.get(&id) {
-                Some(&(a, cancel)) if a == attempt => {
-                    if cancel {
-                        beat.cancel.push(id);
-                    }
-                }
-                _ => beat.gone.push(id),
-            }
-        }
-        Ok(beat)
+        rows::heartbeat(held, &rows)
     }
 
     async fn release(&self, worker: &str, held: &[(i64, i64)], reason: &str) -> Result<u64> {
@@ -951,94 +878,38 @@ impl JobStore for PgStore {
 
     async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, input::text AS input, output::text AS output, review::text AS review,
+            "SELECT {}, input::text AS input, output::text AS output, review::text AS review,
                     errors, lost, max_attempts, max_lost, next_step, worker, lease_expires_at,
-                    cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = $1"
+                    cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = $1",
+            rows::SUMMARY_COLUMNS
         );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let Some(job) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
         else {
             return Ok(None);
         };
-        let input: String = row.try_get("input")?;
-        let mut attempts = Vec::new();
-        for a in sqlx::query(
+        let attempts = sqlx::query(
             "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = $1 ORDER BY attempt",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        {
-            attempts.push(AttemptRecord {
-                attempt: a.try_get("attempt")?,
-                worker: a.try_get("worker")?,
-                started_at: a.try_get("started_at")?,
-                finished_at: a.try_get("finished_at")?,
-                outcome: a.try_get("outcome")?,
-                error: a.try_get("error")?,
-                steps: Vec::new(),
-            });
-        }
-        push_running_attempt(&mut attempts, &row)?;
-        let mut steps = Vec::new();
-        for s in sqlx::query(
+        .await?;
+        let steps = sqlx::query(
             "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output::text AS output
              FROM step_runs WHERE job_id = $1 ORDER BY attempt, step_index",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        {
-            let outcome: String = s.try_get("outcome")?;
-            steps.push((
-                s.try_get("attempt")?,
-                StepRecord {
-                    index: s.try_get("step_index")?,
-                    name: s.try_get("step_name")?,
-                    started_at: s.try_get("started_at")?,
-                    finished_at: s.try_get("finished_at")?,
-                    outcome: parse_outcome(&outcome),
-                    error: s.try_get("error")?,
-                    output: parse_json(s.try_get("output")?),
-                },
-            ));
-        }
-        nest_steps(&mut attempts, steps);
-        let mut events = Vec::new();
-        for e in sqlx::query(
+        .await?;
+        let events = sqlx::query(
             "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
-        .await?
-        {
-            events.push(EventRecord {
-                at: e.try_get("at")?,
-                actor: e.try_get("actor")?,
-                from_state: e.try_get("from_state")?,
-                to_state: e.try_get("to_state")?,
-                reason: e.try_get("reason")?,
-            });
-        }
-        Ok(Some(JobDetail {
-            summary: summary_from_row(&row)?,
-            input: serde_json::from_str(&input).unwrap_or(Value::Null),
-            output: parse_json(row.try_get("output")?),
-            review: parse_json(row.try_get("review")?),
-            errors: row.try_get("errors")?,
-            lost: row.try_get("lost")?,
-            max_attempts: row.try_get("max_attempts")?,
-            max_lost: row.try_get("max_lost")?,
-            next_step: row.try_get("next_step")?,
-            worker: row.try_get("worker")?,
-            lease_expires_at: row.try_get("lease_expires_at")?,
-            cancel_requested: row.try_get("cancel_requested")?,
-            created_by: row.try_get("created_by")?,
-            attempts,
-            events,
-        }))
+        .await?;
+        rows::detail(&job, &attempts, &steps, &events).map(Some)
     }
 
     async fn state(&self, id: i64) -> Result<Option<JobState>> {
@@ -1051,10 +922,11 @@ impl JobStore for PgStore {
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM jobs
+            "SELECT {} FROM jobs
              WHERE ($1::text IS NULL OR bot = $1) AND ($2::text IS NULL OR state = $2)
                AND ($3::bigint IS NULL OR id < $3)
-             ORDER BY id DESC LIMIT $4"
+             ORDER BY id DESC LIMIT $4",
+            rows::SUMMARY_COLUMNS
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&filter.bot)
@@ -1063,7 +935,7 @@ impl JobStore for PgStore {
             .bind(i64::from(filter.limit.max(1)))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(summary_from_row).collect()
+        rows.iter().map(rows::summary).collect()
     }
 
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {

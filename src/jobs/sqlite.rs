@@ -13,8 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::collections::HashMap;
@@ -216,61 +215,6 @@ async fn insert_step(
     Ok(())
 }
 
-fn claimed_from_row(row: &SqliteRow) -> Result<ClaimedJob> {
-    let input: String = row.try_get("input")?;
-    Ok(ClaimedJob {
-        id: row.try_get("id")?,
-        bot: row.try_get("bot")?,
-        input: serde_json::from_str(&input).unwrap_or(Value::Null),
-        attempt: row.try_get("attempt")?,
-        errors: row.try_get("errors")?,
-        lost: row.try_get("lost")?,
-        max_attempts: row.try_get("max_attempts")?,
-        next_step: row.try_get("next_step")?,
-        run_after: row.try_get("run_after")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
-/// The attempt in progress has no row of its own yet; show it from the job.
-fn push_running_attempt(attempts: &mut Vec<AttemptRecord>, row: &SqliteRow) -> Result<()> {
-    let state: String = row.try_get("state")?;
-    if state == "running" {
-        attempts.push(AttemptRecord {
-            attempt: row.try_get("attempt")?,
-            worker: row
-                .try_get::<Option<String>, _>("worker")?
-                .unwrap_or_default(),
-            started_at: row
-                .try_get::<Option<i64>, _>("attempt_started_at")?
-                .unwrap_or(0),
-            finished_at: None,
-            outcome: None,
-            error: None,
-            steps: Vec::new(),
-        });
-    }
-    Ok(())
-}
-
-fn summary_from_row(row: &SqliteRow) -> Result<JobSummary> {
-    let state: String = row.try_get("state")?;
-    Ok(JobSummary {
-        id: row.try_get("id")?,
-        bot: row.try_get("bot")?,
-        state: parse_state(&state)?,
-        attempt: row.try_get("attempt")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        run_after: row.try_get("run_after")?,
-        last_error: row.try_get("last_error")?,
-    })
-}
-
-const SUMMARY_COLUMNS: &str = "id, bot, state, attempt, idempotency_key, created_at, started_at, finished_at, run_after, last_error";
-
 /// Enqueue inside an open transaction; shared by `enqueue` and `fire_slot`.
 async fn enqueue_in(
     tx: &mut Transaction<'static, Sqlite>,
@@ -418,7 +362,7 @@ impl JobStore for SqliteStore {
                 .push(SELECT_CLAIMED);
             let rows = q.build().fetch_all(&mut *tx).await?;
             for row in &rows {
-                claimed.push(claimed_from_row(row)?);
+                claimed.push(rows::claimed(row)?);
             }
         }
         claimed.sort_by_key(|j| (j.run_after, j.id));
@@ -588,25 +532,7 @@ impl JobStore for SqliteStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut beat = Heartbeat::default();
-        let mut owned = std::collections::HashMap::new();
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            let attempt: i64 = row.try_get("attempt")?;
-            let cancel: bool = row.try_get("cancel_requested")?;
-            owned.insert(id, (attempt, cancel));
-        }
-        for &(id, attempt) in held {
-            match owned.get(&id) {
-                Some(&(a, cancel)) if a == attempt => {
-                    if cancel {
-                        beat.cancel.push(id);
-                    }
-                }
-                _ => beat.gone.push(id),
-            }
-        }
-        Ok(beat)
+        rows::heartbeat(held, &rows)
     }
 
     async fn release(&self, worker: &str, held: &[(i64, i64)], reason: &str) -> Result<u64> {
@@ -887,93 +813,37 @@ impl JobStore for SqliteStore {
 
     async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
-                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = ?"
+            "SELECT {}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
+                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = ?",
+            rows::SUMMARY_COLUMNS
         );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let Some(job) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.reader)
             .await?
         else {
             return Ok(None);
         };
-        let input: String = row.try_get("input")?;
-        let mut attempts = Vec::new();
-        for a in sqlx::query(
+        let attempts = sqlx::query(
             "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = ? ORDER BY attempt",
         )
         .bind(id)
         .fetch_all(&self.reader)
-        .await?
-        {
-            attempts.push(AttemptRecord {
-                attempt: a.try_get("attempt")?,
-                worker: a.try_get("worker")?,
-                started_at: a.try_get("started_at")?,
-                finished_at: a.try_get("finished_at")?,
-                outcome: a.try_get("outcome")?,
-                error: a.try_get("error")?,
-                steps: Vec::new(),
-            });
-        }
-        push_running_attempt(&mut attempts, &row)?;
-        let mut steps = Vec::new();
-        for s in sqlx::query(
+        .await?;
+        let steps = sqlx::query(
             "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output
              FROM step_runs WHERE job_id = ? ORDER BY attempt, step_index",
         )
         .bind(id)
         .fetch_all(&self.reader)
-        .await?
-        {
-            let outcome: String = s.try_get("outcome")?;
-            steps.push((
-                s.try_get("attempt")?,
-                StepRecord {
-                    index: s.try_get("step_index")?,
-                    name: s.try_get("step_name")?,
-                    started_at: s.try_get("started_at")?,
-                    finished_at: s.try_get("finished_at")?,
-                    outcome: parse_outcome(&outcome),
-                    error: s.try_get("error")?,
-                    output: parse_json(s.try_get("output")?),
-                },
-            ));
-        }
-        nest_steps(&mut attempts, steps);
-        let mut events = Vec::new();
-        for e in sqlx::query(
+        .await?;
+        let events = sqlx::query(
             "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = ? ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.reader)
-        .await?
-        {
-            events.push(EventRecord {
-                at: e.try_get("at")?,
-                actor: e.try_get("actor")?,
-                from_state: e.try_get("from_state")?,
-                to_state: e.try_get("to_state")?,
-                reason: e.try_get("reason")?,
-            });
-        }
-        Ok(Some(JobDetail {
-            summary: summary_from_row(&row)?,
-            input: serde_json::from_str(&input).unwrap_or(Value::Null),
-            output: parse_json(row.try_get("output")?),
-            review: parse_json(row.try_get("review")?),
-            errors: row.try_get("errors")?,
-            lost: row.try_get("lost")?,
-            max_attempts: row.try_get("max_attempts")?,
-            max_lost: row.try_get("max_lost")?,
-            next_step: row.try_get("next_step")?,
-            worker: row.try_get("worker")?,
-            lease_expires_at: row.try_get("lease_expires_at")?,
-            cancel_requested: row.try_get("cancel_requested")?,
-            created_by: row.try_get("created_by")?,
-            attempts,
-            events,
-        }))
+        .await?;
+        rows::detail(&job, &attempts, &steps, &events).map(Some)
     }
 
     async fn state(&self, id: i64) -> Result<Option<JobState>> {
@@ -985,8 +855,10 @@ impl JobStore for SqliteStore {
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM jobs WHERE 1 = 1"));
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {} FROM jobs WHERE 1 = 1",
+            rows::SUMMARY_COLUMNS
+        ));
         if let Some(bot) = &filter.bot {
             q.push(" AND bot = ").push_bind(bot.clone());
         }
@@ -999,7 +871,7 @@ impl JobStore for SqliteStore {
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.max(1)));
         let rows = q.build().fetch_all(&self.reader).await?;
-        rows.iter().map(summary_from_row).collect()
+        rows.iter().map(rows::summary).collect()
     }
 
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {

@@ -1,0 +1,183 @@
+//! Turning result rows into the `jobs` types, the same for both back ends.
+//!
+//! The SQL differs per back end; the columns it returns do not (JSON comes
+//! back as text from both, times and counters as 64-bit integers), so the
+//! decoding lives here once.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::*;
+
+/// The column reads decoding needs, for either back end's rows.
+pub(super) trait JobRow {
+    fn text(&self, column: &str) -> Result<String>;
+    fn text_opt(&self, column: &str) -> Result<Option<String>>;
+    fn int(&self, column: &str) -> Result<i64>;
+    fn int_opt(&self, column: &str) -> Result<Option<i64>>;
+    fn flag(&self, column: &str) -> Result<bool>;
+}
+
+macro_rules! job_row {
+    ($row:ty) => {
+        impl JobRow for $row {
+            fn text(&self, column: &str) -> Result<String> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn text_opt(&self, column: &str) -> Result<Option<String>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn int(&self, column: &str) -> Result<i64> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn int_opt(&self, column: &str) -> Result<Option<i64>> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn flag(&self, column: &str) -> Result<bool> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+        }
+    };
+}
+
+job_row!(sqlx::sqlite::SqliteRow);
+job_row!(sqlx::postgres::PgRow);
+
+/// Columns of a [`JobSummary`], for the SELECTs that read one.
+pub(super) const SUMMARY_COLUMNS: &str = "id, bot, state, attempt, idempotency_key, created_at, started_at, finished_at, run_after, last_error";
+
+pub(super) fn claimed(row: &impl JobRow) -> Result<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: row.int("id")?,
+        bot: row.text("bot")?,
+        input: serde_json::from_str(&row.text("input")?).unwrap_or(Value::Null),
+        attempt: row.int("attempt")?,
+        errors: row.int("errors")?,
+        lost: row.int("lost")?,
+        max_attempts: row.int("max_attempts")?,
+        next_step: row.int("next_step")?,
+        run_after: row.int("run_after")?,
+        created_at: row.int("created_at")?,
+    })
+}
+
+pub(super) fn summary(row: &impl JobRow) -> Result<JobSummary> {
+    Ok(JobSummary {
+        id: row.int("id")?,
+        bot: row.text("bot")?,
+        state: parse_state(&row.text("state")?)?,
+        attempt: row.int("attempt")?,
+        idempotency_key: row.text_opt("idempotency_key")?,
+        created_at: row.int("created_at")?,
+        started_at: row.int_opt("started_at")?,
+        finished_at: row.int_opt("finished_at")?,
+        run_after: row.int("run_after")?,
+        last_error: row.text_opt("last_error")?,
+    })
+}
+
+/// A job with its attempts, step runs and events, from the rows of the
+/// four SELECTs that read them.
+pub(super) fn detail<R: JobRow>(
+    job: &R,
+    attempt_rows: &[R],
+    step_rows: &[R],
+    event_rows: &[R],
+) -> Result<JobDetail> {
+    let mut attempts = attempt_rows
+        .iter()
+        .map(|a| {
+            Ok(AttemptRecord {
+                attempt: a.int("attempt")?,
+                worker: a.text("worker")?,
+                started_at: a.int("started_at")?,
+                finished_at: a.int_opt("finished_at")?,
+                outcome: a.text_opt("outcome")?,
+                error: a.text_opt("error")?,
+                steps: Vec::new(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // The attempt in progress has no row of its own yet; show it from the job.
+    if job.text("state")? == "running" {
+        attempts.push(AttemptRecord {
+            attempt: job.int("attempt")?,
+            worker: job.text_opt("worker")?.unwrap_or_default(),
+            started_at: job.int_opt("attempt_started_at")?.unwrap_or(0),
+            finished_at: None,
+            outcome: None,
+            error: None,
+            steps: Vec::new(),
+        });
+    }
+    for s in step_rows {
+        let attempt = s.int("attempt")?;
+        let step = StepRecord {
+            index: s.int("step_index")?,
+            name: s.text("step_name")?,
+            started_at: s.int("started_at")?,
+            finished_at: s.int("finished_at")?,
+            outcome: parse_outcome(&s.text("outcome")?),
+            error: s.text_opt("error")?,
+            output: parse_json(s.text_opt("output")?),
+        };
+        if let Some(a) = attempts.iter_mut().find(|a| a.attempt == attempt) {
+            a.steps.push(step);
+        }
+    }
+    let events = event_rows
+        .iter()
+        .map(|e| {
+            Ok(EventRecord {
+                at: e.int("at")?,
+                actor: e.text("actor")?,
+                from_state: e.text_opt("from_state")?,
+                to_state: e.text("to_state")?,
+                reason: e.text("reason")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(JobDetail {
+        summary: summary(job)?,
+        input: serde_json::from_str(&job.text("input")?).unwrap_or(Value::Null),
+        output: parse_json(job.text_opt("output")?),
+        review: parse_json(job.text_opt("review")?),
+        errors: job.int("errors")?,
+        lost: job.int("lost")?,
+        max_attempts: job.int("max_attempts")?,
+        max_lost: job.int("max_lost")?,
+        next_step: job.int("next_step")?,
+        worker: job.text_opt("worker")?,
+        lease_expires_at: job.int_opt("lease_expires_at")?,
+        cancel_requested: job.flag("cancel_requested")?,
+        created_by: job.text("created_by")?,
+        attempts,
+        events,
+    })
+}
+
+/// What a heartbeat learns, from the rows its lease renewal returned (`id`,
+/// `attempt`, `cancel_requested` of every job the database says the worker
+/// runs) and the jobs the worker believes it holds.
+pub(super) fn heartbeat(held: &[(i64, i64)], renewed: &[impl JobRow]) -> Result<Heartbeat> {
+    let mut owned = HashMap::new();
+    for row in renewed {
+        owned.insert(
+            row.int("id")?,
+            (row.int("attempt")?, row.flag("cancel_requested")?),
+        );
+    }
+    let mut beat = Heartbeat::default();
+    for &(id, attempt) in held {
+        match owned.get(&id) {
+            Some(&(a, cancel)) if a == attempt => {
+                if cancel {
+                    beat.cancel.push(id);
+                }
+            }
+            _ => beat.gone.push(id),
+        }
+    }
+    Ok(beat)
+}
