@@ -840,7 +840,7 @@ impl<'a, 'i> TableReader<'a, 'i> {
 
 /// The candidate most like `word`, if any is close enough to be a likely
 /// misspelling.
-fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+pub fn closest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
     candidates
         .iter()
         .map(|c| (strsim::jaro_winkler(word, c), *c))

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use diagnostics::Diagnostic;
-pub use manifest::parse_manifest;
+pub use manifest::{closest, parse_manifest};
 
 use crate::step::{Step, StepDecl};
 

@@ -528,12 +528,8 @@ async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
     let registry = g.load_bots();
     let Some(bot) = registry.get(&args.bot) else {
         let known = registry.names();
-        let hint = known
-            .iter()
-            .max_by(|a, b| {
-                strsim::jaro_winkler(a, &args.bot).total_cmp(&strsim::jaro_winkler(b, &args.bot))
-            })
-            .filter(|n| strsim::jaro_winkler(n, &args.bot) > 0.8)
+        let names: Vec<&str> = known.iter().map(String::as_str).collect();
+        let hint = bot::closest(&args.bot, &names)
             .map(|n| format!("; did you mean `{n}`?"))
             .unwrap_or_default();
         eprintln!(
