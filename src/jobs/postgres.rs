@@ -290,6 +290,110 @@ async fn lock_state(tx: &mut Transaction<'static, Postgres>, id: i64) -> Result<
     parse_state(&state.ok_or(JobsError::NotFound(id))?)
 }
 
+/// Enqueue one chunk of jobs in one statement on `conn` (a transaction or
+/// not); shared by `enqueue` and `fire_slot`.
+async fn enqueue_chunk(
+    conn: &mut sqlx::PgConnection,
+    chunk: &[NewJob],
+    now: i64,
+) -> Result<Vec<Enqueued>> {
+    let mut out = Vec::with_capacity(chunk.len());
+    let rows = sqlx::query(ENQUEUE_SQL)
+        .bind(chunk.iter().map(|j| j.bot.as_str()).collect::<Vec<_>>())
+        .bind(
+            chunk
+                .iter()
+                .map(|j| j.input.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|j| j.idempotency_key.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|j| i64::from(j.max_attempts))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|j| i64::from(j.max_lost))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|j| j.run_after.unwrap_or(now))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            chunk
+                .iter()
+                .map(|j| j.created_by.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await?;
+    // Identity values follow the ORDER BY of the insert, so the new
+    // ids of keyless jobs, sorted, line up with those jobs in order.
+    let mut keyless: Vec<i64> = Vec::new();
+    let mut keyed = std::collections::HashMap::new();
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        match row.try_get::<Option<String>, _>("idempotency_key")? {
+            Some(k) => {
+                keyed.insert((row.try_get::<String, _>("bot")?, k), id);
+            }
+            None => keyless.push(id),
+        }
+    }
+    keyless.sort_unstable();
+    let mut keyless = keyless.into_iter();
+    for job in chunk {
+        match &job.idempotency_key {
+            None => {
+                let id = keyless.next().ok_or_else(|| {
+                    JobsError::Corrupt("enqueue returned fewer ids than jobs".into())
+                })?;
+                out.push(Enqueued {
+                    id,
+                    created: true,
+                    state: JobState::Queued,
+                });
+            }
+            Some(key) => {
+                if let Some(id) = keyed.remove(&(job.bot.clone(), key.clone())) {
+                    out.push(Enqueued {
+                        id,
+                        created: true,
+                        state: JobState::Queued,
+                    });
+                } else {
+                    let row = sqlx::query(
+                        "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
+                    )
+                    .bind(&job.bot)
+                    .bind(key)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    let state: String = row.try_get("state")?;
+                    out.push(Enqueued {
+                        id: row.try_get("id")?,
+                        created: false,
+                        state: parse_state(&state)?,
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     fn backend(&self) -> Backend {
@@ -324,99 +428,7 @@ impl JobStore for PgStore {
                 (None, Some(p)) => p,
                 (None, None) => return Err(JobsError::Corrupt("no connection".into())),
             };
-            let rows = sqlx::query(ENQUEUE_SQL)
-                .bind(chunk.iter().map(|j| j.bot.as_str()).collect::<Vec<_>>())
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| j.input.to_string())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| j.idempotency_key.as_deref())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| i64::from(j.max_attempts))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| i64::from(j.max_lost))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| j.run_after.unwrap_or(now))
-                        .collect::<Vec<_>>(),
-                )
-                .bind(
-                    chunk
-                        .iter()
-                        .map(|j| j.created_by.as_str())
-                        .collect::<Vec<_>>(),
-                )
-                .bind(now)
-                .fetch_all(&mut *conn)
-                .await?;
-            // Identity values follow the ORDER BY of the insert, so the new
-            // ids of keyless jobs, sorted, line up with those jobs in order.
-            let mut keyless: Vec<i64> = Vec::new();
-            let mut keyed = std::collections::HashMap::new();
-            for row in &rows {
-                let id: i64 = row.try_get("id")?;
-                match row.try_get::<Option<String>, _>("idempotency_key")? {
-                    Some(k) => {
-                        keyed.insert((row.try_get::<String, _>("bot")?, k), id);
-                    }
-                    None => keyless.push(id),
-                }
-            }
-            keyless.sort_unstable();
-            let mut keyless = keyless.into_iter();
-            for job in chunk {
-                match &job.idempotency_key {
-                    None => {
-                        let id = keyless.next().ok_or_else(|| {
-                            JobsError::Corrupt("enqueue returned fewer ids than jobs".into())
-                        })?;
-                        out.push(Enqueued {
-                            id,
-                            created: true,
-                            state: JobState::Queued,
-                        });
-                    }
-                    Some(key) => {
-                        if let Some(id) = keyed.remove(&(job.bot.clone(), key.clone())) {
-                            out.push(Enqueued {
-                                id,
-                                created: true,
-                                state: JobState::Queued,
-                            });
-                        } else {
-                            let row = sqlx::query(
-                                "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
-                            )
-                            .bind(&job.bot)
-                            .bind(key)
-                            .fetch_one(&mut *conn)
-                            .await?;
-                            let state: String = row.try_get("state")?;
-                            out.push(Enqueued {
-                                id: row.try_get("id")?,
-                                created: false,
-                                state: parse_state(&state)?,
-                            });
-                        }
-                    }
-                }
-            }
+            out.extend(enqueue_chunk(conn, chunk, now).await?);
         }
         if let Some(tx) = tx {
             tx.commit().await?;
@@ -962,57 +974,10 @@ impl JobStore for PgStore {
     async fn fire_slot(&self, trigger_id: &str, slot: i64, job: &NewJob) -> Result<Enqueued> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at)
-             VALUES ($1, 'queued', $2::jsonb, $3, $4, $5, $6, $7, $8, $8)
-             ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-             RETURNING id",
-        )
-        .bind(&job.bot)
-        .bind(job.input.to_string())
-        .bind(&job.idempotency_key)
-        .bind(i64::from(job.max_attempts))
-        .bind(i64::from(job.max_lost))
-        .bind(job.run_after.unwrap_or(now))
-        .bind(&job.created_by)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let enq = match inserted {
-            Some(id) => {
-                event(
-                    &mut tx,
-                    id,
-                    now,
-                    &job.created_by,
-                    None,
-                    JobState::Queued,
-                    "enqueued",
-                )
-                .await?;
-                notify(&mut tx).await?;
-                Enqueued {
-                    id,
-                    created: true,
-                    state: JobState::Queued,
-                }
-            }
-            None => {
-                let row = sqlx::query(
-                    "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
-                )
-                .bind(&job.bot)
-                .bind(&job.idempotency_key)
-                .fetch_one(&mut *tx)
-                .await?;
-                let state: String = row.try_get("state")?;
-                Enqueued {
-                    id: row.try_get("id")?,
-                    created: false,
-                    state: parse_state(&state)?,
-                }
-            }
-        };
+        let enq = enqueue_chunk(&mut tx, std::slice::from_ref(job), now)
+            .await?
+            .pop()
+            .ok_or_else(|| JobsError::Corrupt("enqueue returned no job".into()))?;
         sqlx::query(
             "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES ($1, $2, $3)
              ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = GREATEST(schedules.last_slot, excluded.last_slot)",
