@@ -340,11 +340,9 @@ fn token_around(text: &str, start: usize, end: usize) -> String {
 fn typed(raw: &str, kind: FieldType, options: &template::Options) -> Result<Value, String> {
     match kind {
         FieldType::Text => Ok(Value::String(raw.trim().to_string())),
-        FieldType::Float => parse_number(raw, options.decimal_separator).map(|f| {
-            serde_json::Number::from_f64((f * 100.0).round() / 100.0)
-                .map(Value::Number)
-                .unwrap_or(Value::Null)
-        }),
+        FieldType::Float => {
+            parse_number(raw, options.decimal_separator).map(|f| cents(f).unwrap_or(Value::Null))
+        }
         FieldType::Int => raw
             .trim()
             .parse::<i64>()
@@ -356,16 +354,19 @@ fn typed(raw: &str, kind: FieldType, options: &template::Options) -> Result<Valu
     }
 }
 
+/// A number rounded to cents, as amounts are printed; `None` if not finite.
+fn cents(f: f64) -> Option<Value> {
+    serde_json::Number::from_f64((f * 100.0).round() / 100.0).map(Value::Number)
+}
+
 fn group(values: Vec<Value>, g: Group) -> Option<Value> {
     let numbers = || values.iter().filter_map(Value::as_f64);
-    let number =
-        |f: f64| serde_json::Number::from_f64((f * 100.0).round() / 100.0).map(Value::Number);
     match g {
         Group::First => values.first().cloned(),
         Group::Last => values.last().cloned(),
-        Group::Sum => number(numbers().sum()),
-        Group::Min => numbers().reduce(f64::min).and_then(number),
-        Group::Max => numbers().reduce(f64::max).and_then(number),
+        Group::Sum => cents(numbers().sum()),
+        Group::Min => numbers().reduce(f64::min).and_then(cents),
+        Group::Max => numbers().reduce(f64::max).and_then(cents),
     }
 }
 
