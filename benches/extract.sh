@@ -11,10 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 copies="${1:-10}"
 
-if ! command -v pdftotext >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null
-fi
+. scripts/packages.sh
+ensure_packages poppler-utils
 venv=.venv-bench
 if [ ! -x "$venv/bin/invoice2data" ]; then
   python3 -m venv "$venv"

@@ -9,10 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 copies="${1:-5}"
-if ! command -v tesseract >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq tesseract-ocr >/dev/null
-fi
+. scripts/packages.sh
+ensure_packages tesseract-ocr
 cargo build --release --locked -q
 clerk=target/release/clerk
 work=$(mktemp -d)

@@ -5,10 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # pdftoppm renders the invoices to page images for the scans.
-if ! command -v pdftoppm >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null
-fi
+. scripts/packages.sh
+ensure_packages poppler-utils
 venv=.venv-fixtures
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
