@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{ExtractArgs, exit};
 use crate::documents::{Limits, read_file};
+use crate::extract::template::find_files;
 use crate::extract::{Extraction, Template, extract, load_templates};
 
 /// The result for one input file, as printed with `--json`.
@@ -23,21 +24,12 @@ fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for input in inputs {
         if input.is_dir() {
-            let mut stack = vec![input.clone()];
-            while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                    let p = e.path();
-                    if p.is_dir() {
-                        stack.push(p);
-                    } else if p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-                        ["pdf", "png", "jpg", "jpeg", "tif", "tiff"]
-                            .iter()
-                            .any(|e| x.eq_ignore_ascii_case(e))
-                    }) {
-                        files.push(p);
-                    }
-                }
-            }
+            let (found, _unreadable) = find_files(input, |x| {
+                ["pdf", "png", "jpg", "jpeg", "tif", "tiff"]
+                    .iter()
+                    .any(|e| x.eq_ignore_ascii_case(e))
+            });
+            files.extend(found);
         } else {
             files.push(input.clone());
         }

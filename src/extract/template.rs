@@ -531,10 +531,15 @@ pub fn parse_template(file: &Path, text: &str) -> Result<Template, TemplateError
 }
 
 /// Every template below `dir` (recursively), and every file that failed.
-pub fn load_templates(dir: &Path) -> (Vec<Template>, Vec<TemplateError>) {
+/// Every file below `dir` (recursively) whose extension `keep` accepts,
+/// sorted, and the folders that could not be read.
+pub fn find_files(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> (Vec<PathBuf>, Vec<(PathBuf, std::io::Error)>) {
     let mut files = Vec::new();
+    let mut unreadable = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
-    let mut errors = Vec::new();
     while let Some(d) = stack.pop() {
         match std::fs::read_dir(&d) {
             Ok(entries) => {
@@ -542,22 +547,27 @@ pub fn load_templates(dir: &Path) -> (Vec<Template>, Vec<TemplateError>) {
                     let p = e.path();
                     if p.is_dir() {
                         stack.push(p);
-                    } else if p
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"))
-                    {
+                    } else if p.extension().and_then(|e| e.to_str()).is_some_and(&keep) {
                         files.push(p);
                     }
                 }
             }
-            Err(e) => errors.push(TemplateError {
-                file: d.clone(),
-                message: format!("cannot read the templates folder: {e}"),
-            }),
+            Err(e) => unreadable.push((d, e)),
         }
     }
     files.sort();
+    (files, unreadable)
+}
+
+pub fn load_templates(dir: &Path) -> (Vec<Template>, Vec<TemplateError>) {
+    let (files, unreadable) = find_files(dir, |e| matches!(e, "yml" | "yaml" | "json"));
+    let mut errors: Vec<TemplateError> = unreadable
+        .into_iter()
+        .map(|(d, e)| TemplateError {
+            file: d,
+            message: format!("cannot read the templates folder: {e}"),
+        })
+        .collect();
     let mut templates = Vec::new();
     for f in files {
         match std::fs::read_to_string(&f) {
