@@ -143,6 +143,34 @@ fn number(fields: &BTreeMap<String, Field>, name: &str) -> Option<f64> {
     fields.get(name).and_then(|f| f.value.as_f64())
 }
 
+/// A check across fields that cannot run because some of them are missing
+/// (or not numbers) confirms nothing: the fields that are there lose the
+/// confidence the check would have given them, so a total whose tax was
+/// never read does not pass on its own.
+fn unconfirmed(fields: &mut BTreeMap<String, Field>, names: &[String]) {
+    let missing: Vec<&str> = names
+        .iter()
+        .filter(|n| match fields.get(n.as_str()) {
+            Some(f) => !(f.value.is_number() || f.value.is_array()),
+            None => true,
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let reason = format!("cannot be cross-checked: {} missing", missing.join(", "));
+    for name in names {
+        if missing.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(f) = fields.get_mut(name) {
+            f.confidence = f.confidence.min(0.5);
+            f.reasons.push(reason.clone());
+        }
+    }
+}
+
 /// Run the checks; a failed check lowers the confidence of the fields it
 /// involves and says why.
 pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chrono::NaiveDate) {
@@ -170,7 +198,12 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
                             }),
                         )
                     }
-                    _ => (Vec::new(), None),
+                    _ => {
+                        let mut all = parts.clone();
+                        all.push(equals.clone());
+                        unconfirmed(fields, &all);
+                        (Vec::new(), None)
+                    }
                 }
             }
             Check::LinesSum {
@@ -191,7 +224,10 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
                             bad.then(|| format!("the lines' {column} add up to {sum:.2}, not {equals} {total:.2}")),
                         )
                     }
-                    _ => (Vec::new(), None),
+                    _ => {
+                        unconfirmed(fields, &["lines".to_string(), equals.clone()]);
+                        (Vec::new(), None)
+                    }
                 }
             }
             Check::Iban { field } => match fields.get(field).and_then(|f| f.value.as_str()) {
@@ -258,6 +294,50 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn number_field(v: f64) -> Field {
+        Field {
+            value: serde_json::json!(v),
+            raw: None,
+            confidence: 0.95,
+            rule: "regex".into(),
+            reasons: Vec::new(),
+            page: None,
+            bbox: None,
+        }
+    }
+
+    #[test]
+    fn a_sum_missing_a_part_leaves_the_others_unconfirmed() {
+        let check = Check::Sum {
+            fields: vec!["amount_untaxed".into(), "vat".into()],
+            equals: "amount".into(),
+            tolerance: 0.01,
+        };
+        let mut fields = BTreeMap::new();
+        fields.insert("amount".to_string(), number_field(119.0));
+        fields.insert("amount_untaxed".to_string(), number_field(100.0));
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        apply(std::slice::from_ref(&check), &mut fields, today);
+        let amount = &fields["amount"];
+        assert!(amount.confidence <= 0.5, "{amount:?}");
+        assert!(
+            amount.reasons[0].contains("vat missing"),
+            "{:?}",
+            amount.reasons
+        );
+
+        // With every part present and adding up, nothing is lowered.
+        fields.insert("amount".to_string(), number_field(119.0));
+        fields.insert("amount_untaxed".to_string(), number_field(100.0));
+        fields.insert("vat".to_string(), number_field(19.0));
+        apply(&[check], &mut fields, today);
+        assert!(
+            fields
+                .values()
+                .all(|f| f.confidence == 0.95 && f.reasons.is_empty())
+        );
+    }
 
     #[test]
     fn iban_checksums() {
