@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 # System packages the build and the tests use. The embedded SQLite is
 # compiled in; PostgreSQL is only needed for the tests' PostgreSQL half.
 # OCR links the tesseract library (its bindings are generated with libclang)
-# and needs the English language data.
+# and uses its orientation data and the language data the example templates
+# ask for; pages drawn as anything but a JPEG are rendered with pdftoppm.
 . scripts/packages.sh
-ensure_packages pkg-config ca-certificates clang libclang-dev libtesseract-dev libleptonica-dev tesseract-ocr-eng
+ensure_packages pkg-config ca-certificates clang libclang-dev libtesseract-dev libleptonica-dev \
+  tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-nld poppler-utils
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first" >&2

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clerk::documents::{DocumentError, Limits, Source, read_file};
+use clerk::documents::{DocumentError, ReadOptions, Source, read_file};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -45,7 +45,7 @@ fn every_ground_truth_value_is_in_the_layout_text() {
     let all = invoices();
     assert_eq!(all.len(), 20, "four vendors, five invoices each");
     for (pdf, truth) in all {
-        let doc = read_file(&pdf, &Limits::default())
+        let doc = read_file(&pdf, &ReadOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", pdf.display()));
         let text = doc.layout_text();
         let lines: Vec<&str> = text.lines().collect();
@@ -101,7 +101,7 @@ fn a_long_invoice_continues_on_its_second_page() {
         .into_iter()
         .find(|(_, t)| t["lines"].as_array().unwrap().len() > 12)
         .expect("a two-page invoice");
-    let doc = read_file(&pdf, &Limits::default()).unwrap();
+    let doc = read_file(&pdf, &ReadOptions::default()).unwrap();
     assert_eq!(doc.pages.len(), 2);
     assert_eq!(doc.pages[1].number, 2);
     let last = truth["lines"].as_array().unwrap().last().unwrap()["amount"]
@@ -130,7 +130,7 @@ fn a_long_invoice_continues_on_its_second_page() {
 #[test]
 fn bad_inputs_each_give_their_own_error() {
     let bad = fixtures().join("bad");
-    let read = |name: &str| read_file(&bad.join(name), &Limits::default());
+    let read = |name: &str| read_file(&bad.join(name), &ReadOptions::default());
     assert_eq!(read("empty.pdf").unwrap_err(), DocumentError::Empty);
     assert!(matches!(
         read("not-a-pdf.pdf").unwrap_err(),
@@ -141,10 +141,28 @@ fn bad_inputs_each_give_their_own_error() {
         DocumentError::Corrupt(_)
     ));
     assert_eq!(read("password.pdf").unwrap_err(), DocumentError::Encrypted);
+    assert_eq!(
+        read("3000-pages.pdf").unwrap_err(),
+        DocumentError::TooManyPages {
+            pages: 3000,
+            limit: 500
+        }
+    );
+    // Within a raised limit the same file reads, every page of it.
+    let long = read_file(
+        &bad.join("3000-pages.pdf"),
+        &ReadOptions {
+            max_pages: 3000,
+            ..ReadOptions::default()
+        },
+    )
+    .expect("3000 pages within the limit");
+    assert_eq!(long.pages.len(), 3000);
+    assert_eq!(long.pages[2999].number, 3000);
     // Encrypted with an owner password only: opens like any PDF.
     let doc = read("owner-only.pdf").expect("an empty user password opens");
     assert!(doc.layout_text().contains("Invoice number ENC-1001"));
-    let missing = read_file(&bad.join("no-such-file.pdf"), &Limits::default()).unwrap_err();
+    let missing = read_file(&bad.join("no-such-file.pdf"), &ReadOptions::default()).unwrap_err();
     assert!(
         missing.to_string().contains("no-such-file.pdf"),
         "{missing}"

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clerk::documents::{Limits, read_file};
+use clerk::documents::{ReadOptions, read_file};
 use clerk::extract::{extract, load_templates};
 use serde_json::Value;
 
@@ -50,7 +50,7 @@ fn every_field_is_right_on_every_text_pdf() {
         let truth: Value =
             serde_json::from_str(&std::fs::read_to_string(pdf.with_extension("json")).unwrap())
                 .unwrap();
-        let doc = read_file(&pdf, &Limits::default()).unwrap();
+        let doc = read_file(&pdf, &ReadOptions::default()).unwrap();
         let x = extract(&doc, &templates);
         let name = pdf.display();
         assert!(!x.needs_review(), "{name}: {:?}", x.review);

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clerk::documents::{DocumentError, Limits, isolation, read_file};
+use clerk::documents::{DocumentError, ReadOptions, isolation, read_file};
 
 #[test]
 fn crashes_and_hangs_cost_one_document_and_the_reader_is_replaced() {
@@ -25,10 +25,10 @@ fn crashes_and_hangs_cost_one_document_and_the_reader_is_replaced() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     isolation::use_reader_executable(script.clone());
 
-    let limits = Limits {
+    let limits = ReadOptions {
         timeout: Duration::from_millis(300),
         max_memory: 512 * 1024 * 1024,
-        ..Limits::default()
+        ..ReadOptions::default()
     };
     let read = |name: &str| read_file(Path::new(name), &limits);
 

@@ -1,12 +1,14 @@
-//! Scans through real tesseract: clean 300 dpi PNGs and degraded image-only
-//! PDFs (200 dpi, tilted, noisy, blurred, JPEG) of the fixture invoices.
+//! Scans through real tesseract: clean 300 dpi PNGs, a two-page fax TIFF,
+//! degraded image-only PDFs (200 dpi, tilted, noisy, blurred, JPEG), a page
+//! fed in sideways and a black-and-white page a PDF keeps as a CCITT fax
+//! image.
 //! Whatever OCR gets wrong must be flagged: a wrong value never passes with
 //! full confidence.
 
 use std::path::Path;
 
-use clerk::documents::{DocumentError, Limits, Source, read_file};
-use clerk::extract::{extract, load_templates};
+use clerk::documents::{DocumentError, ReadOptions, Source, read_file};
+use clerk::extract::{extract_file, load_templates};
 use serde_json::Value;
 
 const FIELDS: [&str; 7] = [
@@ -41,16 +43,19 @@ fn every_wrong_value_read_from_a_scan_is_flagged() {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png" || e == "pdf"))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "png" || e == "pdf" || e == "tif")
+        })
         .collect();
     scans.sort();
-    assert_eq!(scans.len(), 8);
+    assert_eq!(scans.len(), 10);
     let (mut right, mut wrong_flagged, mut clean_right, mut clean_total) = (0, 0, 0, 0);
     for scan in &scans {
         let truth: Value =
             serde_json::from_str(&std::fs::read_to_string(scan.with_extension("json")).unwrap())
                 .unwrap();
-        let doc = read_file(scan, &Limits::default())
+        let doc = read_file(scan, &ReadOptions::default())
             .unwrap_or_else(|e| panic!("{}: {e}", scan.display()));
         assert!(
             doc.pages[0].words.iter().all(|w| w.source == Source::Ocr),
@@ -62,10 +67,18 @@ fn every_wrong_value_read_from_a_scan_is_flagged() {
             "{}: too few words",
             scan.display()
         );
-        let x = extract(&doc, &templates);
+        // Read again in the matching template's languages.
+        let x = extract_file(scan, &templates, &ReadOptions::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", scan.display()));
         let clean = scan.to_string_lossy().contains("clean");
         for f in FIELDS {
             let Some(field) = x.fields.get(f) else {
+                // A field that was not read at all stops the document too.
+                assert!(
+                    x.needs_review(),
+                    "{}: {f} is missing but the document passed",
+                    scan.display()
+                );
                 continue;
             };
             if same(f, &field.value, &truth[f]) {
@@ -106,7 +119,7 @@ fn an_image_header_claiming_ten_billion_pixels_is_refused_unread() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let err = read_file(
         &root.join("fixtures/bad/huge-header.png"),
-        &Limits::default(),
+        &ReadOptions::default(),
     )
     .unwrap_err();
     assert!(
@@ -119,5 +132,110 @@ fn an_image_header_claiming_ten_billion_pixels_is_refused_unread() {
             }
         ),
         "{err:?}"
+    );
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/scans")
+        .join(name)
+}
+
+fn templates() -> Vec<clerk::extract::Template> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (templates, errors) = load_templates(&root.join("bots/invoice-intake/templates"));
+    assert!(errors.is_empty(), "{errors:?}");
+    templates
+}
+
+#[test]
+fn every_page_of_a_multi_page_tiff_is_read_and_pages_run_in_parallel() {
+    let options = ReadOptions {
+        page_threads: 2,
+        ..ReadOptions::default()
+    };
+    let doc = read_file(&fixture("blue-harbor-clean.tif"), &options).unwrap();
+    assert_eq!(doc.pages.len(), 2);
+    assert_eq!(
+        doc.pages.iter().map(|p| p.number).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    // The totals are on the second page, so they are found only if it was read.
+    let x = extract_file(&fixture("blue-harbor-clean.tif"), &templates(), &options).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("blue-harbor-clean.json")).unwrap())
+            .unwrap();
+    let amount = &x.fields["amount"];
+    assert!(
+        same("amount", &amount.value, &truth["amount"]),
+        "{amount:?}"
+    );
+    assert_eq!(amount.page, Some(2));
+    let rows = x.fields["lines"].value.as_array().unwrap().len();
+    assert_eq!(rows, truth["lines"].as_array().unwrap().len());
+}
+
+#[test]
+fn a_page_fed_in_sideways_is_turned_upright_before_it_is_read() {
+    let doc = read_file(
+        &fixture("acme-office-sideways.png"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let page = &doc.pages[0];
+    // Stored landscape; read as the portrait page it is.
+    assert!(page.height > page.width, "{} x {}", page.width, page.height);
+    let text = doc.layout_text();
+    assert!(text.contains("Rechnungsnummer:"), "{text}");
+    let x = extract_file(
+        &fixture("acme-office-sideways.png"),
+        &templates(),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    assert!(x.review.is_empty(), "{:?}", x.review);
+}
+
+#[test]
+fn a_pdf_page_stored_as_a_black_and_white_fax_image_is_rendered_and_read() {
+    let doc = read_file(
+        &fixture("nordwind-logistics-bw.pdf"),
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let page = &doc.pages[0];
+    assert!(page.words.iter().all(|w| w.source == Source::Ocr));
+    // Boxes are in the PDF page's points, not the rendering's pixels.
+    assert!((page.width - 595.0).abs() < 2.0, "{}", page.width);
+    assert!(page.words.iter().all(|w| w.bbox.x1 <= page.width + 1.0));
+    assert!(doc.layout_text().contains("NWL"), "{}", doc.layout_text());
+}
+
+#[test]
+fn a_template_language_reads_scans_with_that_language_data() {
+    let scan = fixture("nordwind-logistics-clean.png");
+    // Read in English only, the umlaut is lost ...
+    let english = read_file(&scan, &ReadOptions::default()).unwrap();
+    assert!(!english.layout_text().contains("Köln"));
+    // ... the Dutch template's `languages: [nl]` reads it again in Dutch.
+    let x = extract_file(&scan, &templates(), &ReadOptions::default()).unwrap();
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(scan.with_extension("json")).unwrap())
+            .unwrap();
+    let descriptions = |rows: &Value| -> Vec<String> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["description"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        descriptions(&x.fields["lines"].value),
+        descriptions(&truth["lines"])
+    );
+    assert!(
+        descriptions(&truth["lines"])
+            .iter()
+            .any(|d| d.contains("Köln"))
     );
 }

@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use super::{ExtractArgs, exit};
-use crate::documents::{Limits, read_file};
+use crate::documents::ReadOptions;
 use crate::extract::template::find_files;
-use crate::extract::{Extraction, Template, extract, load_templates};
+use crate::extract::{Extraction, Template, extract_file, load_templates};
 
 /// The result for one input file, as printed with `--json`.
 #[derive(Debug, Serialize)]
@@ -38,12 +37,12 @@ fn collect_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
     files
 }
 
-fn run_one(file: &Path, templates: &[Template]) -> Outcome {
-    match read_file(file, &Limits::default()) {
-        Ok(doc) => Outcome {
+fn run_one(file: &Path, templates: &[Template], options: &ReadOptions) -> Outcome {
+    match extract_file(file, templates, options) {
+        Ok(extraction) => Outcome {
             file: file.to_path_buf(),
             error: None,
-            extraction: Some(extract(&doc, templates)),
+            extraction: Some(extraction),
         },
         Err(e) => Outcome {
             file: file.to_path_buf(),
@@ -51,48 +50,6 @@ fn run_one(file: &Path, templates: &[Template]) -> Outcome {
             extraction: None,
         },
     }
-}
-
-/// Documents are read on all cores, each input in its own slot so results
-/// print in input order.
-fn run_all(
-    files: &[PathBuf],
-    templates: &[Template],
-    progress: &ProgressBar,
-    threads: Option<usize>,
-) -> Vec<Outcome> {
-    let threads = threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, files.len().max(1));
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Outcome>>> =
-        files.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(file) = files.get(i) else { break };
-                    let outcome = run_one(file, templates);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(outcome);
-                    }
-                    progress.inc(1);
-                }
-            });
-        }
-    });
-    slots
-        .into_iter()
-        .zip(files)
-        .map(|(slot, file)| {
-            slot.into_inner().ok().flatten().unwrap_or(Outcome {
-                file: file.clone(),
-                error: Some("the reader thread failed".into()),
-                extraction: None,
-            })
-        })
-        .collect()
 }
 
 fn value_text(v: &serde_json::Value) -> String {
@@ -176,17 +133,28 @@ pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
         eprintln!("error: no PDF files in the given inputs");
         return Ok(exit::USAGE);
     }
-    let progress = if files.len() > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let bar = ProgressBar::new(files.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} documents {per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
+    let progress = super::parallel::progress_bar(files.len());
+    let options = ReadOptions {
+        ocr_languages: crate::documents::ocr::tesseract_languages(&args.languages),
+        ..ReadOptions::default()
     };
-    let outcomes = run_all(&files, &templates, &progress, args.threads);
+    let outcomes: Vec<Outcome> = super::parallel::for_each_document(
+        &files,
+        args.threads,
+        &options,
+        &progress,
+        |file, options| run_one(file, &templates, options),
+    )
+    .into_iter()
+    .zip(&files)
+    .map(|(outcome, file)| {
+        outcome.unwrap_or_else(|| Outcome {
+            file: file.clone(),
+            error: Some("the reader thread failed".into()),
+            extraction: None,
+        })
+    })
+    .collect();
     progress.finish_and_clear();
 
     if args.json {

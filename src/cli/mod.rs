@@ -2,6 +2,7 @@
 
 mod extract;
 mod output;
+mod parallel;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -141,9 +142,15 @@ struct ExtractArgs {
     /// field the rule and the text it matched.
     #[arg(long)]
     explain: bool,
-    /// Documents read at once (default: one per core).
+    /// Documents read at once (default: one per core). Cores left over read
+    /// the pages of a scan in parallel.
     #[arg(long)]
     threads: Option<usize>,
+    /// Languages scanned pages are first read in (ISO codes such as `de` or
+    /// tesseract's `deu`; English is always added). A matching template's
+    /// own `languages` then reads its documents again in those.
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    languages: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +163,14 @@ struct ReadArgs {
     /// Refuse documents with more pages than this.
     #[arg(long, default_value_t = 500)]
     max_pages: usize,
+    /// Languages scanned pages are read in (ISO codes such as `de` or
+    /// tesseract's `deu`; English is always added).
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    languages: Vec<String>,
+    /// Documents read at once (default: one per core). Cores left over read
+    /// the pages of a scan in parallel.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -458,15 +473,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 /// `clerk read`: every file is tried; one bad file does not stop the others.
 fn read_documents(args: ReadArgs) -> anyhow::Result<u8> {
-    use crate::documents::{Limits, read_file};
-    let limits = Limits {
+    use crate::documents::{ReadOptions, read_file};
+    let options = ReadOptions {
         max_pages: args.max_pages,
-        ..Limits::default()
+        ocr_languages: crate::documents::ocr::tesseract_languages(&args.languages),
+        ..ReadOptions::default()
     };
+    let progress = parallel::progress_bar(args.files.len());
+    let read =
+        parallel::for_each_document(&args.files, args.threads, &options, &progress, read_file);
+    progress.finish_and_clear();
     let mut failed = 0;
     let mut results = Vec::new();
-    for file in &args.files {
-        match read_file(file, &limits) {
+    for (file, result) in args.files.iter().zip(read) {
+        let result = result.unwrap_or_else(|| {
+            Err(crate::documents::DocumentError::ReaderCrashed(
+                "the reader thread failed".into(),
+            ))
+        });
+        match result {
             Ok(doc) => {
                 if args.json {
                     results.push(serde_json::json!({ "file": file, "document": doc }));

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Document, DocumentError, Limits};
+use super::{Document, DocumentError, ReadOptions};
 
 static READER: OnceLock<PathBuf> = OnceLock::new();
 
@@ -46,6 +46,8 @@ pub struct Request {
     pub path: PathBuf,
     pub max_pages: usize,
     pub max_bytes: u64,
+    pub ocr_languages: String,
+    pub page_threads: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -119,7 +121,7 @@ fn spawn(exe: &Path, memory: u64) -> Result<ReaderChild, DocumentError> {
 }
 
 /// Why a reader that stopped answering stopped.
-fn death(child: &mut ReaderChild, timed_out: bool, limits: &Limits) -> DocumentError {
+fn death(child: &mut ReaderChild, timed_out: bool, limits: &ReadOptions) -> DocumentError {
     if timed_out {
         return DocumentError::TimedOut(limits.timeout);
     }
@@ -141,11 +143,17 @@ fn death(child: &mut ReaderChild, timed_out: bool, limits: &Limits) -> DocumentE
 }
 
 /// Read one document in this thread's reader process.
-pub fn read_in_child(exe: &Path, path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
+pub fn read_in_child(
+    exe: &Path,
+    path: &Path,
+    limits: &ReadOptions,
+) -> Result<Document, DocumentError> {
     let request = Request {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
         max_pages: limits.max_pages,
         max_bytes: limits.max_bytes,
+        ocr_languages: limits.ocr_languages.clone(),
+        page_threads: limits.page_threads,
     };
     let line = serde_json::to_string(&request)
         .map_err(|e| DocumentError::ReaderCrashed(format!("cannot encode the request: {e}")))?;
@@ -213,10 +221,12 @@ pub fn serve_reader() -> std::io::Result<()> {
         let line = line?;
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(req) => {
-                let limits = Limits {
+                let limits = ReadOptions {
                     max_pages: req.max_pages,
                     max_bytes: req.max_bytes,
-                    ..Limits::default()
+                    ocr_languages: req.ocr_languages,
+                    page_threads: req.page_threads,
+                    ..ReadOptions::default()
                 };
                 match super::read_file_here(&req.path, &limits) {
                     Ok(doc) => Answer::Ok(doc),

@@ -7,23 +7,28 @@
 
 use super::{BBox, Line, Page, Word};
 
-/// Group words into lines: words whose baselines are within a fraction of
-/// their height of each other share a line; lines run top to bottom, words
-/// left to right.
+/// Group words into lines: a word joins the line when it shares at least
+/// half of its height (or the line's, if smaller) with the line's first
+/// word. Overlap rather than equal bottoms, because OCR boxes hug the ink:
+/// `Rechnungsdatum:` reaches lower than `23.10.2026` beside it. Lines run
+/// top to bottom, words left to right.
 pub fn group_lines(words: &[Word]) -> Vec<Line> {
     let mut order: Vec<usize> = (0..words.len()).collect();
     order.sort_by(|&a, &b| {
         let (wa, wb) = (&words[a].bbox, &words[b].bbox);
-        wa.y1.total_cmp(&wb.y1).then(wa.x0.total_cmp(&wb.x0))
+        let (ca, cb) = (wa.y0 + wa.y1, wb.y0 + wb.y1);
+        ca.total_cmp(&cb).then(wa.x0.total_cmp(&wb.x0))
     });
     let mut lines: Vec<Line> = Vec::new();
-    // Baseline and height of the line being built.
+    // The vertical extent of the first word of the line being built.
     let mut current: Option<(f64, f64)> = None;
     for i in order {
         let b = &words[i].bbox;
-        let h = b.height().max(1.0);
-        let joins =
-            current.is_some_and(|(base, height)| (b.y1 - base).abs() <= 0.4 * h.min(height));
+        let joins = current.is_some_and(|(top, bottom)| {
+            let overlap = b.y1.min(bottom) - b.y0.max(top);
+            let smaller = b.height().min(bottom - top).max(0.1);
+            overlap >= 0.5 * smaller
+        });
         if joins && let Some(line) = lines.last_mut() {
             line.words.push(i);
             line.bbox = line.bbox.union(b);
@@ -32,7 +37,7 @@ pub fn group_lines(words: &[Word]) -> Vec<Line> {
                 words: vec![i],
                 bbox: *b,
             });
-            current = Some((b.y1, h));
+            current = Some((b.y0, b.y1));
         }
     }
     for line in &mut lines {

@@ -178,25 +178,31 @@ impl Document {
     }
 }
 
-/// Bounds on what one document may cost. A hostile file costs one job,
-/// never the worker.
+/// How a document is read: bounds on what it may cost (a hostile file
+/// costs one job, never the worker) and how its scanned pages are read.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ReadOptions {
     pub max_pages: usize,
     pub max_bytes: u64,
     /// Time for reading one document.
     pub timeout: Duration,
     /// Address space of a reader process, in bytes.
     pub max_memory: u64,
+    /// Tesseract languages for pages read by OCR, as `eng` or `deu+eng`.
+    pub ocr_languages: String,
+    /// Pages of one document read by OCR at the same time.
+    pub page_threads: usize,
 }
 
-impl Default for Limits {
+impl Default for ReadOptions {
     fn default() -> Self {
-        Limits {
+        ReadOptions {
             max_pages: 500,
             max_bytes: 200 * 1024 * 1024,
             timeout: Duration::from_secs(60),
             max_memory: 2 * 1024 * 1024 * 1024,
+            ocr_languages: "eng".into(),
+            page_threads: 1,
         }
     }
 }
@@ -233,7 +239,7 @@ pub enum DocumentError {
 /// Read a document from a file, choosing the reader by its content. In the
 /// `clerk` binary this happens in a reader process of its own (see
 /// [`isolation`]); elsewhere on the calling thread.
-pub fn read_file(path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
+pub fn read_file(path: &Path, limits: &ReadOptions) -> Result<Document, DocumentError> {
     match isolation::reader_executable() {
         Some(exe) => isolation::read_in_child(exe, path, limits),
         None => read_file_here(path, limits),
@@ -241,7 +247,7 @@ pub fn read_file(path: &Path, limits: &Limits) -> Result<Document, DocumentError
 }
 
 /// Read a document in this process.
-pub fn read_file_here(path: &Path, limits: &Limits) -> Result<Document, DocumentError> {
+pub fn read_file_here(path: &Path, limits: &ReadOptions) -> Result<Document, DocumentError> {
     let io = |e: std::io::Error| DocumentError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -258,15 +264,44 @@ pub fn read_file_here(path: &Path, limits: &Limits) -> Result<Document, Document
 }
 
 /// Read a document from its bytes: a PDF (text layer, OCR for pages that
-/// are only an image) or a scan (PNG, JPEG, TIFF).
-pub fn read_bytes(bytes: &[u8], limits: &Limits) -> Result<Document, DocumentError> {
-    match ocr::sniff(bytes) {
-        Some(kind) => {
-            ocr::check_size(kind, bytes)?;
-            let owned = bytes.to_vec();
-            let page = pdf::isolated(limits, move || ocr::ocr_image(&owned, 1, "eng"))?;
-            Ok(Document { pages: vec![page] })
+/// are only an image) or a scan (PNG, JPEG, TIFF with any number of pages).
+pub fn read_bytes(bytes: &[u8], limits: &ReadOptions) -> Result<Document, DocumentError> {
+    let Some(kind) = ocr::sniff(bytes) else {
+        return pdf::read_pdf(bytes, limits);
+    };
+    ocr::check_size(kind, bytes)?;
+    let image: std::sync::Arc<[u8]> = bytes.into();
+    let scans: Vec<ocr::PageScan> = match kind {
+        ocr::ImageKind::Tiff => {
+            let pages = ocr::tiff_page_count(bytes)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    DocumentError::Ocr("the TIFF file is damaged: it has no readable page".into())
+                })?;
+            if pages > limits.max_pages {
+                return Err(DocumentError::TooManyPages {
+                    pages,
+                    limit: limits.max_pages,
+                });
+            }
+            (0..pages)
+                .map(|n| ocr::PageScan {
+                    number: n as u32 + 1,
+                    image: image.clone(),
+                    tiff_page: Some(n as u32),
+                    fit: None,
+                })
+                .collect()
         }
-        None => pdf::read_pdf(bytes, limits),
-    }
+        ocr::ImageKind::Png | ocr::ImageKind::Jpeg => vec![ocr::PageScan {
+            number: 1,
+            image,
+            tiff_page: None,
+            fit: None,
+        }],
+    };
+    let languages = limits.ocr_languages.clone();
+    let threads = limits.page_threads;
+    let pages = pdf::isolated(limits, move || ocr::recognise(&scans, &languages, threads))?;
+    Ok(Document { pages })
 }

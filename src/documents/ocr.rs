@@ -2,7 +2,18 @@
 //! with its box and the engine's confidence.
 //!
 //! Images are checked before they are decoded: a header that claims a
-//! gigantic image is refused instead of allocated.
+//! gigantic image is refused instead of allocated. Each page is straightened
+//! (leptonica measures the skew of its text lines) and turned upright when
+//! tesseract's orientation detection is sure it lies on its side or upside
+//! down, then read. Pages of one document are read in parallel when the
+//! caller allows more than one thread; engines are pooled, so a thread
+//! never loads a model another has already loaded.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tesseract::plumbing::leptonica_sys as lept;
+use tesseract::plumbing::tesseract_sys as sys;
 
 use super::{BBox, DocumentError, Page, Source, Word};
 
@@ -80,41 +91,479 @@ pub fn check_size(kind: ImageKind, bytes: &[u8]) -> Result<(), DocumentError> {
     Ok(())
 }
 
-thread_local! {
-    /// This thread's engine and its language: starting tesseract loads its
-    /// model, so a reading thread keeps one and reuses it page after page.
-    static ENGINE: std::cell::RefCell<Option<(String, tesseract::Tesseract)>> =
-        const { std::cell::RefCell::new(None) };
+/// One page image to recognise.
+#[derive(Clone)]
+pub struct PageScan {
+    /// The page's number in its document, from 1.
+    pub number: u32,
+    /// The encoded image (PNG, JPEG or TIFF), shared by the pages of one file.
+    pub image: Arc<[u8]>,
+    /// Which page of a multi-page TIFF, from 0.
+    pub tiff_page: Option<u32>,
+    /// The size in points of the PDF page the image fills; an image file's
+    /// page size comes from its resolution instead.
+    pub fit: Option<(f64, f64)>,
 }
 
-/// Recognise one page image.
-pub fn ocr_image(bytes: &[u8], number: u32, language: &str) -> Result<Page, DocumentError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| DocumentError::Ocr(format!("{what}: {e}"));
-    ENGINE.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let engine = match slot.take() {
-            Some((lang, engine)) if lang == language => engine,
-            _ => tesseract::Tesseract::new(None, Some(language)).map_err(|e| {
-                fail(
-                    &format!("cannot start tesseract for language `{language}` (is tesseract-ocr-{language} installed?)"),
-                    &e,
-                )
-            })?,
+/// Tesseract language codes for a template's `languages` (ISO 639-1, as
+/// invoice2data writes them, or tesseract's own three-letter codes), with
+/// English kept as a second language: invoices in any language carry
+/// English words and codes.
+pub fn tesseract_languages(languages: &[String]) -> String {
+    let mut codes: Vec<&str> = Vec::new();
+    for l in languages {
+        let code = match l.trim().to_ascii_lowercase().as_str() {
+            "en" => "eng",
+            "de" => "deu",
+            "fr" => "fra",
+            "nl" => "nld",
+            "es" => "spa",
+            "it" => "ita",
+            "pt" => "por",
+            "pl" => "pol",
+            "sv" => "swe",
+            "da" => "dan",
+            "fi" => "fin",
+            "no" | "nb" => "nor",
+            "cs" => "ces",
+            "hu" => "hun",
+            "tr" => "tur",
+            "ru" => "rus",
+            _ => {
+                // Already a tesseract code (`deu`, `chi_sim`): kept as is.
+                if !codes.iter().any(|c| c.eq_ignore_ascii_case(l.trim())) && !l.trim().is_empty() {
+                    codes.push(l.trim());
+                }
+                continue;
+            }
         };
-        // On an error the engine is dropped; the next page starts a new one.
-        let mut engine = engine
-            .set_image_from_mem(bytes)
-            .map_err(|e| fail("tesseract cannot read the image", &e))?;
-        let tsv = engine.get_tsv_text(0).map_err(|e| fail("recognition failed", &e))?;
-        *slot = Some((language.to_string(), engine));
-        Ok(page_from_tsv(&tsv, number))
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    if !codes.contains(&"eng") {
+        codes.push("eng");
+    }
+    codes.join("+")
+}
+
+/// How sure OSD must be of a page's orientation before clerk turns it;
+/// tesseract itself asks for the same margin.
+const MIN_ORIENTATION_CONFIDENCE: f32 = 7.0;
+
+/// A tesseract engine: one for recognition in some languages, and the
+/// orientation detector next to it. Starting tesseract loads its models,
+/// so engines are pooled and reused page after page.
+struct Engine {
+    languages: String,
+    api: *mut sys::TessBaseAPI,
+    osd: Option<*mut sys::TessBaseAPI>,
+}
+
+// SAFETY: an engine is used by one thread at a time (it is taken out of the
+// pool for a page and put back after), which is all tesseract asks.
+unsafe impl Send for Engine {}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // SAFETY: both handles were created by TessBaseAPICreate and are
+        // dropped once, here.
+        unsafe {
+            sys::TessBaseAPIEnd(self.api);
+            sys::TessBaseAPIDelete(self.api);
+            if let Some(osd) = self.osd {
+                sys::TessBaseAPIEnd(osd);
+                sys::TessBaseAPIDelete(osd);
+            }
+        }
+    }
+}
+
+fn start_api(language: &str) -> Option<*mut sys::TessBaseAPI> {
+    let lang = std::ffi::CString::new(language).ok()?;
+    // SAFETY: a fresh handle, initialised with the default data path.
+    unsafe {
+        let api = sys::TessBaseAPICreate();
+        if api.is_null() {
+            return None;
+        }
+        if sys::TessBaseAPIInit3(api, std::ptr::null(), lang.as_ptr()) != 0 {
+            sys::TessBaseAPIDelete(api);
+            return None;
+        }
+        Some(api)
+    }
+}
+
+impl Engine {
+    fn start(languages: &str) -> Result<Engine, DocumentError> {
+        let api = start_api(languages).ok_or_else(|| {
+            let packages: Vec<String> = languages
+                .split('+')
+                .map(|l| format!("tesseract-ocr-{}", l.replace('_', "-")))
+                .collect();
+            DocumentError::Ocr(format!(
+                "cannot start tesseract for `{languages}`: is its language data installed ({})?",
+                packages.join(", ")
+            ))
+        })?;
+        Ok(Engine {
+            languages: languages.to_string(),
+            api,
+            osd: None,
+        })
+    }
+
+    /// Clockwise quarter turns that make the page upright, when OSD is sure.
+    /// Without the orientation data or with too little text, none.
+    fn quarter_turns(&mut self, pix: &OwnedPix) -> u32 {
+        if self.osd.is_none() {
+            self.osd = start_api("osd");
+        }
+        let Some(osd) = self.osd else { return 0 };
+        let mut degrees = 0;
+        let mut confidence = 0.0f32;
+        let mut script: *const std::os::raw::c_char = std::ptr::null();
+        let mut script_confidence = 0.0f32;
+        // SAFETY: the image outlives the call; tesseract keeps its own
+        // reference to it until the next SetImage.
+        let found = unsafe {
+            sys::TessBaseAPISetPageSegMode(osd, sys::PageSegMode::PSM_OSD_ONLY as u32);
+            sys::TessBaseAPISetImage2(osd, pix.0);
+            sys::TessBaseAPIDetectOrientationScript(
+                osd,
+                &mut degrees,
+                &mut confidence,
+                &mut script,
+                &mut script_confidence,
+            )
+        };
+        if found == 0 || confidence < MIN_ORIENTATION_CONFIDENCE {
+            return 0;
+        }
+        // OSD reports how far the page is turned clockwise from upright;
+        // as many quarter turns the other way, that is three times as many
+        // clockwise less full circles, set it straight.
+        ((4 - degrees.rem_euclid(360) / 90) % 4) as u32
+    }
+
+    /// Tesseract's TSV for one image.
+    fn recognise(&mut self, pix: &OwnedPix, dpi: i32) -> Result<String, DocumentError> {
+        // SAFETY: the image outlives the calls; the text tesseract returns is
+        // copied and freed with TessDeleteText.
+        unsafe {
+            sys::TessBaseAPISetImage2(self.api, pix.0);
+            sys::TessBaseAPISetSourceResolution(self.api, dpi);
+            if sys::TessBaseAPIRecognize(self.api, std::ptr::null_mut()) != 0 {
+                return Err(DocumentError::Ocr("recognition failed".into()));
+            }
+            let text = sys::TessBaseAPIGetTsvText(self.api, 0);
+            if text.is_null() {
+                return Err(DocumentError::Ocr("recognition returned no text".into()));
+            }
+            let tsv = std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .into_owned();
+            sys::TessDeleteText(text);
+            Ok(tsv)
+        }
+    }
+}
+
+/// Engines not in use, for the next page in the same languages.
+static ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
+
+/// Most idle engines kept; more are dropped rather than pooled.
+const MAX_IDLE_ENGINES: usize = 8;
+
+fn take_engine(languages: &str) -> Result<Engine, DocumentError> {
+    let pooled = ENGINES.lock().ok().and_then(|mut pool| {
+        let i = pool.iter().rposition(|e| e.languages == languages)?;
+        Some(pool.swap_remove(i))
+    });
+    match pooled {
+        Some(engine) => Ok(engine),
+        None => {
+            let engine = Engine::start(languages)?;
+            static AT_EXIT: std::sync::Once = std::sync::Once::new();
+            // Statics are never dropped, and tesseract's own cache reports
+            // every model still in use when the process ends; the pool is
+            // emptied first. Registered after tesseract has loaded, so it
+            // runs before tesseract's cleanup.
+            AT_EXIT.call_once(|| {
+                // SAFETY: registering a plain function with no captures.
+                unsafe {
+                    libc::atexit(drop_idle_engines);
+                }
+            });
+            Ok(engine)
+        }
+    }
+}
+
+extern "C" fn drop_idle_engines() {
+    if let Ok(mut pool) = ENGINES.lock() {
+        pool.clear();
+    }
+}
+
+fn put_engine(engine: Engine) {
+    if let Ok(mut pool) = ENGINES.lock() {
+        if pool.len() >= MAX_IDLE_ENGINES {
+            pool.remove(0);
+        }
+        pool.push(engine);
+    }
+}
+
+/// A leptonica image, destroyed when dropped.
+struct OwnedPix(*mut lept::Pix);
+
+impl OwnedPix {
+    fn new(ptr: *mut lept::Pix) -> Option<OwnedPix> {
+        (!ptr.is_null()).then_some(OwnedPix(ptr))
+    }
+    fn width(&self) -> u64 {
+        // SAFETY: a valid image.
+        u64::try_from(unsafe { lept::pixGetWidth(self.0) }).unwrap_or(0)
+    }
+    fn height(&self) -> u64 {
+        // SAFETY: a valid image.
+        u64::try_from(unsafe { lept::pixGetHeight(self.0) }).unwrap_or(0)
+    }
+    fn dpi(&self) -> i32 {
+        // SAFETY: a valid image.
+        let dpi = unsafe { lept::pixGetXRes(self.0) };
+        // Images without a resolution (or a nonsense one) are taken as
+        // scanned at 300 dpi.
+        if (70..=2400).contains(&dpi) {
+            dpi
+        } else {
+            ASSUMED_DPI as i32
+        }
+    }
+}
+
+impl Drop for OwnedPix {
+    fn drop(&mut self) {
+        // SAFETY: owned here, destroyed once.
+        unsafe { lept::pixDestroy(&mut self.0) }
+    }
+}
+
+fn decode(scan: &PageScan) -> Result<OwnedPix, DocumentError> {
+    let data = &scan.image;
+    // SAFETY: leptonica reads from the slice and allocates its own image.
+    let ptr = unsafe {
+        match scan.tiff_page {
+            Some(n) => lept::pixReadMemTiff(data.as_ptr(), data.len(), n as i32),
+            None => lept::pixReadMem(data.as_ptr(), data.len()),
+        }
+    };
+    let pix = OwnedPix::new(ptr).ok_or_else(|| {
+        DocumentError::Ocr(format!(
+            "page {}: the image cannot be decoded (damaged or an unsupported variant)",
+            scan.number
+        ))
+    })?;
+    if pix.width().saturating_mul(pix.height()) > MAX_PIXELS {
+        return Err(DocumentError::ImageTooLarge {
+            width: pix.width(),
+            height: pix.height(),
+            limit: MAX_PIXELS,
+        });
+    }
+    Ok(pix)
+}
+
+/// Straighten a slightly tilted scan. Leptonica measures the skew from the
+/// text lines and gives back the image itself when there is none to fix.
+fn deskew(pix: OwnedPix) -> OwnedPix {
+    // SAFETY: a valid image in, a new one (or null) out.
+    let straight = unsafe { lept::pixDeskew(pix.0, 0) };
+    OwnedPix::new(straight).unwrap_or(pix)
+}
+
+fn turn(pix: OwnedPix, quarter_turns: u32) -> OwnedPix {
+    if quarter_turns == 0 {
+        return pix;
+    }
+    // SAFETY: a valid image in, a new one (or null) out.
+    let turned = unsafe { lept::pixRotateOrth(pix.0, quarter_turns as i32) };
+    OwnedPix::new(turned).unwrap_or(pix)
+}
+
+/// Recognise one page: decode, straighten, read; and when the reading
+/// says the page lies on its side or upside down, turn it upright and read
+/// it again. Upright pages, nearly all of them, pay nothing for the check.
+fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError> {
+    let pix = deskew(decode(scan)?);
+    let dpi = pix.dpi();
+    let mut page = page_from_tsv(&engine.recognise(&pix, dpi)?, scan.number, f64::from(dpi));
+    let mut turns = 0;
+    if looks_turned(&page) {
+        turns = engine.quarter_turns(&pix);
+        if turns != 0 {
+            let upright = turn(pix, turns);
+            page = page_from_tsv(
+                &engine.recognise(&upright, dpi)?,
+                scan.number,
+                f64::from(dpi),
+            );
+        }
+    }
+    Ok(match scan.fit {
+        // A page turned a quarter fills the PDF page the other way round.
+        Some((w, h)) if turns % 2 == 1 => fit_page(page, h, w),
+        Some((w, h)) => fit_page(page, w, h),
+        None => page,
     })
+}
+
+/// Whether a reading suggests the page is not upright: tesseract reads a
+/// page on its side as vertical text (its words come out taller than wide)
+/// and an upside-down page as gibberish it is unsure of.
+fn looks_turned(page: &Page) -> bool {
+    let words: Vec<&Word> = page
+        .words
+        .iter()
+        .filter(|w| w.text.chars().count() >= 3)
+        .collect();
+    if words.len() < 3 {
+        return false;
+    }
+    let tall = words
+        .iter()
+        .filter(|w| w.bbox.height() > w.bbox.width())
+        .count();
+    let mean = words.iter().map(|w| w.confidence).sum::<f32>() / words.len() as f32;
+    tall * 2 > words.len() || mean < 0.6
+}
+
+/// Recognise page images, up to `threads` at a time, each thread with an
+/// engine from the pool. Pages come back in the order given.
+pub fn recognise(
+    scans: &[PageScan],
+    languages: &str,
+    threads: usize,
+) -> Result<Vec<Page>, DocumentError> {
+    let threads = threads.clamp(1, scans.len().max(1));
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Result<Page, DocumentError>>>> =
+        scans.iter().map(|_| Mutex::new(None)).collect();
+    let work = || -> Result<(), DocumentError> {
+        let mut engine = take_engine(languages)?;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(scan) = scans.get(i) else { break };
+            let result = read_page(&mut engine, scan);
+            let failed = result.is_err();
+            if let Ok(mut slot) = slots[i].lock() {
+                *slot = Some(result);
+            }
+            if failed {
+                // The rest of the document is not worth reading.
+                next.store(scans.len(), Ordering::Relaxed);
+                break;
+            }
+        }
+        put_engine(engine);
+        Ok(())
+    };
+    if threads == 1 {
+        work()?;
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(result) => result,
+                    Err(_) => Err(DocumentError::ReaderCrashed(
+                        "an OCR thread panicked".into(),
+                    )),
+                }?;
+            }
+            Ok::<(), DocumentError>(())
+        })?;
+    }
+    let mut pages = Vec::with_capacity(scans.len());
+    for slot in slots {
+        match slot.into_inner().ok().flatten() {
+            Some(result) => pages.push(result?),
+            None => return Err(DocumentError::Ocr("a page was not read".into())),
+        }
+    }
+    Ok(pages)
+}
+
+/// How many pages a TIFF holds: the length of its chain of image file
+/// directories, counted without decoding any image.
+pub fn tiff_page_count(bytes: &[u8]) -> Option<usize> {
+    let big_endian = bytes.starts_with(b"MM");
+    let u16_at = |at: usize| -> Option<u16> {
+        let b: [u8; 2] = bytes.get(at..at + 2)?.try_into().ok()?;
+        Some(if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let mut offset = usize::try_from(u32_at(4)?).ok()?;
+    let mut pages = 0;
+    while offset != 0 {
+        let entries = usize::from(u16_at(offset)?);
+        let next = usize::try_from(u32_at(offset + 2 + 12 * entries)?).ok()?;
+        pages += 1;
+        // Directories move forward in well-formed files; a chain that
+        // loops back is cut where it does.
+        if next <= offset || pages > 100_000 {
+            break;
+        }
+        offset = next;
+    }
+    Some(pages)
+}
+
+/// Put OCR words (in the image's units) into a PDF page's coordinates.
+pub fn fit_page(page: Page, width: f64, height: f64) -> Page {
+    let sx = if page.width > 0.0 {
+        width / page.width
+    } else {
+        1.0
+    };
+    let sy = if page.height > 0.0 {
+        height / page.height
+    } else {
+        1.0
+    };
+    let words = page
+        .words
+        .into_iter()
+        .map(|mut w| {
+            w.bbox = BBox {
+                x0: w.bbox.x0 * sx,
+                y0: w.bbox.y0 * sy,
+                x1: w.bbox.x1 * sx,
+                y1: w.bbox.y1 * sy,
+            };
+            w
+        })
+        .collect();
+    Page::new(page.number, width, height, words)
 }
 
 /// Words from tesseract's TSV: `level page block par line word left top
 /// width height conf text`; level 1 is the page, level 5 a word.
-pub fn page_from_tsv(tsv: &str, number: u32) -> Page {
-    let scale = 72.0 / ASSUMED_DPI;
+pub fn page_from_tsv(tsv: &str, number: u32, dpi: f64) -> Page {
+    let scale = 72.0 / dpi;
     let mut width = 0.0;
     let mut height = 0.0;
     let mut words = Vec::new();
@@ -170,7 +619,7 @@ mod tests {
                    5\t1\t1\t1\t1\t1\t208\t201\t187\t50\t96.8\tACME\n\
                    5\t1\t1\t1\t1\t2\t426\t199\t185\t52\t38.7\tMusterstraBe\n\
                    5\t1\t1\t1\t1\t3\t600\t199\t10\t52\t95\t \n";
-        let page = page_from_tsv(tsv, 1);
+        let page = page_from_tsv(tsv, 1, 300.0);
         assert!((page.width - 595.44).abs() < 0.01 && (page.height - 841.92).abs() < 0.01);
         assert_eq!(page.words.len(), 2);
         assert_eq!(page.words[1].text, "MusterstraBe");
@@ -178,6 +627,75 @@ mod tests {
         assert_eq!(page.words[0].source, Source::Ocr);
         assert!((page.words[0].bbox.x0 - 49.92).abs() < 0.01);
         assert_eq!(page.lines.len(), 1);
+    }
+
+    fn word(text: &str, w: f64, h: f64, confidence: f32) -> Word {
+        Word {
+            text: text.into(),
+            bbox: BBox {
+                x0: 0.0,
+                y0: 0.0,
+                x1: w,
+                y1: h,
+            },
+            confidence,
+            source: Source::Ocr,
+        }
+    }
+
+    #[test]
+    fn a_reading_of_tall_words_or_gibberish_means_the_page_is_turned() {
+        let page = |words| Page::new(1, 600.0, 800.0, words);
+        let upright = page(vec![
+            word("Invoice", 40.0, 10.0, 0.95),
+            word("Total", 30.0, 10.0, 0.93),
+            word("12.50", 30.0, 10.0, 0.91),
+        ]);
+        assert!(!looks_turned(&upright));
+        let sideways = page(vec![
+            word("Invoice", 10.0, 40.0, 0.95),
+            word("Total", 10.0, 30.0, 0.93),
+            word("12.50", 10.0, 30.0, 0.91),
+        ]);
+        assert!(looks_turned(&sideways));
+        let upside_down = page(vec![
+            word("ƎƆI", 40.0, 10.0, 0.31),
+            word("l0T", 30.0, 10.0, 0.45),
+            word("05.2I", 30.0, 10.0, 0.52),
+        ]);
+        assert!(looks_turned(&upside_down));
+        // Too little text to judge: left alone.
+        assert!(!looks_turned(&page(vec![word("Hi", 5.0, 20.0, 0.2)])));
+    }
+
+    #[test]
+    fn tiff_pages_are_counted_from_the_directory_chain() {
+        // Little-endian header, then three directories with no entries at
+        // 8, 14 and 20, the last pointing nowhere.
+        let mut tiff = b"II*\0".to_vec();
+        tiff.extend_from_slice(&8u32.to_le_bytes());
+        for next in [14u32, 20, 0] {
+            tiff.extend_from_slice(&0u16.to_le_bytes());
+            tiff.extend_from_slice(&next.to_le_bytes());
+        }
+        assert_eq!(tiff_page_count(&tiff), Some(3));
+        // A chain that points back is cut instead of followed forever.
+        let mut looped = tiff.clone();
+        looped[22..26].copy_from_slice(&8u32.to_le_bytes());
+        assert_eq!(tiff_page_count(&looped), Some(3));
+        assert_eq!(tiff_page_count(b"II*\0"), None);
+    }
+
+    #[test]
+    fn template_languages_become_tesseract_codes_with_english_kept() {
+        assert_eq!(tesseract_languages(&["de".into()]), "deu+eng");
+        assert_eq!(
+            tesseract_languages(&["fr".into(), "nl".into()]),
+            "fra+nld+eng"
+        );
+        assert_eq!(tesseract_languages(&["en".into()]), "eng");
+        assert_eq!(tesseract_languages(&["chi_sim".into()]), "chi_sim+eng");
+        assert_eq!(tesseract_languages(&[]), "eng");
     }
 
     #[test]

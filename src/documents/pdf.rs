@@ -13,7 +13,8 @@ use std::sync::mpsc;
 
 use pdf_extract::{MediaBox, OutputDev, OutputError, Transform};
 
-use super::{BBox, Document, DocumentError, Limits, Page, Source, Word};
+use super::ocr::PageScan;
+use super::{BBox, Document, DocumentError, Page, ReadOptions, Source, Word};
 
 /// One drawn character, in page coordinates (top-left origin).
 #[derive(Debug, Clone)]
@@ -146,7 +147,7 @@ fn header_offset(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Read the text layer of a PDF.
-pub fn read_pdf(bytes: &[u8], limits: &Limits) -> Result<Document, DocumentError> {
+pub fn read_pdf(bytes: &[u8], limits: &ReadOptions) -> Result<Document, DocumentError> {
     if bytes.is_empty() {
         return Err(DocumentError::Empty);
     }
@@ -164,46 +165,89 @@ pub fn read_pdf(bytes: &[u8], limits: &Limits) -> Result<Document, DocumentError
         return Err(DocumentError::NotAPdf { found });
     }
     let owned = bytes.to_vec();
-    let max_pages = limits.max_pages;
-    isolated(limits, move || read_text_layer(&owned, max_pages))
+    let options = limits.clone();
+    isolated(limits, move || read_pages(&owned, &options))
 }
 
-fn read_text_layer(bytes: &[u8], max_pages: usize) -> Result<Document, DocumentError> {
+/// What a page of a PDF holds, as far as reading it goes.
+enum PageContent {
+    /// Words drawn as text.
+    Text(Page),
+    /// A scan: an image to read by OCR.
+    Scan(PageScan),
+    /// Nothing drawn at all.
+    Blank(Page),
+}
+
+fn read_pages(bytes: &[u8], options: &ReadOptions) -> Result<Document, DocumentError> {
     let mut doc =
         lopdf::Document::load_mem(bytes).map_err(|e| DocumentError::Corrupt(e.to_string()))?;
     if doc.is_encrypted() && doc.decrypt("").is_err() {
         return Err(DocumentError::Encrypted);
     }
-    let pages = doc.get_pages().len();
-    if pages > max_pages {
+    let page_ids = doc.get_pages();
+    if page_ids.len() > options.max_pages {
         return Err(DocumentError::TooManyPages {
-            pages,
-            limit: max_pages,
+            pages: page_ids.len(),
+            limit: options.max_pages,
         });
     }
-    if pages == 0 {
+    if page_ids.is_empty() {
         return Err(DocumentError::Corrupt("the PDF has no pages".into()));
     }
     let mut collector = GlyphCollector::default();
     pdf_extract::output_doc(&doc, &mut collector)
         .map_err(|e| DocumentError::Corrupt(e.to_string()))?;
-    let page_ids = doc.get_pages();
-    let mut pages = Vec::new();
+    // Decided page by page: a text layer where there is one, else the
+    // page's own JPEG where the page is one image, else the page rendered.
+    let mut contents = Vec::new();
     for (number, width, height, glyphs) in collector.pages {
         let words = words_from_glyphs(&glyphs);
-        // A page without a text layer is a scan: read its image.
-        let page = match (words.is_empty(), page_ids.get(&number)) {
-            (true, Some(&id)) => match page_image(&doc, id) {
-                Some(jpeg) => {
-                    super::ocr::check_size(super::ocr::ImageKind::Jpeg, &jpeg)?;
-                    let scanned = super::ocr::ocr_image(&jpeg, number, "eng")?;
-                    rescale(scanned, width, height)
-                }
-                None => Page::new(number, width, height, words),
-            },
-            _ => Page::new(number, width, height, words),
+        let id = page_ids.get(&number).copied();
+        let content = if !words.is_empty() {
+            PageContent::Text(Page::new(number, width, height, words))
+        } else if let Some(jpeg) = id.and_then(|id| page_jpeg(&doc, id)) {
+            super::ocr::check_size(super::ocr::ImageKind::Jpeg, &jpeg)?;
+            PageContent::Scan(PageScan {
+                number,
+                image: jpeg.into(),
+                tiff_page: None,
+                fit: Some((width, height)),
+            })
+        } else if id.is_some_and(|id| draws_anything(&doc, id)) {
+            PageContent::Scan(PageScan {
+                number,
+                image: render_page(bytes, number)?.into(),
+                tiff_page: None,
+                fit: Some((width, height)),
+            })
+        } else {
+            PageContent::Blank(Page::new(number, width, height, Vec::new()))
         };
-        pages.push(page);
+        contents.push(content);
+    }
+    let scans: Vec<PageScan> = contents
+        .iter()
+        .filter_map(|c| match c {
+            PageContent::Scan(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut scanned = if scans.is_empty() {
+        Vec::new()
+    } else {
+        super::ocr::recognise(&scans, &options.ocr_languages, options.page_threads)?
+    }
+    .into_iter();
+    let mut pages = Vec::with_capacity(contents.len());
+    for content in contents {
+        match content {
+            PageContent::Text(page) | PageContent::Blank(page) => pages.push(page),
+            PageContent::Scan(_) => match scanned.next() {
+                Some(page) => pages.push(page),
+                None => return Err(DocumentError::Ocr("a scanned page was not read".into())),
+            },
+        }
     }
     Ok(Document { pages })
 }
@@ -217,7 +261,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 /// The largest JPEG image drawn on a page: the page itself, for a scan.
-fn page_image(doc: &lopdf::Document, page: lopdf::ObjectId) -> Option<Vec<u8>> {
+fn page_jpeg(doc: &lopdf::Document, page: lopdf::ObjectId) -> Option<Vec<u8>> {
     doc.get_page_images(page)
         .ok()?
         .into_iter()
@@ -230,32 +274,54 @@ fn page_image(doc: &lopdf::Document, page: lopdf::ObjectId) -> Option<Vec<u8>> {
         .map(|i| i.content.to_vec())
 }
 
-/// Put OCR words (in the image's units) into the PDF page's coordinates.
-fn rescale(page: Page, width: f64, height: f64) -> Page {
-    let sx = if page.width > 0.0 {
-        width / page.width
-    } else {
-        1.0
-    };
-    let sy = if page.height > 0.0 {
-        height / page.height
-    } else {
-        1.0
-    };
-    let words = page
-        .words
-        .into_iter()
-        .map(|mut w| {
-            w.bbox = BBox {
-                x0: w.bbox.x0 * sx,
-                y0: w.bbox.y0 * sy,
-                x1: w.bbox.x1 * sx,
-                y1: w.bbox.y1 * sy,
-            };
-            w
-        })
-        .collect();
-    Page::new(page.number, width, height, words)
+/// Whether a page without text draws anything: an image in another
+/// encoding (CCITT fax, JBIG2, Flate), or text turned into outlines.
+fn draws_anything(doc: &lopdf::Document, page: lopdf::ObjectId) -> bool {
+    doc.get_page_content(page)
+        .is_ok_and(|content| content.iter().any(|b| !b.is_ascii_whitespace()))
+}
+
+/// Resolution pages are rendered at for OCR.
+const RENDER_DPI: u32 = 300;
+
+/// Render one page to a grey PNG with poppler's `pdftoppm`. It runs in the
+/// reader process's group, so the reader's time limit covers it too.
+fn render_page(pdf: &[u8], number: u32) -> Result<Vec<u8>, DocumentError> {
+    use std::io::Write;
+    let page = number.to_string();
+    let mut child = std::process::Command::new("pdftoppm")
+        .args(["-r", &RENDER_DPI.to_string(), "-gray", "-png", "-singlefile"])
+        .args(["-f", &page, "-l", &page, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            DocumentError::Ocr(format!(
+                "page {number} is an image clerk renders with pdftoppm, which cannot start ({e}); install poppler-utils"
+            ))
+        })?;
+    // With no output name pdftoppm writes the image to stdout. The PDF is
+    // written from a thread: pdftoppm may start writing before it has read
+    // all of its input.
+    let mut stdin = child.stdin.take();
+    let input = pdf.to_vec();
+    let writer = std::thread::spawn(move || {
+        if let Some(stdin) = stdin.as_mut() {
+            let _ = stdin.write_all(&input);
+        }
+    });
+    let output = child
+        .wait_with_output()
+        .map_err(|e| DocumentError::Ocr(format!("page {number}: pdftoppm failed: {e}")))?;
+    let _ = writer.join();
+    if !output.status.success() || output.stdout.is_empty() {
+        return Err(DocumentError::Ocr(format!(
+            "page {number} cannot be rendered: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(output.stdout)
 }
 
 /// Run `work` on its own thread, turning a panic into an error and giving up
@@ -263,7 +329,7 @@ fn rescale(page: Page, width: f64, height: f64) -> Page {
 /// stopped from outside; it is left to finish on its own and its result is
 /// dropped.
 pub(crate) fn isolated<T: Send + 'static>(
-    limits: &Limits,
+    limits: &ReadOptions,
     work: impl FnOnce() -> Result<T, DocumentError> + Send + 'static,
 ) -> Result<T, DocumentError> {
     // In a reader process the parent already bounds time and memory; staying
@@ -375,7 +441,7 @@ pub(crate) mod tests {
 
     #[test]
     fn words_carry_their_boxes_and_the_text_layer_source() {
-        let doc = read_pdf(&invoice(), &Limits::default()).unwrap();
+        let doc = read_pdf(&invoice(), &ReadOptions::default()).unwrap();
         assert_eq!(doc.pages.len(), 2);
         let p = &doc.pages[0];
         assert_eq!((p.width, p.height), (595.0, 842.0));
@@ -398,7 +464,7 @@ pub(crate) mod tests {
 
     #[test]
     fn layout_text_aligns_labels_and_values() {
-        let doc = read_pdf(&invoice(), &Limits::default()).unwrap();
+        let doc = read_pdf(&invoice(), &ReadOptions::default()).unwrap();
         let text = doc.layout_text();
         let first = text.split('\u{c}').next().unwrap();
         let lines: Vec<&str> = first.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -422,7 +488,7 @@ pub(crate) mod tests {
 
     #[test]
     fn bad_inputs_give_clear_errors() {
-        let limits = Limits::default();
+        let limits = ReadOptions::default();
         assert_eq!(read_pdf(b"", &limits), Err(DocumentError::Empty));
         let not_pdf = read_pdf(b"PK\x03\x04 this is a zip", &limits).unwrap_err();
         assert!(
@@ -440,9 +506,9 @@ pub(crate) mod tests {
             ),
             "{truncated:?}"
         );
-        let few = Limits {
+        let few = ReadOptions {
             max_pages: 1,
-            ..Limits::default()
+            ..ReadOptions::default()
         };
         assert_eq!(
             read_pdf(&pdf, &few),
@@ -452,14 +518,14 @@ pub(crate) mod tests {
 
     #[test]
     fn a_panicking_reader_becomes_an_error() {
-        let r: Result<(), _> = isolated(&Limits::default(), || panic!("index out of bounds"));
+        let r: Result<(), _> = isolated(&ReadOptions::default(), || panic!("index out of bounds"));
         assert_eq!(
             r,
             Err(DocumentError::ReaderCrashed("index out of bounds".into()))
         );
-        let slow = Limits {
+        let slow = ReadOptions {
             timeout: std::time::Duration::from_millis(50),
-            ..Limits::default()
+            ..ReadOptions::default()
         };
         let r: Result<(), _> = isolated(&slow, || {
             std::thread::sleep(std::time::Duration::from_millis(500));

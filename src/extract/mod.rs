@@ -370,6 +370,10 @@ fn group(values: Vec<Value>, g: Group) -> Option<Value> {
     }
 }
 
+/// What the words under a match say about it: their lowest confidence, and
+/// the page and box they are in.
+type Evidence = (f32, Option<u32>, Option<crate::documents::BBox>);
+
 /// Where field rules run: the prepared text, and the way back to words.
 struct Source<'a> {
     doc: &'a Document,
@@ -384,10 +388,7 @@ impl Source<'_> {
     }
 
     /// Lowest confidence, page and box of the words under a match.
-    fn words(
-        &self,
-        range: std::ops::Range<usize>,
-    ) -> (f32, Option<u32>, Option<crate::documents::BBox>) {
+    fn words(&self, range: std::ops::Range<usize>) -> Evidence {
         let mut confidence: f32 = 1.0;
         let mut page = None;
         let mut bbox: Option<crate::documents::BBox> = None;
@@ -452,7 +453,7 @@ fn apply(
         });
     }
     match &rule.parser {
-        Parser::Lines(lines) => apply_lines(lines, &source.prepared.text, options),
+        Parser::Lines(lines) => apply_lines(lines, source, options),
         Parser::Static(v) => Ok(Field {
             value: v.clone(),
             raw: None,
@@ -597,9 +598,10 @@ fn merge(row: &mut serde_json::Map<String, Value>, more: serde_json::Map<String,
 
 fn apply_lines(
     rule: &template::LinesRule,
-    text: &str,
+    source: &Source,
     options: &template::Options,
 ) -> Result<Field, String> {
+    let text = source.prepared.text.as_str();
     let Some(start) = rule.start.find(text).ok().flatten() else {
         return Err("the start of the table was not found".into());
     };
@@ -609,8 +611,15 @@ fn apply_lines(
         None => return Err("the end of the table was not found".into()),
     };
     let mut rows: Vec<serde_json::Map<String, Value>> = Vec::new();
+    // Per row: the lowest OCR confidence of the words its cells were read
+    // from, and where on which page they are.
+    let mut evidence: Vec<Evidence> = Vec::new();
     let mut open = false;
-    for line in block.lines() {
+    let mut line_start = start.end();
+    for raw_line in block.split_inclusive('\n') {
+        let offset = line_start;
+        line_start += raw_line.len();
+        let line = raw_line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty()
             || rule
                 .skip_line
@@ -619,10 +628,19 @@ fn apply_lines(
         {
             continue;
         }
+        let read = |regex: &fancy_regex::Regex, caps: &fancy_regex::Captures<str>| {
+            let cells = regex
+                .capture_names()
+                .flatten()
+                .filter_map(|n| caps.name(n))
+                .map(|m| source.words(offset + m.start()..offset + m.end()));
+            cells.fold((1.0f32, None, None), combine)
+        };
         if let Some(first) = &rule.first_line
             && let Ok(Some(caps)) = first.captures(line)
         {
             rows.push(named(first, &caps));
+            evidence.push(read(first, &caps));
             open = true;
             continue;
         }
@@ -630,17 +648,29 @@ fn apply_lines(
             && open
             && let Ok(Some(caps)) = last.captures(line)
         {
-            if let Some(row) = rows.last_mut() {
+            if let (Some(row), Some(seen)) = (rows.last_mut(), evidence.last_mut()) {
                 merge(row, named(last, &caps));
+                *seen = combine(*seen, read(last, &caps));
             }
             open = false;
             continue;
         }
         if let Ok(Some(caps)) = rule.line.captures(line) {
             let values = named(&rule.line, &caps);
-            match (rule.first_line.is_some() && open, rows.last_mut()) {
-                (true, Some(row)) => merge(row, values),
-                _ => rows.push(values),
+            let seen = read(&rule.line, &caps);
+            match (
+                rule.first_line.is_some() && open,
+                rows.last_mut(),
+                evidence.last_mut(),
+            ) {
+                (true, Some(row), Some(last_seen)) => {
+                    merge(row, values);
+                    *last_seen = combine(*last_seen, seen);
+                }
+                _ => {
+                    rows.push(values);
+                    evidence.push(seen);
+                }
             }
         }
     }
@@ -648,6 +678,17 @@ fn apply_lines(
         return Err("the table has no rows".into());
     }
     let mut reasons = Vec::new();
+    let mut confidence: f32 = 1.0;
+    let mut table = (1.0f32, None, None);
+    for (i, seen) in evidence.iter().enumerate() {
+        if seen.0 < 1.0 {
+            confidence = confidence.min(seen.0);
+        }
+        if seen.0 < 0.8 {
+            reasons.push(format!("row {}: OCR confidence {:.2}", i + 1, seen.0));
+        }
+        table = combine(table, *seen);
+    }
     for (i, row) in rows.iter_mut().enumerate() {
         for (name, kind) in &rule.types {
             if let Some(Value::String(raw)) = row.get(name).cloned() {
@@ -655,7 +696,11 @@ fn apply_lines(
                     Ok(v) => {
                         row.insert(name.clone(), v);
                     }
-                    Err(e) => reasons.push(format!("row {}: `{name}`: {e}", i + 1)),
+                    Err(e) => {
+                        // A cell that does not parse is a misreading.
+                        confidence = confidence.min(0.5);
+                        reasons.push(format!("row {}: `{name}`: {e}", i + 1));
+                    }
                 }
             }
         }
@@ -663,12 +708,65 @@ fn apply_lines(
     Ok(Field {
         value: Value::Array(rows.into_iter().map(Value::Object).collect()),
         raw: None,
-        confidence: if reasons.is_empty() { 1.0 } else { 0.5 },
+        confidence,
         rule: format!("lines: {} … {}", rule.start.as_str(), rule.end.as_str()),
         reasons,
-        page: None,
-        bbox: None,
+        page: table.1,
+        bbox: table.2,
     })
+}
+
+/// Evidence of two parts of one value: the lower confidence, and the box
+/// around both where they are on the same page (the first page otherwise).
+fn combine(a: Evidence, b: Evidence) -> Evidence {
+    let confidence = a.0.min(b.0);
+    match (a.1, b.1) {
+        (None, _) => (confidence, b.1, b.2),
+        (Some(pa), Some(pb)) if pa == pb => (
+            confidence,
+            a.1,
+            match (a.2, b.2) {
+                (Some(x), Some(y)) => Some(x.union(&y)),
+                (x, y) => x.or(y),
+            },
+        ),
+        _ => (confidence, a.1, a.2),
+    }
+}
+
+/// Read a file and extract it. Scanned pages are first read in
+/// `options.ocr_languages`; when the template that matches names other
+/// `languages`, the file is read again in those and extracted from that
+/// reading, so umlauts and accents come out right.
+pub fn extract_file(
+    path: &std::path::Path,
+    templates: &[Template],
+    options: &crate::documents::ReadOptions,
+) -> Result<Extraction, crate::documents::DocumentError> {
+    let doc = crate::documents::read_file(path, options)?;
+    let extraction = extract(&doc, templates);
+    let scanned = doc.pages.iter().any(|p| {
+        p.words
+            .iter()
+            .any(|w| w.source == crate::documents::Source::Ocr)
+    });
+    let wanted = extraction
+        .template
+        .as_ref()
+        .and_then(|file| templates.iter().find(|t| &t.file == file))
+        .filter(|t| !t.options.languages.is_empty())
+        .map(|t| crate::documents::ocr::tesseract_languages(&t.options.languages));
+    match wanted {
+        Some(languages) if scanned && languages != options.ocr_languages => {
+            let again = crate::documents::ReadOptions {
+                ocr_languages: languages,
+                ..options.clone()
+            };
+            let doc = crate::documents::read_file(path, &again)?;
+            Ok(extract(&doc, templates))
+        }
+        _ => Ok(extraction),
+    }
 }
 
 /// Extract a document with the best matching template: the matching one
@@ -978,6 +1076,39 @@ lines:
         assert_eq!(rows[0]["description"], "Paper A4, white");
         assert_eq!(rows[0]["amount"], 12.5);
         assert_eq!(rows[1]["sku"], "CD-2");
+    }
+
+    #[test]
+    fn a_table_row_read_from_doubtful_ocr_words_lowers_the_lines_field() {
+        let t = template(
+            r#"
+issuer: T
+keywords: [Items]
+lines:
+  start: Items
+  end: Total
+  line: '^(?P<description>\S+)\s+(?P<amount>[\d.]+)$'
+  types:
+    amount: float
+"#,
+        );
+        let mut d = doc(&["Items", "Paper 12.50", "Toner 40.00", "Total 52.50"]);
+        for w in &mut d.pages[0].words {
+            w.source = Source::Ocr;
+            w.confidence = if w.text == "40.00" { 0.42 } else { 0.95 };
+        }
+        let x = extract(&d, &[t]);
+        let lines = &x.fields["lines"];
+        assert!((lines.confidence - 0.42).abs() < 1e-6, "{lines:?}");
+        assert_eq!(lines.reasons, vec!["row 2: OCR confidence 0.42"]);
+        assert_eq!(lines.page, Some(1));
+        assert!(
+            x.review.iter().any(|r| r.starts_with("`lines`")),
+            "{:?}",
+            x.review
+        );
+        // Both rows are still returned, for the reviewer to check.
+        assert_eq!(lines.value.as_array().map(Vec::len), Some(2));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::{Template, extract, load_templates};
-use crate::documents::{Limits, read_file};
+use super::{Template, extract_file, load_templates};
+use crate::documents::ReadOptions;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
 /// Config of an `extract` step.
@@ -86,7 +86,7 @@ impl Step for ExtractStep {
         let file = path.clone();
         // Reading and matching are CPU work: off the async threads.
         let result = tokio::task::spawn_blocking(move || {
-            read_file(&file, &Limits::default()).map(|doc| extract(&doc, &templates))
+            extract_file(&file, &templates, &ReadOptions::default())
         })
         .await
         .map_err(|e| StepError::transient(format!("the extraction task failed: {e}")))?;
