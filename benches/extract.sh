@@ -3,13 +3,13 @@
 # `clerk extract` against invoice2data on the same PDFs with the same
 # templates. Prints figures; asserts nothing.
 #
-#   benches/extract.sh [COPIES]     # the 20 fixture invoices, COPIES times (default 10)
+#   benches/extract.sh [COPIES]     # the 20 fixture invoices, COPIES times (default 50)
 #
 # Installs poppler-utils (for pdftotext, which invoice2data also uses) and
 # invoice2data into a private virtualenv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-copies="${1:-10}"
+copies="${1:-50}"
 
 . scripts/packages.sh
 ensure_packages poppler-utils
@@ -41,7 +41,7 @@ elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 t0=$(now)
 for f in "$work"/pdfs/*.pdf; do pdftotext -layout "$f" - >/dev/null; done
 t1=$(now)
-$clerk read "$work"/pdfs/*.pdf >/dev/null
+$clerk read --threads 1 "$work"/pdfs/*.pdf >/dev/null
 t2=$(now)
 python3 - "$(elapsed "$t0" "$t1")" "$(elapsed "$t1" "$t2")" "$pages" <<'PY'
 import sys

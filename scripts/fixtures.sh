@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # pdftoppm renders the invoices to page images for the scans.
 . scripts/packages.sh
-ensure_packages poppler-utils
+ensure_packages poppler-utils fonts-dejavu-core
 venv=.venv-fixtures
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
