@@ -100,6 +100,32 @@ fn every_wrong_value_read_from_a_scan_is_flagged() {
                 wrong_flagged += 1;
             }
         }
+        // Line items: the numbers of every row (descriptions are text a
+        // person reads; a lost accent there is not flagged).
+        if let Some(lines) = x.fields.get("lines") {
+            let got = lines.value.as_array().cloned().unwrap_or_default();
+            let want = truth["lines"].as_array().cloned().unwrap_or_default();
+            let rows_right = got.len() == want.len()
+                && got.iter().zip(&want).all(|(g, w)| {
+                    ["qty", "unit_price", "amount"].iter().all(|c| {
+                        let w = w[c].as_f64().or_else(|| w[c].as_str()?.parse().ok());
+                        g[c].as_f64()
+                            .zip(w)
+                            .is_some_and(|(g, w)| (g - w).abs() < 0.005)
+                    })
+                });
+            if rows_right {
+                right += 1;
+            } else {
+                assert!(
+                    lines.confidence < 0.8 || x.needs_review(),
+                    "{}: wrong line items passed with confidence {:.2}",
+                    scan.display(),
+                    lines.confidence
+                );
+                wrong_flagged += 1;
+            }
+        }
         if clean {
             clean_total += FIELDS.len();
         }

@@ -99,11 +99,30 @@ fn print_text(o: &Outcome, explain: bool) {
         }
     }
     for (name, f) in &x.fields {
-        println!(
-            "  {name:<16} {:<28} {:.2}",
-            value_text(&f.value),
-            f.confidence
-        );
+        match f.value.as_array() {
+            // A table: its size on the field's line, then a row per line.
+            Some(rows) => {
+                let size = format!("{} rows", rows.len());
+                println!("  {name:<16} {size:<28} {:.2}", f.confidence);
+                for row in rows {
+                    let cells: Vec<String> = row
+                        .as_object()
+                        .map(|cells| {
+                            cells
+                                .iter()
+                                .map(|(k, v)| format!("{k}={}", value_text(v)))
+                                .collect()
+                        })
+                        .unwrap_or_else(|| vec![value_text(row)]);
+                    println!("      {}", cells.join("  "));
+                }
+            }
+            None => println!(
+                "  {name:<16} {:<28} {:.2}",
+                value_text(&f.value),
+                f.confidence
+            ),
+        }
         if explain {
             println!("      rule: {}", f.rule);
             if let Some(raw) = &f.raw {
@@ -130,7 +149,7 @@ pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
     }
     let files = collect_inputs(&args.inputs);
     if files.is_empty() {
-        eprintln!("error: no PDF files in the given inputs");
+        eprintln!("error: no PDFs or scans (PNG, JPEG, TIFF) in the given inputs");
         return Ok(exit::USAGE);
     }
     let progress = super::parallel::progress_bar(files.len());

@@ -12,6 +12,9 @@
 //!   - rule: lines_sum        # the lines' `amount` column adds up to amount_untaxed
 //!     column: amount
 //!     equals: amount_untaxed
+//!   - rule: lines_product    # in every row, qty × unit_price = amount
+//!     columns: [qty, unit_price]
+//!     equals: amount
 //!   - rule: iban
 //!     field: iban
 //!   - rule: date_range       # not older than a year, not more than 31 days ahead
@@ -41,6 +44,11 @@ pub enum Check {
     },
     LinesSum {
         column: String,
+        equals: String,
+        tolerance: f64,
+    },
+    LinesProduct {
+        columns: Vec<String>,
         equals: String,
         tolerance: f64,
     },
@@ -86,6 +94,15 @@ pub fn parse_check(v: &Value) -> Result<Check, String> {
             equals: text("equals")?,
             tolerance,
         },
+        "lines_product" => Check::LinesProduct {
+            columns: map
+                .get("columns")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().map(|x| x.as_str().map(String::from)).collect())
+                .ok_or("`lines_product` needs `columns`, a list of column names")?,
+            equals: text("equals")?,
+            tolerance,
+        },
         "iban" => Check::Iban {
             field: text("field")?,
         },
@@ -109,7 +126,7 @@ pub fn parse_check(v: &Value) -> Result<Check, String> {
         }
         other => {
             return Err(format!(
-                "unknown rule `{other}`; expected sum, lines_sum, iban, date_range or regex"
+                "unknown rule `{other}`; expected sum, lines_sum, lines_product, iban, date_range or regex"
             ));
         }
     })
@@ -230,6 +247,38 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
                     }
                 }
             }
+            Check::LinesProduct {
+                columns,
+                equals,
+                tolerance,
+            } => match fields.get("lines").and_then(|f| f.value.as_array()) {
+                Some(rows) => {
+                    let wrong: Vec<String> = rows
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, row)| {
+                            let factors: Option<Vec<f64>> = columns
+                                .iter()
+                                .map(|c| row.get(c).and_then(Value::as_f64))
+                                .collect();
+                            let product: f64 = factors?.iter().product();
+                            let amount = row.get(equals).and_then(Value::as_f64)?;
+                            ((product - amount).abs() > *tolerance).then(|| {
+                                format!(
+                                    "row {}: {} = {product:.2}, not {equals} {amount:.2}",
+                                    i + 1,
+                                    columns.join(" × ")
+                                )
+                            })
+                        })
+                        .collect();
+                    (
+                        vec!["lines".into()],
+                        (!wrong.is_empty()).then(|| wrong.join("; ")),
+                    )
+                }
+                None => (Vec::new(), None),
+            },
             Check::Iban { field } => match fields.get(field).and_then(|f| f.value.as_str()) {
                 Some(iban) => (
                     vec![field.clone()],
@@ -336,6 +385,31 @@ mod tests {
             fields
                 .values()
                 .all(|f| f.confidence == 0.95 && f.reasons.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_row_whose_quantity_times_price_is_not_its_amount_is_named() {
+        let check = parse_check(&serde_json::json!({
+            "rule": "lines_product",
+            "columns": ["qty", "unit_price"],
+            "equals": "amount",
+        }))
+        .unwrap();
+        let mut fields = BTreeMap::new();
+        let mut lines = number_field(0.0);
+        lines.value = serde_json::json!([
+            {"qty": 25, "unit_price": 220.47, "amount": 5511.75},
+            {"qty": 25, "unit_price": 3.23, "amount": 180.75},
+        ]);
+        fields.insert("lines".to_string(), lines);
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        apply(&[check], &mut fields, today);
+        let lines = &fields["lines"];
+        assert!(lines.confidence <= 0.3, "{lines:?}");
+        assert_eq!(
+            lines.reasons,
+            vec!["validation failed: row 2: qty × unit_price = 80.75, not amount 180.75"]
         );
     }
 
