@@ -70,7 +70,7 @@
 //!
 //! ## `[[triggers]]`: what starts jobs besides `clerk run`
 //!
-//! - `kind`: required; `"cron"`, `"interval"` or `"manual"`.
+//! - `kind`: required; `"cron"`, `"interval"`, `"folder"` or `"manual"`.
 //! - `schedule`: cron only, required. 5 fields (minute hour day-of-month
 //!   month day-of-week) or 6 with seconds first.
 //! - `timezone`: cron only, optional IANA zone such as `"Europe/Berlin"`,
@@ -79,9 +79,20 @@
 //!   aligned to the Unix epoch.
 //! - `catch_up`: cron and interval; `"once"` (default) runs the latest missed
 //!   slot after downtime, `"skip"` waits for the next slot.
+//! - `path`: folder only, required; the folder watched for dropped files,
+//!   relative to the bot's folder.
+//! - `patterns`: folder only, optional list of file name patterns (`*`, `?`,
+//!   `[abc]`; case does not matter). Default: PDFs and scans (`*.pdf`,
+//!   `*.png`, `*.jpg`, `*.jpeg`, `*.tif`, `*.tiff`).
+//! - `settle`: folder only, optional duration, default `"2s"`. A file is taken
+//!   once its size and modification time have not changed for this long, so
+//!   a file still being copied in is left alone.
+//! - `rescan`: folder only, optional duration of at least `"1s"`, default
+//!   `"30s"`. The folder is read on every change the system reports, and at
+//!   least this often besides (network shares report none).
 //! - `name`: optional; the trigger's identity, remembered with the last slot
-//!   fired. Default: `cron:<schedule>@<timezone>`, `every:<seconds>s` or
-//!   `manual`. No two triggers of a bot may have the same identity.
+//!   fired. Default: `cron:<schedule>@<timezone>`, `every:<seconds>s`,
+//!   `folder:<path>` or `manual`. No two triggers of a bot may have the same identity.
 //! - `input`: optional table, the input of the jobs the trigger starts.
 //!   Default: an empty table.
 //!
@@ -274,12 +285,14 @@ enum TriggerKindName {
     Cron,
     Interval,
     Manual,
+    Folder,
 }
 
 const TRIGGER_KINDS: &[(&str, TriggerKindName)] = &[
     ("cron", TriggerKindName::Cron),
     ("interval", TriggerKindName::Interval),
     ("manual", TriggerKindName::Manual),
+    ("folder", TriggerKindName::Folder),
 ];
 
 /// Keys that only some trigger kinds take, with those kinds.
@@ -288,6 +301,10 @@ const KIND_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("timezone", &["cron"]),
     ("every", &["interval"]),
     ("catch_up", &["cron", "interval"]),
+    ("path", &["folder"]),
+    ("patterns", &["folder"]),
+    ("settle", &["folder"]),
+    ("rescan", &["folder"]),
 ];
 
 fn read_triggers(sink: &Sink, readers: Option<Vec<TableReader>>) -> Vec<Trigger> {
@@ -399,6 +416,59 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
             })
         }
         TriggerKindName::Manual => Some((TriggerKind::Manual, "manual".to_string())),
+        TriggerKindName::Folder => {
+            let path = t.required_with("path", |p: String| {
+                if p.trim().is_empty() {
+                    Err("must not be empty".to_string().into())
+                } else {
+                    Ok(PathBuf::from(p))
+                }
+            });
+            let patterns = t.optional_or(
+                "patterns",
+                DEFAULT_FOLDER_PATTERNS
+                    .iter()
+                    .filter_map(|p| glob::Pattern::new(p).ok())
+                    .collect(),
+                |list: Vec<String>| {
+                    if list.is_empty() {
+                        return Err("must name at least one pattern, such as \"*.pdf\""
+                            .to_string()
+                            .into());
+                    }
+                    list.iter()
+                        .map(|p| {
+                            glob::Pattern::new(p)
+                                .map_err(|e| Problem::from(format!("`{p}` is not a pattern: {e}")))
+                        })
+                        .collect()
+                },
+            );
+            let settle = t.optional_or("settle", Duration::from_secs(2), Ok);
+            let rescan = t.optional_or("rescan", Duration::from_secs(30), |d: Duration| {
+                if d < Duration::from_secs(1) {
+                    Err(format!(
+                        "must be at least 1s, found {}",
+                        humantime::format_duration(d)
+                    )
+                    .into())
+                } else {
+                    Ok(d)
+                }
+            });
+            path.zip(patterns).zip(settle.zip(rescan)).map(
+                |((path, patterns), (settle, rescan))| {
+                    let id = format!("folder:{}", path.display());
+                    let kind = TriggerKind::Folder {
+                        path,
+                        patterns,
+                        settle,
+                        rescan,
+                    };
+                    (kind, id)
+                },
+            )
+        }
     };
     t.finish();
     let (kind, derived_id) = kind_and_id?;
@@ -410,6 +480,10 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
     };
     Some((trigger, at))
 }
+
+/// Files a folder trigger takes when it names no `patterns`: the documents
+/// clerk reads.
+const DEFAULT_FOLDER_PATTERNS: &[&str] = &["*.pdf", "*.png", "*.jpg", "*.jpeg", "*.tif", "*.tiff"];
 
 /// A cron expression as written, with its parsed schedule.
 fn parse_cron(expression: String) -> Result<(String, croner::Cron), Problem> {
@@ -1263,6 +1337,38 @@ argv = ["./book.sh"]
         assert_eq!(config.workdir, None);
         assert_eq!(bot.step_timeout(0), Duration::from_secs(120));
         assert_eq!(bot.step_timeout(1), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_folder_trigger_takes_its_own_keys_and_refuses_others() {
+        let source = format!(
+            "name = \"drop\"\n[[triggers]]\nkind = \"folder\"\npath = \"inbox\"\npatterns = [\"*.pdf\", \"scan-??.tif\"]\nsettle = \"5s\"\n{MINIMAL_STEP}"
+        );
+        let bot = parse(&source).expect("valid manifest");
+        let trigger = &bot.triggers[0];
+        assert_eq!(trigger.id, "folder:inbox");
+        let TriggerKind::Folder {
+            path,
+            patterns,
+            settle,
+            rescan,
+        } = &trigger.kind
+        else {
+            panic!("a folder trigger: {:?}", trigger.kind);
+        };
+        assert_eq!(path, Path::new("inbox"));
+        assert_eq!(patterns.len(), 2);
+        assert!(patterns[1].matches("scan-07.tif"));
+        assert_eq!(*settle, Duration::from_secs(5));
+        assert_eq!(*rescan, Duration::from_secs(30));
+
+        let source = format!(
+            "name = \"drop\"\n[[triggers]]\nkind = \"folder\"\npatterns = [\"[*.pdf\"]\nevery = \"1m\"\n{MINIMAL_STEP}"
+        );
+        let diags = errors(&source);
+        assert_eq!(find(&diags, "missing required key `path`").line, 2);
+        assert_eq!(find(&diags, "is not a pattern").line, 4);
+        assert_eq!(find(&diags, "does not apply to a folder trigger").line, 5);
     }
 
     #[test]

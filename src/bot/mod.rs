@@ -75,6 +75,18 @@ pub enum TriggerKind {
     /// Only `clerk run` or the API start it. Every bot can be run by hand;
     /// this trigger documents that it is meant to be.
     Manual,
+    /// A job for every file dropped into a folder (see
+    /// [`crate::scheduler::folder`]).
+    Folder {
+        /// As written: relative paths start at the bot's folder.
+        path: std::path::PathBuf,
+        /// File names taken; others are left alone.
+        patterns: Vec<glob::Pattern>,
+        /// How long a file must stay unchanged before it is taken.
+        settle: Duration,
+        /// Longest time between two readings of the folder.
+        rescan: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -166,6 +166,15 @@ fn trigger_text(kind: &TriggerKind) -> String {
         } => format!("cron `{expression}` ({timezone})"),
         TriggerKind::Interval { every } => format!("every {}", humantime::format_duration(*every)),
         TriggerKind::Manual => "manual".into(),
+        TriggerKind::Folder { path, patterns, .. } => format!(
+            "folder {} ({})",
+            path.display(),
+            patterns
+                .iter()
+                .map(|p| p.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     }
 }
 

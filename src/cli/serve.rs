@@ -10,6 +10,7 @@ use crate::bot::BotRegistry;
 use crate::bot::secrets::Secrets;
 use crate::jobs::{JobDb, now_ms};
 use crate::scheduler::Scheduler;
+use crate::scheduler::folder::FolderIntake;
 use crate::worker::{Worker, WorkerConfig, default_worker_id};
 
 /// Finished jobs are deleted this many at a time, so pruning never holds the
@@ -47,6 +48,10 @@ pub(super) async fn serve(
     if scheduler {
         let s = Scheduler::new(db.clone(), bots.clone(), &id);
         tasks.spawn(s.run(shutdown.clone()));
+        let folders = FolderIntake::new(db.clone(), &bots, &id);
+        if !folders.is_empty() {
+            tasks.spawn(folders.run(shutdown.clone()));
+        }
     }
     if let Some(age) = retention {
         tasks.spawn(prune_loop(db.clone(), age, shutdown.clone()));

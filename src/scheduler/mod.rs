@@ -6,6 +6,10 @@
 //! so with several schedulers on one database each slot still becomes one
 //! job. The last slot fired is remembered per trigger; after downtime the
 //! most recent missed slot runs once, or is skipped if the trigger says so.
+//!
+//! Folder triggers have no slots; [`folder`] watches their folders.
+
+pub mod folder;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,7 +64,7 @@ pub fn decide(
 /// The most recent slot of `trigger` at or before `now` (Unix ms).
 pub fn latest_slot(trigger: &Trigger, now: i64) -> Option<i64> {
     match &trigger.kind {
-        TriggerKind::Manual => None,
+        TriggerKind::Manual | TriggerKind::Folder { .. } => None,
         TriggerKind::Interval { every } => {
             let every = (every.as_millis() as i64).max(1);
             Some(now.div_euclid(every) * every)
@@ -80,7 +84,7 @@ pub fn latest_slot(trigger: &Trigger, now: i64) -> Option<i64> {
 /// The first slot of `trigger` after `now` (Unix ms).
 pub fn next_slot(trigger: &Trigger, now: i64) -> Option<i64> {
     match &trigger.kind {
-        TriggerKind::Manual => None,
+        TriggerKind::Manual | TriggerKind::Folder { .. } => None,
         TriggerKind::Interval { every } => {
             let every = (every.as_millis() as i64).max(1);
             Some((now.div_euclid(every) + 1) * every)

@@ -1,0 +1,440 @@
+//! Folder triggers: every file dropped into a watched folder becomes one
+//! job, however often it is dropped and whatever crashes in between.
+//!
+//! A file is taken once its size and modification time have stayed the same
+//! for the trigger's `settle` time (so a file still being copied in is left
+//! alone). Taking it is three steps, each safe to repeat:
+//!
+//! 1. hash its content and hard-link it to `processed/<hash>-<name>` (a copy
+//!    where links are not possible): the job's document, which never moves
+//!    again;
+//! 2. enqueue the job, keyed `folder:<trigger>:<sha256>`: a second file with
+//!    the same content finds the first one's job instead of making its own;
+//! 3. remove the dropped file.
+//!
+//! A crash after step 1 or 2 leaves the dropped file in place; the next scan
+//! does the steps again, and each finds its work done. Several `clerk serve`
+//! processes watching one shared folder agree the same way. A file that
+//! cannot be taken (empty, unreadable) goes to `failed/` with a
+//! `<name>.error.txt` beside it saying why.
+//!
+//! The folder is read whenever the system reports a change in it, and every
+//! `rescan` besides, for file systems that report none (network shares).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+use crate::bot::{BotRegistry, TriggerKind};
+use crate::jobs::{JobDb, NewJob};
+
+/// Where taken files go, inside the watched folder.
+pub const PROCESSED: &str = "processed";
+/// Where files that could not be taken go, inside the watched folder.
+pub const FAILED: &str = "failed";
+
+/// One folder trigger of one bot.
+#[derive(Debug, Clone)]
+struct Watched {
+    bot: String,
+    trigger: String,
+    dir: PathBuf,
+    patterns: Vec<glob::Pattern>,
+    settle: Duration,
+    rescan: Duration,
+    input: serde_json::Value,
+    max_attempts: u32,
+    max_lost: u32,
+}
+
+/// A file seen but not taken yet: what it looked like, and since when.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Seen {
+    size: u64,
+    modified: Option<SystemTime>,
+    since: Instant,
+}
+
+/// What became of one dropped file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// A new job.
+    Job(i64),
+    /// The same content was taken before, as this job.
+    Duplicate(i64),
+    /// Moved to `failed/`, for this reason.
+    Failed(String),
+}
+
+/// The outcome for one file, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intake {
+    pub bot: String,
+    pub file: PathBuf,
+    pub taken: Taken,
+}
+
+/// A dropped file linked into `processed/`, ready to be enqueued.
+struct Staged {
+    document: PathBuf,
+    sha256: String,
+    size: u64,
+}
+
+enum StageError {
+    /// Someone else (another clerk) took the file first.
+    Vanished,
+    /// The file cannot be taken; it goes to `failed/`.
+    Refused(String),
+    /// A problem with the folder itself; try again at the next scan.
+    Retry(String),
+}
+
+/// Watches every folder trigger of the loaded bots.
+pub struct FolderIntake {
+    db: JobDb,
+    actor: String,
+    watched: Vec<Watched>,
+    seen: HashMap<PathBuf, Seen>,
+}
+
+impl FolderIntake {
+    pub fn new(db: JobDb, bots: &BotRegistry, id: &str) -> FolderIntake {
+        let mut watched = Vec::new();
+        for bot in bots.iter() {
+            for trigger in &bot.triggers {
+                if let TriggerKind::Folder {
+                    path,
+                    patterns,
+                    settle,
+                    rescan,
+                } = &trigger.kind
+                {
+                    watched.push(Watched {
+                        bot: bot.name.clone(),
+                        trigger: trigger.id.clone(),
+                        dir: bot.dir.join(path),
+                        patterns: patterns.clone(),
+                        settle: *settle,
+                        rescan: *rescan,
+                        input: trigger.input.clone(),
+                        max_attempts: bot.retry.max_attempts,
+                        max_lost: bot.retry.max_lost,
+                    });
+                }
+            }
+        }
+        FolderIntake {
+            db,
+            actor: format!("folder:{id}"),
+            watched,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Whether any bot has a folder trigger.
+    pub fn is_empty(&self) -> bool {
+        self.watched.is_empty()
+    }
+
+    /// The folders watched.
+    pub fn folders(&self) -> Vec<PathBuf> {
+        self.watched.iter().map(|w| w.dir.clone()).collect()
+    }
+
+    /// Read every watched folder once and take the files that have settled.
+    pub async fn scan(&mut self) -> Vec<Intake> {
+        let mut done = Vec::new();
+        let mut present = Vec::new();
+        for w in self.watched.clone() {
+            let files = match list(&w) {
+                Ok(files) => files,
+                Err(e) => {
+                    tracing::warn!(bot = %w.bot, folder = %w.dir.display(), error = %e, "cannot read the folder; will try again");
+                    continue;
+                }
+            };
+            for (file, size, modified) in files {
+                present.push(file.clone());
+                let now = Instant::now();
+                let seen = self.seen.entry(file.clone()).or_insert(Seen {
+                    size,
+                    modified,
+                    since: now,
+                });
+                if seen.size != size || seen.modified != modified {
+                    *seen = Seen {
+                        size,
+                        modified,
+                        since: now,
+                    };
+                }
+                if now.duration_since(seen.since) < w.settle {
+                    continue;
+                }
+                if let Some(taken) = self.take(&w, &file).await {
+                    self.seen.remove(&file);
+                    done.push(Intake {
+                        bot: w.bot.clone(),
+                        file,
+                        taken,
+                    });
+                }
+            }
+        }
+        self.seen.retain(|f, _| present.contains(f));
+        done
+    }
+
+    /// How long until a file seen now may have settled, if any is waiting.
+    fn next_settle(&self) -> Option<Duration> {
+        let settle = self.watched.iter().map(|w| w.settle).max()?;
+        self.seen
+            .values()
+            .map(|s| settle.saturating_sub(s.since.elapsed()))
+            .min()
+    }
+
+    /// Take one settled file; `None` when it is to be tried again later.
+    async fn take(&self, w: &Watched, file: &Path) -> Option<Taken> {
+        let (dir, dropped) = (w.dir.clone(), file.to_path_buf());
+        let staged = tokio::task::spawn_blocking(move || stage(&dir, &dropped))
+            .await
+            .unwrap_or_else(|e| Err(StageError::Retry(format!("the intake task failed: {e}"))));
+        let staged = match staged {
+            Ok(staged) => staged,
+            Err(StageError::Vanished) => return None,
+            Err(StageError::Retry(e)) => {
+                tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "cannot take the file; will try again");
+                return None;
+            }
+            Err(StageError::Refused(reason)) => {
+                return match refuse(&w.dir, file, &reason) {
+                    Ok(to) => {
+                        tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
+                        Some(Taken::Failed(reason))
+                    }
+                    Err(e) => {
+                        tracing::warn!(bot = %w.bot, file = %file.display(), %reason, error = %e, "file refused, and it cannot be moved to failed/");
+                        None
+                    }
+                };
+            }
+        };
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut input = match &w.input {
+            serde_json::Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        input.insert(
+            "file".into(),
+            serde_json::Value::String(staged.document.display().to_string()),
+        );
+        input.insert("name".into(), serde_json::Value::String(name));
+        input.insert(
+            "sha256".into(),
+            serde_json::Value::String(staged.sha256.clone()),
+        );
+        input.insert("size".into(), serde_json::Value::from(staged.size));
+        let job = NewJob {
+            bot: w.bot.clone(),
+            input: serde_json::Value::Object(input),
+            idempotency_key: Some(format!("folder:{}:{}", w.trigger, staged.sha256)),
+            max_attempts: w.max_attempts,
+            max_lost: w.max_lost,
+            run_after: None,
+            created_by: self.actor.clone(),
+        };
+        let enqueued = match self.db.enqueue(std::slice::from_ref(&job)).await {
+            Ok(mut e) if !e.is_empty() => e.remove(0),
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "cannot enqueue the file's job; will try again");
+                return None;
+            }
+        };
+        // The job holds its document in processed/; the dropped file is done.
+        if let Err(e) = std::fs::remove_file(file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "the job is queued but the dropped file cannot be removed");
+        }
+        if enqueued.created {
+            tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, document = %staged.document.display(), "file taken");
+            Some(Taken::Job(enqueued.id))
+        } else {
+            tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, "same content as a file taken before; no new job");
+            Some(Taken::Duplicate(enqueued.id))
+        }
+    }
+
+    /// Watch until `shutdown` fires.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let _watcher = self.watch(changed.clone());
+        tracing::info!(folders = self.watched.len(), "folder intake started");
+        let rescan = self
+            .watched
+            .iter()
+            .map(|w| w.rescan)
+            .min()
+            .unwrap_or(Duration::from_secs(30));
+        while !shutdown.is_cancelled() {
+            self.scan().await;
+            // A file waiting to settle is looked at again once it may have.
+            let wait = self
+                .next_settle()
+                .map_or(rescan, |d| d.max(Duration::from_millis(50)).min(rescan));
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = changed.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::info!("folder intake stopped");
+    }
+
+    /// Ask the system to report changes in the watched folders (creating
+    /// them if missing). Without reports the rescan still finds every file.
+    fn watch(&self, changed: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok() {
+                changed.notify_one();
+            }
+        })
+        .map_err(|e| tracing::warn!(error = %e, "cannot watch folders for changes; reading them every rescan"))
+        .ok()?;
+        for w in &self.watched {
+            if let Err(e) = std::fs::create_dir_all(&w.dir) {
+                tracing::warn!(bot = %w.bot, folder = %w.dir.display(), error = %e, "cannot create the folder");
+                continue;
+            }
+            if let Err(e) = watcher.watch(&w.dir, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(bot = %w.bot, folder = %w.dir.display(), error = %e, "cannot watch the folder for changes; reading it every rescan");
+            }
+        }
+        Some(watcher)
+    }
+}
+
+/// The files of a watched folder that its patterns take: regular files, not
+/// hidden, with their size and modification time.
+fn list(w: &Watched) -> std::io::Result<Vec<(PathBuf, u64, Option<SystemTime>)>> {
+    let options = glob::MatchOptions {
+        case_sensitive: false,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&w.dir)? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !w.patterns.iter().any(|p| p.matches_with(&name, options)) {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_file() {
+            files.push((entry.path(), meta.len(), meta.modified().ok()));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Hash a dropped file and link it into `processed/` (steps 1 of the module
+/// docs).
+fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
+    let mut file = match std::fs::File::open(dropped) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StageError::Vanished),
+        Err(e) => return Err(StageError::Refused(format!("the file cannot be read: {e}"))),
+    };
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                size += n as u64;
+            }
+            Err(e) => return Err(StageError::Refused(format!("the file cannot be read: {e}"))),
+        }
+    }
+    if size == 0 {
+        return Err(StageError::Refused("the file is empty (0 bytes)".into()));
+    }
+    let sha256: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let processed = dir.join(PROCESSED);
+    std::fs::create_dir_all(&processed)
+        .map_err(|e| StageError::Retry(format!("cannot create {}: {e}", processed.display())))?;
+    let name = dropped
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let document = processed.join(format!("{}-{name}", &sha256[..12]));
+    match std::fs::hard_link(dropped, &document) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StageError::Vanished),
+        // No hard links here (another file system, a share without them):
+        // copy to a temporary name and rename, so the document is whole.
+        Err(_) => {
+            let partial = processed.join(format!(".{}-{name}.partial", &sha256[..12]));
+            let copied = std::fs::copy(dropped, &partial)
+                .and_then(|_| std::fs::File::open(&partial)?.sync_all())
+                .and_then(|()| std::fs::rename(&partial, &document));
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&partial);
+                return Err(StageError::Retry(format!(
+                    "cannot put the file into {}: {e}",
+                    processed.display()
+                )));
+            }
+        }
+    }
+    Ok(Staged {
+        document,
+        sha256,
+        size,
+    })
+}
+
+/// Move a file that cannot be taken to `failed/`, with the reason beside it.
+fn refuse(dir: &Path, file: &Path, reason: &str) -> std::io::Result<PathBuf> {
+    let failed = dir.join(FAILED);
+    std::fs::create_dir_all(&failed)?;
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Never overwrite an earlier failure of the same name.
+    let mut to = failed.join(&name);
+    let mut n = 1;
+    while to.exists() {
+        n += 1;
+        to = failed.join(format!("{n}-{name}"));
+    }
+    std::fs::rename(file, &to)?;
+    let note = to.with_file_name(format!(
+        "{}.error.txt",
+        to.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    ));
+    std::fs::write(note, format!("{reason}\n"))?;
+    Ok(to)
+}

@@ -1,0 +1,297 @@
+//! Folder triggers on both back ends: every distinct file dropped becomes
+//! one job, a second drop of the same content none, a crash at any point of
+//! the intake nothing lost and nothing doubled; and `clerk serve` takes
+//! files as they are dropped.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clerk::jobs::{JobState, ListFilter};
+use clerk::scheduler::folder::{FolderIntake, Intake, Taken};
+use common::{Kind, setup};
+
+const BOT: &str = r#"
+name = "inbox"
+
+[[triggers]]
+kind = "folder"
+path = "drop"
+settle = "200ms"
+input = { source = "scanner" }
+
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["true"]
+"#;
+
+fn drop_dir(bots: &Path) -> PathBuf {
+    bots.join("inbox").join("drop")
+}
+
+/// Scan until nothing is left waiting to settle, collecting what was taken.
+async fn scan_until_settled(intake: &mut FolderIntake) -> Vec<Intake> {
+    let mut all = Vec::new();
+    for _ in 0..20 {
+        all.extend(intake.scan().await);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    all
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+async fn jobs_of(db: &clerk::jobs::JobDb) -> Vec<clerk::jobs::JobSummary> {
+    db.list(&ListFilter {
+        bot: Some("inbox".into()),
+        state: None,
+        limit: 1000,
+        before_id: None,
+    })
+    .await
+    .expect("list jobs")
+}
+
+async fn each_distinct_file_becomes_one_job(kind: Kind) {
+    let s = setup(kind, "inbox", BOT).await;
+    let drop = drop_dir(&s.bots);
+    std::fs::create_dir_all(&drop).unwrap();
+    std::fs::write(drop.join("a.pdf"), b"%PDF-1.4 invoice A").unwrap();
+    std::fs::write(drop.join("b.PDF"), b"%PDF-1.4 invoice B").unwrap();
+    // The same content under another name: booked once.
+    std::fs::write(drop.join("a-again.pdf"), b"%PDF-1.4 invoice A").unwrap();
+    std::fs::write(drop.join("empty.pdf"), b"").unwrap();
+    std::fs::write(drop.join("notes.txt"), b"not a document").unwrap();
+    std::fs::write(drop.join(".hidden.pdf"), b"%PDF-1.4 hidden").unwrap();
+
+    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let taken = scan_until_settled(&mut intake).await;
+    let outcome = |name: &str| {
+        taken
+            .iter()
+            .find(|i| i.file.file_name().is_some_and(|n| n == name))
+            .map(|i| i.taken.clone())
+    };
+    let (Some(Taken::Job(a)), Some(Taken::Job(b))) = (outcome("a-again.pdf"), outcome("b.PDF"))
+    else {
+        panic!("{taken:#?}");
+    };
+    assert_ne!(a, b);
+    assert_eq!(outcome("a.pdf"), Some(Taken::Duplicate(a)), "{taken:#?}");
+    assert!(
+        matches!(outcome("empty.pdf"), Some(Taken::Failed(ref why)) if why.contains("empty")),
+        "{taken:#?}"
+    );
+    assert_eq!(outcome("notes.txt"), None);
+
+    let jobs = jobs_of(&s.db).await;
+    assert_eq!(jobs.len(), 2, "{jobs:#?}");
+    let job = s.db.job(a).await.unwrap().unwrap();
+    let input = &job.input;
+    assert_eq!(input["source"], "scanner");
+    assert_eq!(input["name"], "a-again.pdf");
+    let document = PathBuf::from(input["file"].as_str().unwrap());
+    assert_eq!(document.parent(), Some(drop.join("processed").as_path()));
+    assert_eq!(std::fs::read(&document).unwrap(), b"%PDF-1.4 invoice A");
+
+    // The drop folder keeps only what is not for this bot.
+    assert_eq!(
+        names_in(&drop),
+        [".hidden.pdf", "failed", "notes.txt", "processed"]
+    );
+    assert_eq!(
+        names_in(&drop.join("failed")),
+        ["empty.pdf", "empty.pdf.error.txt"]
+    );
+    // Nothing more on the next scans.
+    assert!(scan_until_settled(&mut intake).await.is_empty());
+    assert_eq!(jobs_of(&s.db).await.len(), 2);
+}
+
+async fn a_crash_anywhere_in_the_intake_loses_and_doubles_nothing(kind: Kind) {
+    let s = setup(kind, "inbox", BOT).await;
+    let drop = drop_dir(&s.bots);
+    std::fs::create_dir_all(&drop).unwrap();
+    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+
+    // Crash after the job was queued, before the dropped file was removed:
+    // the file is still there, its document and its job exist.
+    std::fs::write(drop.join("c.pdf"), b"%PDF-1.4 invoice C").unwrap();
+    let first = scan_until_settled(&mut intake).await;
+    assert!(matches!(first[0].taken, Taken::Job(_)), "{first:#?}");
+    std::fs::write(drop.join("c.pdf"), b"%PDF-1.4 invoice C").unwrap();
+    let again = scan_until_settled(&mut intake).await;
+    assert!(matches!(again[0].taken, Taken::Duplicate(_)), "{again:#?}");
+    assert_eq!(jobs_of(&s.db).await.len(), 1);
+    assert!(!drop.join("c.pdf").exists());
+
+    // Crash after the document was linked, before the job was queued: the
+    // file and its document are there, its job is not. A fresh process
+    // (nothing remembered) queues it once.
+    std::fs::write(drop.join("e.pdf"), b"%PDF-1.4 invoice E").unwrap();
+    let sha = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(b"%PDF-1.4 invoice E");
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let processed = drop.join("processed");
+    std::fs::hard_link(
+        drop.join("e.pdf"),
+        processed.join(format!("{}-e.pdf", &sha[..12])),
+    )
+    .unwrap();
+    let mut restarted = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let taken = scan_until_settled(&mut restarted).await;
+    assert!(
+        matches!(
+            taken[..],
+            [Intake {
+                taken: Taken::Job(_),
+                ..
+            }]
+        ),
+        "{taken:#?}"
+    );
+    assert_eq!(jobs_of(&s.db).await.len(), 2);
+    assert!(!drop.join("e.pdf").exists());
+}
+
+async fn a_file_still_being_written_waits_until_it_settles(kind: Kind) {
+    let s = setup(kind, "inbox", BOT).await;
+    let drop = drop_dir(&s.bots);
+    std::fs::create_dir_all(&drop).unwrap();
+    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let path = drop.join("growing.pdf");
+    let mut content = b"%PDF-1.4 ".to_vec();
+    // Grow the file faster than it settles: it is never taken half-written.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        content.extend_from_slice(b"more ");
+        std::fs::write(&path, &content).unwrap();
+        assert!(intake.scan().await.is_empty(), "taken while still growing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let taken = scan_until_settled(&mut intake).await;
+    let [
+        Intake {
+            taken: Taken::Job(id),
+            ..
+        },
+    ] = taken[..]
+    else {
+        panic!("{taken:#?}");
+    };
+    let job = s.db.job(id).await.unwrap().unwrap();
+    assert_eq!(job.input["size"], content.len());
+}
+
+both_backends!(
+    each_distinct_file_becomes_one_job,
+    a_crash_anywhere_in_the_intake_loses_and_doubles_nothing,
+    a_file_still_being_written_waits_until_it_settles,
+);
+
+/// `clerk serve` takes files the moment they settle (the rescan is set far
+/// out, so only the system's change reports can wake it), and its jobs run.
+#[test]
+fn clerk_serve_takes_dropped_files_and_runs_their_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bots = common::write_bot(
+        dir.path(),
+        "inbox",
+        r#"
+name = "inbox"
+
+[[triggers]]
+kind = "folder"
+path = "drop"
+settle = "300ms"
+rescan = "10m"
+
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo; } >> ledger.txt"]
+"#,
+    );
+    let drop = drop_dir(&bots);
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--bots")
+        .arg(&bots)
+        .args(["serve", "--poll-interval", "100ms"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "clerk=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // The folder is created by serve; wait for it, then drop.
+    let start = Instant::now();
+    while !drop.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for (name, body) in [
+        ("one.pdf", "%PDF one"),
+        ("two.pdf", "%PDF two"),
+        ("one-copy.pdf", "%PDF one"),
+    ] {
+        std::fs::write(drop.join(name), body).unwrap();
+    }
+    let ledger = bots.join("inbox").join("ledger.txt");
+    let start = Instant::now();
+    let mut lines = Vec::new();
+    while start.elapsed() < Duration::from_secs(30) {
+        lines = std::fs::read_to_string(&ledger)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect();
+        if lines.len() >= 2 && names_in(&drop) == ["processed"] {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(serve.id() as i32, libc::SIGTERM);
+    }
+    let _ = serve.wait();
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    assert_eq!(names_in(&drop), ["processed"], "{log}");
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 2, "{lines:?}\n{log}");
+    let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["runs", "list", "--json"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert!(
+        runs.iter()
+            .all(|r| r["state"] == JobState::Succeeded.as_str()),
+        "{runs:#?}"
+    );
+}
