@@ -39,6 +39,23 @@ review_status=0
 $clerk run invoice-intake --input "{\"file\": \"$PWD/fixtures/bad/owner-only.pdf\"}" --wait --timeout 60s || review_status=$?
 echo "exit code $review_status"
 
+inbox=bots/invoice-intake/inbox
+echo "== three files dropped into $inbox: a new invoice twice (one under another name) and the ACME one booked above"
+mkdir -p "$inbox"
+cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/"
+cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/scan-0001.pdf"
+cp "$invoice" "$inbox/"
+for _ in $(seq 1 120); do
+  left=$(find "$inbox" -maxdepth 1 -type f | wc -l)
+  busy=$($clerk runs list --bot invoice-intake --state queued --json | grep -c '"id"' || true)
+  running=$($clerk runs list --bot invoice-intake --state running --json | grep -c '"id"' || true)
+  [ "$left" -eq 0 ] && [ "$busy" -eq 0 ] && [ "$running" -eq 0 ] && break
+  sleep 0.5
+done
+ls "$inbox/processed"
+echo "== the ledger: each invoice booked once"
+cat bots/invoice-intake/ledger.csv
+
 echo "== clerk runs list"
 $clerk runs list --limit 5
 id=$($clerk runs list --bot invoice-intake --limit 1 --json | sed -n 's/^ *"id": \([0-9]*\),*/\1/p' | head -n 1)

@@ -229,11 +229,12 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     );
     let drop = drop_dir(&bots);
     let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    // Run from the folder above `bots`, naming it relatively, as a user does.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .current_dir(dir.path())
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .arg("--bots")
-        .arg(&bots)
+        .args(["--bots", "bots"])
         .args(["serve", "--poll-interval", "100ms"])
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "clerk=debug")
@@ -294,4 +295,16 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
             .all(|r| r["state"] == JobState::Succeeded.as_str()),
         "{runs:#?}"
     );
+    // The job's document is named absolutely: steps run in other folders.
+    let id = runs[0]["id"].as_i64().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["runs", "show", &id, "--json"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let file = PathBuf::from(job["input"]["file"].as_str().unwrap());
+    assert!(file.is_absolute() && file.is_file(), "{file:?}");
 }

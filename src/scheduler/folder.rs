@@ -8,7 +8,7 @@
 //! 1. hash its content and hard-link it to `processed/<hash>-<name>` (a copy
 //!    where links are not possible): the job's document, which never moves
 //!    again;
-//! 2. enqueue the job, keyed `folder:<trigger>:<sha256>`: a second file with
+//! 2. enqueue the job, keyed `drop:<trigger>:<sha256>`: a second file with
 //!    the same content finds the first one's job instead of making its own;
 //! 3. remove the dropped file.
 //!
@@ -118,7 +118,10 @@ impl FolderIntake {
                     watched.push(Watched {
                         bot: bot.name.clone(),
                         trigger: trigger.id.clone(),
-                        dir: bot.dir.join(path),
+                        // Absolute, so the job's document path means the
+                        // same to every step whatever its working folder.
+                        dir: std::path::absolute(bot.dir.join(path))
+                            .unwrap_or_else(|_| bot.dir.join(path)),
                         patterns: patterns.clone(),
                         settle: *settle,
                         rescan: *rescan,
@@ -247,7 +250,7 @@ impl FolderIntake {
         let job = NewJob {
             bot: w.bot.clone(),
             input: serde_json::Value::Object(input),
-            idempotency_key: Some(format!("folder:{}:{}", w.trigger, staged.sha256)),
+            idempotency_key: Some(format!("drop:{}:{}", w.trigger, staged.sha256)),
             max_attempts: w.max_attempts,
             max_lost: w.max_lost,
             run_after: None,
