@@ -7,6 +7,7 @@ pub mod cli;
 pub mod documents;
 pub mod extract;
 pub mod jobs;
+pub mod mail;
 pub mod scheduler;
 pub mod step;
 pub mod worker;

@@ -1,0 +1,113 @@
+//! Mail intake: documents out of the MIME real mail has.
+
+use std::path::{Path, PathBuf};
+
+use clerk::mail::{AttachmentFilter, MailError, parse};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn read(name: &str) -> Vec<u8> {
+    std::fs::read(fixture(&format!("mail/{name}.eml"))).unwrap()
+}
+
+#[test]
+fn every_fixture_message_gives_its_documents_and_who_sent_it() {
+    let filter = AttachmentFilter::default();
+    let docs = |name: &str| -> Vec<(String, String)> {
+        parse(&read(name), &filter)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .documents
+            .into_iter()
+            .map(|d| (d.name, d.media_type))
+            .collect()
+    };
+    let pdf = |n: &str| vec![(n.to_string(), "application/pdf".to_string())];
+    assert_eq!(docs("01-plain-pdf"), pdf("RE-2026-67181.pdf"));
+    // RFC 2047 encoded-words in the name, RFC 2231 percent-encoding.
+    assert_eq!(docs("02-rfc2047-name"), pdf("Rechnung_März_2026.pdf"));
+    assert_eq!(docs("03-rfc2231-name"), pdf("Facture n° F94255.pdf"));
+    // Sent as application/octet-stream without an extension: a PDF by its bytes.
+    assert_eq!(docs("04-octet-stream"), pdf("scan0001"));
+    // The invoice inside a forwarded message.
+    assert_eq!(docs("05-forwarded"), pdf("RE-2026-67181.pdf"));
+    // The HTML body's inline logo is not a document.
+    assert_eq!(docs("06-related-inline"), pdf("NWL43238.pdf"));
+    assert_eq!(
+        docs("07-latin1"),
+        vec![("scan.png".to_string(), "image/png".to_string())]
+    );
+    // No way out of the folder, no control characters.
+    assert_eq!(docs("08-hostile-name"), pdf("evil.pdf"));
+    assert!(docs("09-no-documents").is_empty());
+
+    let plain = parse(&read("01-plain-pdf"), &filter).unwrap();
+    assert_eq!(plain.message_id.as_deref(), Some("fixture-01@mail.example"));
+    assert_eq!(
+        plain.from.as_deref(),
+        Some("ACME Office Supplies <billing@acme.example>")
+    );
+    assert_eq!(plain.subject.as_deref(), Some("Rechnung RE-2026-67181"));
+    assert_eq!(plain.date.as_deref(), Some("2026-11-16T09:01:00+01:00"));
+    // The document is the attached file, byte for byte.
+    let original = std::fs::read(fixture("invoices/acme-office/RE-2026-67181.pdf")).unwrap();
+    assert!(
+        plain.documents[0].bytes == original,
+        "the attachment differs"
+    );
+
+    let latin1 = parse(&read("07-latin1"), &filter).unwrap();
+    assert_eq!(
+        latin1.from.as_deref(),
+        Some("François Müller <fm@example.fr>")
+    );
+    assert_eq!(latin1.subject.as_deref(), Some("Facture n° F94255 à payer"));
+    let german = parse(&read("02-rfc2047-name"), &filter).unwrap();
+    assert_eq!(german.subject.as_deref(), Some("Rechnung für März"));
+    let related = parse(&read("06-related-inline"), &filter).unwrap();
+    assert_eq!(related.skipped.len(), 1, "{:?}", related.skipped);
+    assert!(related.skipped[0].reason.contains("inline"));
+}
+
+#[test]
+fn a_message_that_is_not_one_is_an_error_and_limits_skip_with_reasons() {
+    assert!(matches!(
+        parse(&read("10-malformed"), &AttachmentFilter::default()),
+        Err(MailError::Malformed(_))
+    ));
+    let small = AttachmentFilter {
+        max_size: 1000,
+        ..AttachmentFilter::default()
+    };
+    let mail = parse(&read("01-plain-pdf"), &small).unwrap();
+    assert!(mail.documents.is_empty());
+    assert!(
+        mail.skipped[0].reason.contains("more than the limit"),
+        "{:?}",
+        mail.skipped
+    );
+    let pdf_only = AttachmentFilter {
+        types: vec!["application/pdf".into()],
+        ..AttachmentFilter::default()
+    };
+    let mail = parse(&read("07-latin1"), &pdf_only).unwrap();
+    assert!(mail.documents.is_empty());
+    assert!(
+        mail.skipped[0].reason.contains("image/png"),
+        "{:?}",
+        mail.skipped
+    );
+    // The body itself, when the bot asks for it.
+    let body = AttachmentFilter {
+        types: vec!["text/*".into()],
+        body: true,
+        ..AttachmentFilter::default()
+    };
+    let mail = parse(&read("09-no-documents"), &body).unwrap();
+    assert_eq!(mail.documents.len(), 1);
+    assert_eq!(mail.documents[0].name, "message.txt");
+    assert_eq!(mail.documents[0].bytes, b"Shall we have lunch at noon?\r\n");
+}
