@@ -4,14 +4,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the build and the tests use. Mail links OpenSSL for TLS. The embedded SQLite is
+# System packages the build and the tests use. The embedded SQLite is
 # compiled in; PostgreSQL is only needed for the tests' PostgreSQL half.
+# Mail links OpenSSL for TLS.
 # OCR links the tesseract library (its bindings are generated with libclang)
 # and uses its orientation data and the language data the example templates
 # ask for; pages drawn as anything but a JPEG are rendered with pdftoppm.
+# The mail tests start private Dovecot IMAP servers of their own.
 . scripts/packages.sh
 ensure_packages pkg-config ca-certificates libssl-dev clang libclang-dev libtesseract-dev libleptonica-dev \
-  tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-nld poppler-utils
+  tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-nld poppler-utils \
+  dovecot-imapd
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first" >&2

@@ -1,8 +1,13 @@
-//! Mail intake: documents out of the MIME real mail has.
+//! Mail intake: documents out of the MIME real mail has, and messages out
+//! of a real IMAP server (a private Dovecot started by the test).
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
+use clerk::mail::imap::{self, ImapError};
 use clerk::mail::{AttachmentFilter, MailError, parse};
+use common::dovecot::{Dovecot, append_all};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -110,4 +115,88 @@ fn a_message_that_is_not_one_is_an_error_and_limits_skip_with_reasons() {
     assert_eq!(mail.documents.len(), 1);
     assert_eq!(mail.documents[0].name, "message.txt");
     assert_eq!(mail.documents[0].bytes, b"Shall we have lunch at noon?\r\n");
+}
+
+fn fixture_messages() -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(fixture("mail"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn messages_come_out_of_dovecot_whole_in_batches_and_move_when_done() {
+    let server = Dovecot::start();
+    let account = server.account();
+    let messages = fixture_messages();
+    assert_eq!(messages.len(), 10);
+    append_all(
+        &account,
+        "INBOX",
+        &messages.iter().map(PathBuf::as_path).collect::<Vec<_>>(),
+    );
+
+    let mut session = imap::connect(&account).unwrap();
+    let selected = session.select("INBOX").unwrap();
+    assert_eq!(selected.exists, 10);
+    assert!(selected.uid_validity > 0);
+    let uids = session.uids_after(0).unwrap();
+    assert_eq!(uids, (1..=10).collect::<Vec<u32>>());
+    let fetched = session.fetch(&uids).unwrap();
+    assert_eq!(fetched.len(), 10);
+    // Byte for byte what was appended, in UID order.
+    for (f, path) in fetched.iter().zip(&messages) {
+        assert!(
+            f.raw == std::fs::read(path).unwrap(),
+            "{} differs",
+            path.display()
+        );
+    }
+    // Every message parses but the one that is not a message.
+    let parsed: Vec<_> = fetched
+        .iter()
+        .map(|f| parse(&f.raw, &AttachmentFilter::default()))
+        .collect();
+    assert_eq!(parsed.iter().filter(|p| p.is_err()).count(), 1);
+    let documents: usize = parsed.iter().flatten().map(|m| m.documents.len()).sum();
+    assert_eq!(documents, 8);
+
+    // Nothing above the last UID, even though `n:*` names the highest.
+    assert!(session.uids_after(10).unwrap().is_empty());
+
+    session.move_to(&uids[..9], "Processed").unwrap();
+    session.move_to(&uids[9..], "Failed").unwrap();
+    assert_eq!(session.select("INBOX").unwrap().exists, 0);
+    assert_eq!(session.select("Processed").unwrap().exists, 9);
+    assert_eq!(session.select("Failed").unwrap().exists, 1);
+    // The mailbox keeps its identity; new mail gets higher UIDs.
+    let again = session.select("INBOX").unwrap();
+    assert_eq!(again.uid_validity, selected.uid_validity);
+    session.logout();
+    append_all(&account, "INBOX", &[messages[0].as_path()]);
+    let mut session = imap::connect(&account).unwrap();
+    session.select("INBOX").unwrap();
+    assert_eq!(session.uids_after(10).unwrap(), vec![11]);
+    session.logout();
+}
+
+#[test]
+fn a_wrong_password_and_a_stopped_server_are_told_apart() {
+    let mut server = Dovecot::start();
+    let mut account = server.account();
+    account.password = "wrong".into();
+    let refused = imap::connect(&account).err().expect("login refused");
+    assert!(matches!(refused, ImapError::Login { .. }), "{refused:?}");
+    assert!(!refused.is_transient());
+    // The message names the user, never the password.
+    assert!(refused.to_string().contains("finance") && !refused.to_string().contains("wrong"));
+
+    let account = server.account();
+    server.stop();
+    let down = imap::connect(&account).err().expect("server down");
+    assert!(down.is_transient(), "{down:?}");
+    assert!(down.to_string().contains("cannot reach"), "{down}");
 }

@@ -1,5 +1,7 @@
-//! Mail: documents out of messages (MIME).
+//! Mail: documents out of messages (MIME), and the IMAP mailboxes they
+//! come from.
 
+pub mod imap;
 pub mod mime;
 
 pub use mime::{AttachmentFilter, Document, Mail, MailError, Skipped, parse};

@@ -2,6 +2,8 @@
 //! on either back end, bot folders written on the fly, and waiting helpers.
 #![allow(dead_code)]
 
+pub mod dovecot;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,292 @@
+//! The IMAP side of mailbox intake, on the `imap` crate. Its calls block:
+//! callers run them on a blocking thread, never on the async runtime.
+//!
+//! Connections have time limits (connect, and every read and write), so a
+//! server that stops answering fails the poll instead of hanging it.
+//! Messages are fetched in batches of UIDs, one command per batch, not one
+//! round trip per message.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// TLS from the first byte (port 993).
+    Implicit,
+    /// Plain, then upgraded with STARTTLS before logging in (port 143).
+    StartTls,
+    /// No encryption: only for a server on the same machine.
+    Plain,
+}
+
+/// Where a mailbox is and how to log in.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: String,
+    pub password: String,
+    /// Limit on connecting and on each read or write.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImapError {
+    /// The server cannot be reached or the connection broke: try again later.
+    #[error("cannot reach the IMAP server {0}")]
+    Connection(String),
+    /// The server refused the login: a person must fix the settings.
+    #[error("the IMAP server refused the login of `{user}`: {reason}")]
+    Login { user: String, reason: String },
+    /// The server answered a command with an error.
+    #[error("the IMAP server refused `{command}`: {reason}")]
+    Refused { command: String, reason: String },
+}
+
+impl ImapError {
+    /// Whether trying again later may succeed without a person's help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ImapError::Connection(_))
+    }
+}
+
+fn classify(command: &str, e: imap::Error) -> ImapError {
+    match e {
+        imap::Error::Io(e) => ImapError::Connection(e.to_string()),
+        imap::Error::ConnectionLost => ImapError::Connection("the connection was lost".into()),
+        imap::Error::Bye(b) => {
+            ImapError::Connection(format!("the server closed the session: {b:?}"))
+        }
+        other => ImapError::Refused {
+            command: command.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A byte stream the session runs over: TCP or TLS over TCP.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// A selected mailbox's identity: messages keep their UID as long as the
+/// UIDVALIDITY stays the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selected {
+    pub uid_validity: u32,
+    pub uid_next: Option<u32>,
+    pub exists: u32,
+}
+
+/// One message as the server stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub uid: u32,
+    pub raw: Vec<u8>,
+}
+
+/// A logged-in session.
+pub struct Session {
+    inner: imap::Session<Box<dyn Stream>>,
+}
+
+/// Connect and log in.
+pub fn connect(account: &Account) -> Result<Session, ImapError> {
+    let at = format!("{}:{}", account.host, account.port);
+    let unreachable = |e: &dyn std::fmt::Display| ImapError::Connection(format!("{at}: {e}"));
+    let address = at
+        .to_socket_addrs()
+        .map_err(|e| unreachable(&e))?
+        .next()
+        .ok_or_else(|| unreachable(&"the name resolves to no address"))?;
+    let tcp = TcpStream::connect_timeout(&address, account.timeout).map_err(|e| unreachable(&e))?;
+    tcp.set_read_timeout(Some(account.timeout))
+        .and_then(|()| tcp.set_write_timeout(Some(account.timeout)))
+        .map_err(|e| unreachable(&e))?;
+    let tls = || native_tls::TlsConnector::new().map_err(|e| unreachable(&e));
+    let mut client: imap::Client<Box<dyn Stream>> = match account.tls {
+        Tls::Plain => imap::Client::new(Box::new(tcp)),
+        Tls::Implicit => {
+            let stream = tls()?
+                .connect(&account.host, tcp)
+                .map_err(|e| unreachable(&e))?;
+            imap::Client::new(Box::new(stream))
+        }
+        Tls::StartTls => {
+            let tcp = starttls(tcp).map_err(|e| unreachable(&e))?;
+            let stream = tls()?
+                .connect(&account.host, tcp)
+                .map_err(|e| unreachable(&e))?;
+            let mut client: imap::Client<Box<dyn Stream>> = imap::Client::new(Box::new(stream));
+            // The greeting came before the upgrade.
+            client.greeting_read = true;
+            client
+        }
+    };
+    if !client.greeting_read {
+        client
+            .read_greeting()
+            .map_err(|e| classify("greeting", e))?;
+    }
+    let inner = client
+        .login(&account.user, &account.password)
+        .map_err(|(e, _)| match e {
+            imap::Error::No(_) | imap::Error::Bad(_) => ImapError::Login {
+                user: account.user.clone(),
+                reason: e.to_string(),
+            },
+            other => classify("LOGIN", other),
+        })?;
+    Ok(Session { inner })
+}
+
+/// Read the greeting and ask to upgrade: `a0 STARTTLS`, answered `a0 OK`.
+/// Done on the bare socket, before the session starts.
+fn starttls(mut tcp: TcpStream) -> std::io::Result<TcpStream> {
+    let mut reader = std::io::BufReader::new(tcp.try_clone()?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line)?;
+    if !line.starts_with("* OK") {
+        return Err(std::io::Error::other(format!(
+            "unexpected greeting: {}",
+            line.trim()
+        )));
+    }
+    tcp.write_all(b"a0 STARTTLS\r\n")?;
+    loop {
+        line.clear();
+        if std::io::BufRead::read_line(&mut reader, &mut line)? == 0 {
+            return Err(std::io::Error::other("the server closed the connection"));
+        }
+        if let Some(answer) = line.strip_prefix("a0 ") {
+            return if answer.starts_with("OK") {
+                Ok(tcp)
+            } else {
+                Err(std::io::Error::other(format!(
+                    "the server does not offer STARTTLS: {}",
+                    answer.trim()
+                )))
+            };
+        }
+    }
+}
+
+/// UIDs fetched per command: large enough that round trips do not count,
+/// small enough that a batch of 100 KB messages stays a few MB.
+pub const FETCH_BATCH: usize = 50;
+
+fn uid_set(uids: &[u32]) -> String {
+    uids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Session {
+    /// Open a folder read-write.
+    pub fn select(&mut self, folder: &str) -> Result<Selected, ImapError> {
+        let mailbox = self
+            .inner
+            .select(folder)
+            .map_err(|e| classify(&format!("SELECT {folder}"), e))?;
+        Ok(Selected {
+            uid_validity: mailbox.uid_validity.unwrap_or(0),
+            uid_next: mailbox.uid_next,
+            exists: mailbox.exists,
+        })
+    }
+
+    /// The UIDs above `after`, oldest first.
+    pub fn uids_after(&mut self, after: u32) -> Result<Vec<u32>, ImapError> {
+        let query = format!("UID {}:*", after.saturating_add(1));
+        let found = self
+            .inner
+            .uid_search(&query)
+            .map_err(|e| classify(&format!("UID SEARCH {query}"), e))?;
+        // `n:*` always includes the highest UID, even one below n.
+        let mut uids: Vec<u32> = found.into_iter().filter(|&u| u > after).collect();
+        uids.sort_unstable();
+        Ok(uids)
+    }
+
+    /// Whole messages, without marking them seen, in one command per
+    /// [`FETCH_BATCH`] UIDs. UIDs that vanished meanwhile are left out.
+    pub fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
+        let mut out = Vec::with_capacity(uids.len());
+        for batch in uids.chunks(FETCH_BATCH) {
+            let set = uid_set(batch);
+            let fetches = self
+                .inner
+                .uid_fetch(&set, "(UID BODY.PEEK[])")
+                .map_err(|e| classify("UID FETCH", e))?;
+            let mut got: Vec<Fetched> = fetches
+                .iter()
+                .filter_map(|f| {
+                    Some(Fetched {
+                        uid: f.uid?,
+                        raw: f.body()?.to_vec(),
+                    })
+                })
+                .collect();
+            got.sort_by_key(|f| f.uid);
+            out.extend(got);
+        }
+        Ok(out)
+    }
+
+    /// Move messages to another folder, creating it if missing.
+    pub fn move_to(&mut self, uids: &[u32], folder: &str) -> Result<(), ImapError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        self.ensure_folder(folder)?;
+        for batch in uids.chunks(500) {
+            self.inner
+                .uid_mv(uid_set(batch), folder)
+                .map_err(|e| classify(&format!("UID MOVE to {folder}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Mark messages as seen.
+    pub fn mark_seen(&mut self, uids: &[u32]) -> Result<(), ImapError> {
+        for batch in uids.chunks(500) {
+            self.inner
+                .uid_store(uid_set(batch), "+FLAGS.SILENT (\\Seen)")
+                .map_err(|e| classify("UID STORE \\Seen", e))?;
+        }
+        Ok(())
+    }
+
+    /// Create a folder unless it exists.
+    pub fn ensure_folder(&mut self, folder: &str) -> Result<(), ImapError> {
+        let exists = self
+            .inner
+            .list(None, Some(folder))
+            .map_err(|e| classify("LIST", e))?
+            .iter()
+            .next()
+            .is_some();
+        if !exists {
+            self.inner
+                .create(folder)
+                .map_err(|e| classify(&format!("CREATE {folder}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Store a message in a folder (tests and benchmarks fill mailboxes so).
+    pub fn append(&mut self, folder: &str, raw: &[u8]) -> Result<(), ImapError> {
+        self.inner
+            .append(folder, raw)
+            .finish()
+            .map(|_| ())
+            .map_err(|e| classify(&format!("APPEND to {folder}"), e))
+    }
+
+    pub fn logout(mut self) {
+        let _ = self.inner.logout();
+    }
+}

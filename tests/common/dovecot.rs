@@ -1,0 +1,184 @@
+//! A private Dovecot IMAP server for one test: its own configuration,
+//! password file and maildirs in a temporary folder, on a free loopback
+//! port, stopped when dropped.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "finance";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Dovecot {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+impl Dovecot {
+    pub fn start() -> Dovecot {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        for sub in ["run", "state", "home"] {
+            std::fs::create_dir_all(d.join(sub)).expect("dovecot dirs");
+        }
+        // As root, Dovecot runs its processes as its own users and the mail
+        // as `dovecot`; otherwise everything runs as the current user.
+        // SAFETY: plain calls without arguments.
+        let root = unsafe { libc::geteuid() } == 0;
+        let (internal, login, mail) = if root {
+            (
+                "dovecot".to_string(),
+                "dovenull".to_string(),
+                "dovecot".to_string(),
+            )
+        } else {
+            let me = std::env::var("USER").unwrap_or_else(|_| "nobody".into());
+            (me.clone(), me.clone(), me)
+        };
+        if root {
+            let status = Command::new("chown")
+                .args(["-R", &format!("{mail}:{mail}")])
+                .arg(d.join("home"))
+                .status()
+                .expect("chown");
+            assert!(status.success());
+            // The temp dir itself must be passable for the mail user.
+            let status = Command::new("chmod")
+                .arg("755")
+                .arg(d)
+                .status()
+                .expect("chmod");
+            assert!(status.success());
+        }
+        std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
+        let port = free_port();
+        let p = |sub: &str| d.join(sub).display().to_string();
+        let config = format!(
+            r#"base_dir = {run}
+state_dir = {state}
+log_path = {log}
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal}
+default_login_user = {login}
+first_valid_uid = 1
+first_valid_gid = 1
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {passwd}
+}}
+userdb {{
+  driver = static
+  args = uid={mail} gid={mail} home={home}/%u
+}}
+mail_location = maildir:~/Maildir
+namespace inbox {{
+  inbox = yes
+  separator = /
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+"#,
+            run = p("run"),
+            state = p("state"),
+            log = p("dovecot.log"),
+            passwd = p("passwd"),
+            home = p("home"),
+        );
+        std::fs::write(d.join("dovecot.conf"), config).unwrap();
+        let child = Command::new("dovecot")
+            .arg("-F")
+            .arg("-c")
+            .arg(d.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start dovecot ({e}); scripts/setup.sh installs dovecot-imapd")
+            });
+        let server = Dovecot { port, dir, child };
+        server.wait_until_ready();
+        server
+    }
+
+    fn wait_until_ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut greeting = [0u8; 4];
+                if s.read_exact(&mut greeting).is_ok() && &greeting == b"* OK" {
+                    return;
+                }
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("dovecot did not start:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+    }
+
+    pub fn account(&self) -> clerk::mail::imap::Account {
+        clerk::mail::imap::Account {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            tls: clerk::mail::imap::Tls::Plain,
+            user: USER.into(),
+            password: PASSWORD.into(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Stop the server (a test of an outage); `start` makes a new one.
+    pub fn stop(&mut self) {
+        // SAFETY: signalling our own child, then reaping it.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+
+    pub fn maildir(&self) -> std::path::PathBuf {
+        self.dir.path().join("home").join(USER).join("Maildir")
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Messages put into a folder with IMAP APPEND.
+pub fn append_all(account: &clerk::mail::imap::Account, folder: &str, messages: &[&Path]) {
+    let mut session = clerk::mail::imap::connect(account).expect("connect to dovecot");
+    for m in messages {
+        let raw = std::fs::read(m).expect("read message");
+        session.append(folder, &raw).expect("append");
+    }
+    session.logout();
+}
