@@ -70,7 +70,8 @@
 //!
 //! ## `[[triggers]]`: what starts jobs besides `clerk run`
 //!
-//! - `kind`: required; `"cron"`, `"interval"`, `"folder"` or `"manual"`.
+//! - `kind`: required; `"cron"`, `"interval"`, `"folder"`, `"mailbox"` or
+//!   `"manual"`.
 //! - `schedule`: cron only, required. 5 fields (minute hour day-of-month
 //!   month day-of-week) or 6 with seconds first.
 //! - `timezone`: cron only, optional IANA zone such as `"Europe/Berlin"`,
@@ -90,9 +91,23 @@
 //! - `rescan`: folder only, optional duration of at least `"1s"`, default
 //!   `"30s"`. The folder is read on every change the system reports, and at
 //!   least this often besides (network shares report none).
+//! - `host`, `user`, `password`: mailbox only, required. The password must
+//!   be a `${secret:NAME}` reference.
+//! - `port`: mailbox only; default 993 with `tls = "implicit"` (the default),
+//!   143 with `"starttls"` or `"plain"`. `"plain"` sends the password
+//!   unencrypted and needs `allow_plain = true` besides: for a server on the
+//!   same machine only.
+//! - `folder` (default `"INBOX"`), `every` (poll interval, default `"1m"`),
+//!   `after` (`"move"` to `move_to`, default `"Processed"`; `"flag"` as seen;
+//!   `"leave"`), `failed_to` (default `"Failed"`): mailbox only.
+//! - `types` (media types, `type/*` allowed; default PDF, PNG, JPEG, TIFF),
+//!   `max_mb` (default 25), `body` (the message text is a document too,
+//!   default false), `store` (folder the documents are saved in, relative to
+//!   the bot's, default `"mail"`), `timeout` (per server answer, default
+//!   `"30s"`): mailbox only.
 //! - `name`: optional; the trigger's identity, remembered with the last slot
 //!   fired. Default: `cron:<schedule>@<timezone>`, `every:<seconds>s`,
-//!   `folder:<path>` or `manual`. No two triggers of a bot may have the same identity.
+//!   `folder:<path>`, `mailbox:<user>@<host>/<folder>` or `manual`. No two triggers of a bot may have the same identity.
 //! - `input`: optional table, the input of the jobs the trigger starts.
 //!   Default: an empty table.
 //!
@@ -286,6 +301,7 @@ enum TriggerKindName {
     Interval,
     Manual,
     Folder,
+    Mailbox,
 }
 
 const TRIGGER_KINDS: &[(&str, TriggerKindName)] = &[
@@ -293,18 +309,34 @@ const TRIGGER_KINDS: &[(&str, TriggerKindName)] = &[
     ("interval", TriggerKindName::Interval),
     ("manual", TriggerKindName::Manual),
     ("folder", TriggerKindName::Folder),
+    ("mailbox", TriggerKindName::Mailbox),
 ];
 
 /// Keys that only some trigger kinds take, with those kinds.
 const KIND_ONLY_KEYS: &[(&str, &[&str])] = &[
     ("schedule", &["cron"]),
     ("timezone", &["cron"]),
-    ("every", &["interval"]),
+    ("every", &["interval", "mailbox"]),
     ("catch_up", &["cron", "interval"]),
     ("path", &["folder"]),
     ("patterns", &["folder"]),
     ("settle", &["folder"]),
     ("rescan", &["folder"]),
+    ("host", &["mailbox"]),
+    ("port", &["mailbox"]),
+    ("tls", &["mailbox"]),
+    ("allow_plain", &["mailbox"]),
+    ("user", &["mailbox"]),
+    ("password", &["mailbox"]),
+    ("folder", &["mailbox"]),
+    ("after", &["mailbox"]),
+    ("move_to", &["mailbox"]),
+    ("failed_to", &["mailbox"]),
+    ("types", &["mailbox"]),
+    ("max_mb", &["mailbox"]),
+    ("body", &["mailbox"]),
+    ("store", &["mailbox"]),
+    ("timeout", &["mailbox"]),
 ];
 
 fn read_triggers(sink: &Sink, readers: Option<Vec<TableReader>>) -> Vec<Trigger> {
@@ -416,6 +448,10 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
             })
         }
         TriggerKindName::Manual => Some((TriggerKind::Manual, "manual".to_string())),
+        TriggerKindName::Mailbox => read_mailbox(&mut t).map(|config| {
+            let id = format!("mailbox:{}@{}/{}", config.user, config.host, config.folder);
+            (TriggerKind::Mailbox(Box::new(config)), id)
+        }),
         TriggerKindName::Folder => {
             let path = t.required_with("path", |p: String| {
                 if p.trim().is_empty() {
@@ -479,6 +515,107 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
         input,
     };
     Some((trigger, at))
+}
+
+/// The keys of a mailbox trigger; `None` when one is wrong (reported).
+fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig> {
+    use crate::mail::imap::Tls;
+    use crate::mail::poll::{After, MailboxConfig};
+    let host = t.required_with("host", |s: String| Ok::<_, Problem>(s));
+    let tls = t.optional_or("tls", Tls::Implicit, |s: String| {
+        one_of(
+            &s,
+            &[
+                ("implicit", Tls::Implicit),
+                ("starttls", Tls::StartTls),
+                ("plain", Tls::Plain),
+            ],
+        )
+    });
+    let allow_plain = t.optional::<bool>("allow_plain").unwrap_or(false);
+    let port = t.optional_with("port", |p: Positive| {
+        u16::try_from(p.0)
+            .map_err(|_| Problem::new(format!("must be a port number, found {}", p.0)))
+    });
+    let user = t.required_with("user", |s: String| Ok::<_, Problem>(s));
+    let password = t.required_with("password", |p: String| {
+        if p.trim_start().starts_with("${secret:") {
+            super::secrets::check_references(&p).map_err(Problem::new)?;
+            Ok(p)
+        } else {
+            Err(Problem::new(
+                "must name a secret, such as \"${secret:IMAP_PASSWORD}\"; a bot file never holds a password".to_string(),
+            ))
+        }
+    });
+    let folder = t
+        .optional::<String>("folder")
+        .unwrap_or_else(|| "INBOX".into());
+    let every = t.optional_or("every", Duration::from_secs(60), |d: Duration| {
+        if d < Duration::from_secs(1) {
+            Err(format!(
+                "must be at least 1s, found {}",
+                humantime::format_duration(d)
+            )
+            .into())
+        } else {
+            Ok(d)
+        }
+    });
+    let after = t.optional_or("after", After::Move, |s: String| {
+        one_of(
+            &s,
+            &[
+                ("move", After::Move),
+                ("flag", After::Flag),
+                ("leave", After::Leave),
+            ],
+        )
+    });
+    let move_to = t
+        .optional::<String>("move_to")
+        .unwrap_or_else(|| "Processed".into());
+    let failed_to = t
+        .optional::<String>("failed_to")
+        .unwrap_or_else(|| "Failed".into());
+    let mut filter = crate::mail::AttachmentFilter::default();
+    if let Some(types) = t.optional::<Vec<String>>("types") {
+        filter.types = types;
+    }
+    if let Some(mb) = t.optional::<Positive>("max_mb") {
+        filter.max_size = u64::from(mb.0) * 1024 * 1024;
+    }
+    filter.body = t.optional::<bool>("body").unwrap_or(false);
+    let store = t
+        .optional::<String>("store")
+        .unwrap_or_else(|| "mail".into());
+    let timeout = t.optional_or("timeout", Duration::from_secs(30), Ok);
+    let tls = tls?;
+    if tls == Tls::Plain && !allow_plain {
+        t.reject(
+            "tls",
+            "`plain` sends the password unencrypted; set `allow_plain = true` only for a server on this machine",
+        );
+        return None;
+    }
+    Some(MailboxConfig {
+        host: host?,
+        port: port.unwrap_or(match tls {
+            Tls::Implicit => 993,
+            Tls::StartTls | Tls::Plain => 143,
+        }),
+        tls,
+        user: user?,
+        password: password?,
+        folder,
+        every: every?,
+        after: after?,
+        move_to,
+        failed_to,
+        filter,
+        store: PathBuf::from(store),
+        timeout: timeout?,
+    })
 }
 
 /// Files a folder trigger takes when it names no `patterns`: the documents
@@ -1112,6 +1249,17 @@ impl FromToml for Fraction {
     }
 }
 
+impl FromToml for bool {
+    const EXPECTED: &'static str = "true or false";
+
+    fn from_toml(value: &DeValue) -> Result<Self, Problem> {
+        match value {
+            DeValue::Boolean(b) => Ok(*b),
+            other => Err(Self::mismatch(other)),
+        }
+    }
+}
+
 impl FromToml for Duration {
     const EXPECTED: &'static str = "a duration such as \"10s\" or \"5m\"";
 
@@ -1369,6 +1517,35 @@ argv = ["./book.sh"]
         assert_eq!(find(&diags, "missing required key `path`").line, 2);
         assert_eq!(find(&diags, "is not a pattern").line, 4);
         assert_eq!(find(&diags, "does not apply to a folder trigger").line, 5);
+    }
+
+    #[test]
+    fn a_mailbox_trigger_needs_a_secret_and_an_opt_in_for_plain_text() {
+        let source = format!(
+            "name = \"mail\"\n[[triggers]]\nkind = \"mailbox\"\nhost = \"imap.example.com\"\nuser = \"finance\"\npassword = \"${{secret:IMAP_PW}}\"\nafter = \"flag\"\n{MINIMAL_STEP}"
+        );
+        let bot = parse(&source).expect("valid manifest");
+        assert_eq!(bot.triggers[0].id, "mailbox:finance@imap.example.com/INBOX");
+        let TriggerKind::Mailbox(m) = &bot.triggers[0].kind else {
+            panic!("a mailbox trigger");
+        };
+        assert_eq!(m.port, 993);
+        assert_eq!(m.every, Duration::from_secs(60));
+        assert_eq!(m.after, crate::mail::poll::After::Flag);
+
+        let source = format!(
+            "name = \"mail\"\n[[triggers]]\nkind = \"mailbox\"\nhost = \"imap.example.com\"\nuser = \"finance\"\npassword = \"hunter2\"\n{MINIMAL_STEP}"
+        );
+        let diags = errors(&source);
+        let d = find(&diags, "a bot file never holds a password");
+        assert_eq!(d.line, 6);
+        assert!(!d.message.contains("hunter2"), "{}", d.message);
+
+        let source = format!(
+            "name = \"mail\"\n[[triggers]]\nkind = \"mailbox\"\nhost = \"127.0.0.1\"\ntls = \"plain\"\nuser = \"finance\"\npassword = \"${{secret:IMAP_PW}}\"\n{MINIMAL_STEP}"
+        );
+        let diags = errors(&source);
+        assert_eq!(find(&diags, "allow_plain = true").line, 5);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 pub use diagnostics::Diagnostic;
 pub use manifest::{closest, parse_manifest};
 
-use crate::step::{Step, StepDecl};
+use crate::step::{Step, StepConfig, StepDecl};
 
 /// A loaded, valid bot.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ pub enum TriggerKind {
     Manual,
     /// A job for every file dropped into a folder (see
     /// [`crate::scheduler::folder`]).
+    /// A mailbox polled for documents; becomes a poll bot of its own (see
+    /// [`crate::mail::poll`]).
+    Mailbox(Box<crate::mail::poll::MailboxConfig>),
     Folder {
         /// As written: relative paths start at the bot's folder.
         path: std::path::PathBuf,
@@ -201,12 +204,63 @@ pub fn load_dir(dir: &Path) -> LoadReport {
                     continue;
                 }
                 seen.insert(bot.name.clone(), file.clone());
-                report.bots.push(Arc::new(bot));
+                let bot = Arc::new(bot);
+                report.bots.extend(poll_bots(&bot));
+                report.bots.push(bot);
             }
             Err(mut diags) => report.diagnostics.append(&mut diags),
         }
     }
     report
+}
+
+/// The poll bot of each mailbox trigger of `bot`: `<bot>:<trigger>`, one
+/// `mailbox_poll` step, polled every `every`, one poll at a time.
+fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
+    bot.triggers
+        .iter()
+        .filter_map(|t| match &t.kind {
+            TriggerKind::Mailbox(config) => Some((t, config)),
+            _ => None,
+        })
+        .map(|(trigger, config)| {
+            let step = crate::mail::poll::MailboxPollStep::new(
+                (**config).clone(),
+                bot,
+                &trigger.id,
+                trigger.input.clone(),
+            );
+            Arc::new(Bot {
+                name: format!("{}:{}", bot.name, trigger.id),
+                description: format!("Polls {} for {}", trigger.id, bot.name),
+                file: bot.file.clone(),
+                dir: bot.dir.clone(),
+                owners: bot.owners.clone(),
+                triggers: vec![Trigger {
+                    id: "poll".into(),
+                    kind: TriggerKind::Interval {
+                        every: config.every,
+                    },
+                    // A poll missed during downtime is not worth running late:
+                    // the next one reads everything new anyway.
+                    catch_up: CatchUp::Skip,
+                    input: serde_json::json!({}),
+                }],
+                retry: bot.retry.clone(),
+                timeouts: Timeouts {
+                    step: Duration::from_secs(600),
+                    job: None,
+                },
+                concurrency: Some(1),
+                steps: vec![StepDecl {
+                    name: "poll".into(),
+                    timeout: None,
+                    config: StepConfig::MailboxPoll(config.clone()),
+                }],
+                runners: vec![Arc::new(step)],
+            })
+        })
+        .collect()
 }
 
 /// The bots a process knows, by name.

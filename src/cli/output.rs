@@ -166,6 +166,14 @@ fn trigger_text(kind: &TriggerKind) -> String {
         } => format!("cron `{expression}` ({timezone})"),
         TriggerKind::Interval { every } => format!("every {}", humantime::format_duration(*every)),
         TriggerKind::Manual => "manual".into(),
+        TriggerKind::Mailbox(m) => format!(
+            "mailbox {}@{}:{}/{} every {}",
+            m.user,
+            m.host,
+            m.port,
+            m.folder,
+            humantime::format_duration(m.every)
+        ),
         TriggerKind::Folder { path, patterns, .. } => format!(
             "folder {} ({})",
             path.display(),

@@ -421,6 +421,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// The last slot fired for a trigger of a bot.
     async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>>;
 
+    /// Where an intake of a bot got to in its source (`name` says which).
+    async fn checkpoint(&self, bot: &str, name: &str) -> Result<Option<String>>;
+
+    /// Remember where an intake got to.
+    async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()>;
+
     /// A counter that moves whenever jobs may have become claimable (an
     /// enqueue in this process, or a NOTIFY from another one on PostgreSQL).
     fn wakeups(&self) -> tokio::sync::watch::Receiver<u64>;

@@ -32,13 +32,23 @@ pub struct PgStore {
 
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
-    sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
-        1,
-        "jobs".into(),
-        sqlx::migrate::MigrationType::Simple,
-        include_str!("migrations/postgres/0001_jobs.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &'static str, sql: &'static str| {
+        sqlx::migrate::Migration::new(
+            version,
+            name.into(),
+            sqlx::migrate::MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    sqlx::migrate::Migrator::with_migrations(vec![
+        migration(1, "jobs", include_str!("migrations/postgres/0001_jobs.sql")),
+        migration(
+            2,
+            "checkpoints",
+            include_str!("migrations/postgres/0002_checkpoints.sql"),
+        ),
+    ])
 }
 
 const CLAIM_SQL: &str = "
@@ -1014,6 +1024,30 @@ impl JobStore for PgStore {
             .fetch_optional(&self.pool)
             .await?,
         )
+    }
+
+    async fn checkpoint(&self, bot: &str, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM checkpoints WHERE bot = $1 AND name = $2")
+                .bind(bot)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO checkpoints (bot, name, value, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (bot, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(bot)
+        .bind(name)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {

@@ -42,13 +42,23 @@ impl Drop for SqliteStore {
 
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::SqlSafeStr;
-    sqlx::migrate::Migrator::with_migrations(vec![sqlx::migrate::Migration::new(
-        1,
-        "jobs".into(),
-        sqlx::migrate::MigrationType::Simple,
-        include_str!("migrations/sqlite/0001_jobs.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &'static str, sql: &'static str| {
+        sqlx::migrate::Migration::new(
+            version,
+            name.into(),
+            sqlx::migrate::MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    sqlx::migrate::Migrator::with_migrations(vec![
+        migration(1, "jobs", include_str!("migrations/sqlite/0001_jobs.sql")),
+        migration(
+            2,
+            "checkpoints",
+            include_str!("migrations/sqlite/0002_checkpoints.sql"),
+        ),
+    ])
 }
 
 impl SqliteStore {
@@ -950,6 +960,32 @@ impl JobStore for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await?,
         )
+    }
+
+    async fn checkpoint(&self, bot: &str, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM checkpoints WHERE bot = ? AND name = ?")
+                .bind(bot)
+                .bind(name)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO checkpoints (bot, name, value, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (bot, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(bot)
+        .bind(name)
+        .bind(value)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     fn wakeups(&self) -> watch::Receiver<u64> {

@@ -3,5 +3,6 @@
 
 pub mod imap;
 pub mod mime;
+pub mod poll;
 
 pub use mime::{AttachmentFilter, Document, Mail, MailError, Skipped, parse};

@@ -64,7 +64,7 @@ pub fn decide(
 /// The most recent slot of `trigger` at or before `now` (Unix ms).
 pub fn latest_slot(trigger: &Trigger, now: i64) -> Option<i64> {
     match &trigger.kind {
-        TriggerKind::Manual | TriggerKind::Folder { .. } => None,
+        TriggerKind::Manual | TriggerKind::Folder { .. } | TriggerKind::Mailbox(_) => None,
         TriggerKind::Interval { every } => {
             let every = (every.as_millis() as i64).max(1);
             Some(now.div_euclid(every) * every)
@@ -84,7 +84,7 @@ pub fn latest_slot(trigger: &Trigger, now: i64) -> Option<i64> {
 /// The first slot of `trigger` after `now` (Unix ms).
 pub fn next_slot(trigger: &Trigger, now: i64) -> Option<i64> {
     match &trigger.kind {
-        TriggerKind::Manual | TriggerKind::Folder { .. } => None,
+        TriggerKind::Manual | TriggerKind::Folder { .. } | TriggerKind::Mailbox(_) => None,
         TriggerKind::Interval { every } => {
             let every = (every.as_millis() as i64).max(1);
             Some((now.div_euclid(every) + 1) * every)

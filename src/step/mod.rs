@@ -91,6 +91,19 @@ pub struct StepContext {
     /// period, or the step's time is up. A step that holds resources (a child
     /// process, a browser tab) must release them when this fires.
     pub cancel: CancellationToken,
+    /// The job database, for steps that start jobs of their own (an intake
+    /// poll queues one job per document it finds).
+    pub jobs: JobsHandle,
+}
+
+/// The job database as a step sees it.
+#[derive(Clone)]
+pub struct JobsHandle(pub crate::jobs::JobDb);
+
+impl std::fmt::Debug for JobsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobsHandle")
+    }
 }
 
 impl StepContext {
@@ -132,6 +145,8 @@ pub struct StepDecl {
 pub enum StepConfig {
     Command(command::CommandConfig),
     Extract(crate::extract::step::ExtractConfig),
+    /// Not written in bot files: a mailbox trigger's poll bot has it.
+    MailboxPoll(Box<crate::mail::poll::MailboxConfig>),
 }
 
 impl StepConfig {
@@ -142,6 +157,11 @@ impl StepConfig {
             StepConfig::Command(c) => Arc::new(CommandStep::new(c.clone(), bot_dir)),
             StepConfig::Extract(c) => {
                 Arc::new(crate::extract::step::ExtractStep::build(c, bot_dir)?)
+            }
+            StepConfig::MailboxPoll(_) => {
+                return Err(
+                    "a mailbox poll is built from its trigger, not declared as a step".into(),
+                );
             }
         })
     }

@@ -210,6 +210,7 @@ async fn run_steps(
             outputs: outputs.clone(),
             secrets: shared.config.secrets.clone(),
             cancel: control.token.child_token(),
+            jobs: crate::step::JobsHandle(shared.db.clone()),
         };
         let started = now_ms();
         let end = tokio::select! {

@@ -106,19 +106,17 @@ service imap-login {{
             home = p("home"),
         );
         std::fs::write(d.join("dovecot.conf"), config).unwrap();
-        let child = Command::new("dovecot")
-            .arg("-F")
-            .arg("-c")
-            .arg(d.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start dovecot ({e}); scripts/setup.sh installs dovecot-imapd")
-            });
+        let child = spawn(d);
         let server = Dovecot { port, dir, child };
         server.wait_until_ready();
         server
+    }
+
+    /// Start the stopped server again: same port, same mail.
+    pub fn restart(&mut self) {
+        let _ = std::fs::remove_file(self.dir.path().join("run").join("master.pid"));
+        self.child = spawn(self.dir.path());
+        self.wait_until_ready();
     }
 
     fn wait_until_ready(&self) {
@@ -165,6 +163,19 @@ service imap-login {{
     pub fn maildir(&self) -> std::path::PathBuf {
         self.dir.path().join("home").join(USER).join("Maildir")
     }
+}
+
+fn spawn(dir: &Path) -> Child {
+    Command::new("dovecot")
+        .arg("-F")
+        .arg("-c")
+        .arg(dir.join("dovecot.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start dovecot ({e}); scripts/setup.sh installs dovecot-imapd")
+        })
 }
 
 impl Drop for Dovecot {

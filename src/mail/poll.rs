@@ -1,0 +1,330 @@
+//! Mailbox triggers: a poll of a mailbox is a job of its own, and it fans
+//! out into one job per document it finds.
+//!
+//! Each mailbox trigger of a bot becomes a poll bot, `<bot>:<trigger>`, with
+//! one `mailbox_poll` step, an interval trigger, and a concurrency of one:
+//! however many clerk processes share the job database, one poll of a
+//! mailbox runs at a time. A poll that cannot reach the server fails as a
+//! transient error and is retried with the bot's backoff; its runs show in
+//! `clerk runs list` like any other.
+//!
+//! One poll:
+//!
+//! 1. reads the checkpoint (UIDVALIDITY and last UID) and fetches the
+//!    messages above it, in batches;
+//! 2. saves each document under `<store>/<sha256 prefix>-<name>` and queues
+//!    its job, keyed `mail:<trigger>:<message>:<document sha256>` where
+//!    `<message>` is the Message-ID (the SHA-256 of the message without
+//!    one);
+//! 3. only then moves the messages (or flags them), those that cannot be
+//!    parsed to the failed folder;
+//! 4. advances the checkpoint.
+//!
+//! The key does not contain the UID, so a crash between any two steps, a
+//! re-poll, or a mailbox whose UIDVALIDITY changed (every message seen again
+//! under new UIDs) finds the jobs already queued: each document is one job.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::imap::{self, Account, Tls};
+use super::mime::{AttachmentFilter, parse};
+use crate::jobs::NewJob;
+use crate::step::{Step, StepContext, StepError, StepOutcome};
+
+/// What happens to a message once its documents are queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Moved to `move_to`.
+    Move,
+    /// Flagged `\Seen` and left in place.
+    Flag,
+    /// Left as it is; the checkpoint alone remembers it.
+    Leave,
+}
+
+/// A mailbox trigger as written in `bot.toml`.
+#[derive(Debug, Clone)]
+pub struct MailboxConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: String,
+    /// `${secret:NAME}`, resolved for each poll.
+    pub password: String,
+    pub folder: String,
+    pub every: Duration,
+    pub after: After,
+    pub move_to: String,
+    pub failed_to: String,
+    pub filter: AttachmentFilter,
+    /// Where documents are saved, relative to the bot's folder.
+    pub store: PathBuf,
+    /// Limit on connecting and on each server answer.
+    pub timeout: Duration,
+}
+
+/// The step of a poll bot.
+#[derive(Debug)]
+pub struct MailboxPollStep {
+    config: MailboxConfig,
+    /// The bot whose jobs the documents become, and how they retry.
+    target: String,
+    max_attempts: u32,
+    max_lost: u32,
+    trigger: String,
+    /// Input of every document job, besides the document.
+    input: Value,
+    store: PathBuf,
+}
+
+impl MailboxPollStep {
+    pub fn new(
+        config: MailboxConfig,
+        target: &crate::bot::Bot,
+        trigger: &str,
+        input: Value,
+    ) -> MailboxPollStep {
+        let store = target.dir.join(&config.store);
+        MailboxPollStep {
+            store: std::path::absolute(&store).unwrap_or(store),
+            config,
+            target: target.name.clone(),
+            max_attempts: target.retry.max_attempts,
+            max_lost: target.retry.max_lost,
+            trigger: trigger.to_string(),
+            input,
+        }
+    }
+
+    fn checkpoint_name(&self) -> String {
+        format!("{}:{}", self.trigger, self.config.folder)
+    }
+}
+
+/// Where a poll got to: the mailbox's identity and the last UID taken.
+fn read_checkpoint(value: Option<&str>) -> Option<(u32, u32)> {
+    let (validity, uid) = value?.split_once(':')?;
+    Some((validity.parse().ok()?, uid.parse().ok()?))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn imap_failure(e: imap::ImapError) -> StepError {
+    if e.is_transient() {
+        StepError::transient(e.to_string())
+    } else {
+        StepError::business(e.to_string())
+    }
+}
+
+/// Run blocking IMAP work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
+) -> Result<T, StepError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StepError::transient(format!("the mailbox task failed: {e}")))?
+}
+
+/// Save a document under its content's name; writing it again is harmless.
+fn save(
+    store: &std::path::Path,
+    sha256: &str,
+    name: &str,
+    bytes: &[u8],
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(store)?;
+    let path = store.join(format!("{}-{name}", &sha256[..12]));
+    if !path.exists() {
+        let partial = store.join(format!(".{}-{name}.partial", &sha256[..12]));
+        std::fs::write(&partial, bytes)?;
+        std::fs::File::open(&partial)?.sync_all()?;
+        std::fs::rename(&partial, &path)?;
+    }
+    Ok(path)
+}
+
+#[async_trait]
+impl Step for MailboxPollStep {
+    fn kind(&self) -> &'static str {
+        "mailbox_poll"
+    }
+
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        let password = ctx
+            .secrets
+            .resolve(&self.config.password)
+            .map_err(|e| StepError::business(format!("the mailbox password: {e}")))?;
+        let account = Account {
+            host: self.config.host.clone(),
+            port: self.config.port,
+            tls: self.config.tls,
+            user: self.config.user.clone(),
+            password: password.text,
+            timeout: self.config.timeout,
+        };
+        let db = ctx.jobs.0.clone();
+        let checkpoint_name = self.checkpoint_name();
+        let checkpoint = db
+            .checkpoint(&ctx.bot, &checkpoint_name)
+            .await
+            .map_err(|e| StepError::transient(format!("cannot read the checkpoint: {e}")))?;
+        let folder = self.config.folder.clone();
+        let (session, validity, fetched) = blocking(move || {
+            let mut session = imap::connect(&account).map_err(imap_failure)?;
+            let selected = session.select(&folder).map_err(imap_failure)?;
+            // A mailbox whose UIDVALIDITY changed numbers its messages anew:
+            // read it all again; the job keys keep documents from doubling.
+            let after = match read_checkpoint(checkpoint.as_deref()) {
+                Some((validity, uid)) if validity == selected.uid_validity => uid,
+                _ => 0,
+            };
+            let uids = session.uids_after(after).map_err(imap_failure)?;
+            let fetched = session.fetch(&uids).map_err(imap_failure)?;
+            Ok((session, selected.uid_validity, fetched))
+        })
+        .await?;
+
+        let mut taken_uids = Vec::new();
+        let mut failed_uids = Vec::new();
+        let mut report = Vec::new();
+        let mut jobs = Vec::new();
+        for message in &fetched {
+            let mail = match parse(&message.raw, &self.config.filter) {
+                Ok(mail) => mail,
+                Err(e) => {
+                    tracing::warn!(bot = %self.target, uid = message.uid, error = %e, "message cannot be parsed; moved to the failed folder");
+                    report.push(json!({ "uid": message.uid, "error": e.to_string() }));
+                    failed_uids.push(message.uid);
+                    continue;
+                }
+            };
+            let identity = mail
+                .message_id
+                .clone()
+                .unwrap_or_else(|| sha256_hex(&message.raw));
+            let mut documents = Vec::new();
+            for document in &mail.documents {
+                let store = self.store.clone();
+                let (sha, name, bytes) = (
+                    document.sha256.clone(),
+                    document.name.clone(),
+                    document.bytes.clone(),
+                );
+                let path = blocking(move || {
+                    save(&store, &sha, &name, &bytes)
+                        .map_err(|e| StepError::transient(format!("cannot save {name}: {e}")))
+                })
+                .await?;
+                let mut input = match &self.input {
+                    Value::Object(map) => map.clone(),
+                    _ => serde_json::Map::new(),
+                };
+                input.insert("file".into(), json!(path.display().to_string()));
+                input.insert("name".into(), json!(document.name));
+                input.insert("sha256".into(), json!(document.sha256));
+                input.insert("size".into(), json!(document.bytes.len()));
+                input.insert("media_type".into(), json!(document.media_type));
+                input.insert(
+                    "mail".into(),
+                    json!({
+                        "from": mail.from,
+                        "subject": mail.subject,
+                        "date": mail.date,
+                        "message_id": mail.message_id,
+                        "mailbox": format!("{}@{}/{}", self.config.user, self.config.host, self.config.folder),
+                        "uid": message.uid,
+                    }),
+                );
+                jobs.push(NewJob {
+                    bot: self.target.clone(),
+                    input: Value::Object(input),
+                    idempotency_key: Some(format!(
+                        "mail:{}:{identity}:{}",
+                        self.trigger, document.sha256
+                    )),
+                    max_attempts: self.max_attempts,
+                    max_lost: self.max_lost,
+                    run_after: None,
+                    created_by: format!("mailbox:{}", ctx.bot),
+                });
+                documents.push(document.name.clone());
+            }
+            report.push(json!({
+                "uid": message.uid,
+                "from": mail.from,
+                "subject": mail.subject,
+                "documents": documents,
+                "skipped": mail.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>(),
+            }));
+            taken_uids.push(message.uid);
+        }
+        // Durably queued before any message is touched.
+        let enqueued = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            db.enqueue(&jobs)
+                .await
+                .map_err(|e| StepError::transient(format!("cannot queue the documents: {e}")))?
+        };
+        let created = enqueued.iter().filter(|e| e.created).count();
+
+        let config = self.config.clone();
+        let (taken, failed) = (taken_uids.clone(), failed_uids.clone());
+        blocking(move || {
+            let mut session = session;
+            match config.after {
+                After::Move => session.move_to(&taken, &config.move_to),
+                After::Flag => session.mark_seen(&taken),
+                After::Leave => Ok(()),
+            }
+            .map_err(imap_failure)?;
+            session
+                .move_to(&failed, &config.failed_to)
+                .map_err(imap_failure)?;
+            session.logout();
+            Ok(())
+        })
+        .await?;
+        if let Some(last) = fetched.iter().map(|m| m.uid).max() {
+            db.set_checkpoint(&ctx.bot, &checkpoint_name, &format!("{validity}:{last}"))
+                .await
+                .map_err(|e| StepError::transient(format!("cannot save the checkpoint: {e}")))?;
+        }
+        if !fetched.is_empty() {
+            tracing::info!(bot = %self.target, messages = fetched.len(), documents = jobs.len(), new_jobs = created, failed = failed_uids.len(), "mailbox polled");
+        }
+        Ok(StepOutcome::Done(json!({
+            "messages": fetched.len(),
+            "documents": jobs.len(),
+            "new_jobs": created,
+            "failed": failed_uids.len(),
+            "details": report,
+        })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_read_back_or_start_over() {
+        assert_eq!(
+            read_checkpoint(Some("1795324614:42")),
+            Some((1795324614, 42))
+        );
+        assert_eq!(read_checkpoint(Some("garbage")), None);
+        assert_eq!(read_checkpoint(None), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Mailbox triggers against a private Dovecot, on both back ends: every
+//! document of every message becomes exactly one job, whatever is polled
+//! again, crashes, or goes down in between.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clerk::jobs::{JobDb, JobState, ListFilter};
+use clerk::mail::imap;
+use common::dovecot::{Dovecot, PASSWORD, append_all};
+use common::{Kind, RunningWorker, fast_config, new_job, setup, wait_for};
+
+const POLL_BOT: &str = "intake:mailbox:finance@127.0.0.1/INBOX";
+
+fn manifest(port: u16, after: &str) -> String {
+    format!(
+        r#"
+name = "intake"
+
+[retry]
+max_attempts = 10
+backoff = "500ms"
+backoff_cap = "1s"
+jitter = 0
+
+[[triggers]]
+kind = "mailbox"
+host = "127.0.0.1"
+port = {port}
+tls = "plain"
+allow_plain = true
+user = "finance"
+password = "${{secret:IMAP_PASSWORD}}"
+every = "1h"
+after = "{after}"
+timeout = "5s"
+input = {{ source = "mail" }}
+
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["true"]
+"#
+    )
+}
+
+fn fixture_messages() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail");
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    all
+}
+
+fn fill(server: &Dovecot) {
+    let messages = fixture_messages();
+    let paths: Vec<&std::path::Path> = messages.iter().map(|p| p.as_path()).collect();
+    append_all(&server.account(), "INBOX", &paths);
+}
+
+async fn document_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
+    db.list(&ListFilter {
+        bot: Some("intake".into()),
+        state: None,
+        limit: 1000,
+        before_id: None,
+    })
+    .await
+    .expect("list")
+}
+
+fn folder_size(server: &Dovecot, folder: &str) -> u32 {
+    let mut session = imap::connect(&server.account()).expect("connect");
+    let exists = session.select(folder).map(|s| s.exists).unwrap_or(0);
+    session.logout();
+    exists
+}
+
+/// A worker that knows the mailbox password from a secrets file.
+fn worker(s: &common::Setup) -> RunningWorker {
+    let secrets = s.t.path().join("secrets.env");
+    std::fs::write(&secrets, format!("IMAP_PASSWORD={PASSWORD}\n")).unwrap();
+    let mut cfg = fast_config(2);
+    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
+}
+
+/// Queue one poll and wait for it to succeed; its output.
+async fn poll(s: &common::Setup) -> serde_json::Value {
+    let bot = s.registry.get(POLL_BOT).expect("the poll bot exists");
+    let id =
+        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+            .await
+            .unwrap()[0]
+            .id;
+    wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(60)).await;
+    let job = s.db.job(id).await.unwrap().unwrap();
+    job.output.clone().unwrap_or_default()
+}
+
+async fn each_document_of_each_message_becomes_one_job(kind: Kind) {
+    let server = Dovecot::start();
+    let s = setup(kind, "intake", &manifest(server.port, "move")).await;
+    fill(&server);
+    let w = worker(&s);
+
+    let first = poll(&s).await;
+    assert_eq!(first["messages"], 10, "{first:#}");
+    assert_eq!(first["new_jobs"], 8, "{first:#}");
+    assert_eq!(first["failed"], 1, "{first:#}");
+    let jobs = document_jobs(&s.db).await;
+    assert_eq!(jobs.len(), 8);
+    // Each job has its document on disk and the message it came from.
+    let mut subjects = Vec::new();
+    for summary in &jobs {
+        let job = s.db.job(summary.id).await.unwrap().unwrap();
+        let file = std::path::PathBuf::from(job.input["file"].as_str().unwrap());
+        assert!(file.is_absolute() && file.is_file(), "{file:?}");
+        assert_eq!(job.input["source"], "mail");
+        subjects.push(
+            job.input["mail"]["subject"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    assert!(
+        subjects.contains(&"Rechnung für März".to_string()),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&"Fwd: Rechnung RE-2026-67181".to_string()),
+        "{subjects:?}"
+    );
+    // Messages taken went to Processed, the one that is not a message to Failed.
+    assert_eq!(folder_size(&server, "INBOX"), 0);
+    assert_eq!(folder_size(&server, "Processed"), 9);
+    assert_eq!(folder_size(&server, "Failed"), 1);
+
+    // A second poll finds nothing new.
+    let second = poll(&s).await;
+    assert_eq!(second["messages"], 0, "{second:#}");
+    assert_eq!(document_jobs(&s.db).await.len(), 8);
+    w.shutdown().await;
+}
+
+async fn polling_again_after_a_crash_before_the_move_doubles_nothing(kind: Kind) {
+    let server = Dovecot::start();
+    // Messages stay where they are, as after a crash between queueing the
+    // documents and moving the messages.
+    let s = setup(kind, "intake", &manifest(server.port, "leave")).await;
+    fill(&server);
+    let w = worker(&s);
+    let first = poll(&s).await;
+    assert_eq!(first["new_jobs"], 8, "{first:#}");
+    // Forget the checkpoint, as a crash before it was written would, or as a
+    // mailbox whose UIDVALIDITY changed does: every message is read again.
+    s.db.set_checkpoint(POLL_BOT, "mailbox:finance@127.0.0.1/INBOX:INBOX", "1:0")
+        .await
+        .unwrap();
+    let again = poll(&s).await;
+    // The one that is not a message went to Failed even so.
+    assert_eq!(again["messages"], 9, "{again:#}");
+    assert_eq!(again["new_jobs"], 0, "{again:#}");
+    assert_eq!(document_jobs(&s.db).await.len(), 8);
+    assert_eq!(folder_size(&server, "INBOX"), 9);
+    w.shutdown().await;
+}
+
+async fn a_poll_while_the_server_is_down_retries_until_it_is_back(kind: Kind) {
+    let mut server = Dovecot::start();
+    let s = setup(kind, "intake", &manifest(server.port, "move")).await;
+    fill(&server);
+    server.stop();
+    let w = worker(&s);
+    let bot = s.registry.get(POLL_BOT).unwrap();
+    let id =
+        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+            .await
+            .unwrap()[0]
+            .id;
+    // The first attempts fail as transient errors and are retried.
+    let start = std::time::Instant::now();
+    loop {
+        let job = s.db.job(id).await.unwrap().unwrap();
+        if job.summary.attempt >= 2 {
+            assert_eq!(job.summary.state, JobState::Queued, "{job:#?}");
+            let error = job.summary.last_error.clone().unwrap_or_default();
+            assert!(error.contains("cannot reach the IMAP server"), "{error}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{job:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.restart();
+    wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(60)).await;
+    assert_eq!(document_jobs(&s.db).await.len(), 8);
+    assert_eq!(folder_size(&server, "INBOX"), 0);
+    w.shutdown().await;
+}
+
+both_backends!(
+    each_document_of_each_message_becomes_one_job,
+    polling_again_after_a_crash_before_the_move_doubles_nothing,
+    a_poll_while_the_server_is_down_retries_until_it_is_back,
+);
