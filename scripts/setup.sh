@@ -20,3 +20,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first" >&2
   exit 1
 fi
+
+# The email tests send through a real SMTP server, aiosmtpd, kept in a
+# private virtualenv.
+if [ ! -x .venv-smtp/bin/python ] || ! .venv-smtp/bin/python -c "import aiosmtpd" 2>/dev/null; then
+  python3 -m venv .venv-smtp
+  .venv-smtp/bin/pip install -q -r tests/smtp-requirements.txt
+fi

@@ -517,12 +517,27 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
     Some((trigger, at))
 }
 
-/// The keys of a mailbox trigger; `None` when one is wrong (reported).
-fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig> {
+/// A password: only ever a `${secret:NAME}` reference.
+fn secret_reference(p: String) -> Result<String, Problem> {
+    if p.trim_start().starts_with("${secret:") {
+        super::secrets::check_references(&p).map_err(Problem::new)?;
+        Ok(p)
+    } else {
+        Err(Problem::new(
+            "must name a secret, such as \"${secret:MAIL_PASSWORD}\"; a bot file never holds a password"
+                .to_string(),
+        ))
+    }
+}
+
+/// `tls` and `allow_plain` of a mail server: `None` (reported) when plain
+/// text is asked for without the opt-in.
+fn read_tls(
+    t: &mut TableReader,
+    default: crate::mail::imap::Tls,
+) -> Option<crate::mail::imap::Tls> {
     use crate::mail::imap::Tls;
-    use crate::mail::poll::{After, MailboxConfig};
-    let host = t.required_with("host", |s: String| Ok::<_, Problem>(s));
-    let tls = t.optional_or("tls", Tls::Implicit, |s: String| {
+    let tls = t.optional_or("tls", default, |s: String| {
         one_of(
             &s,
             &[
@@ -531,23 +546,74 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
                 ("plain", Tls::Plain),
             ],
         )
-    });
+    })?;
     let allow_plain = t.optional::<bool>("allow_plain").unwrap_or(false);
-    let port = t.optional_with("port", |p: Positive| {
+    if tls == Tls::Plain && !allow_plain {
+        t.reject(
+            "tls",
+            "`plain` sends the password unencrypted; set `allow_plain = true` only for a server on this machine",
+        );
+        return None;
+    }
+    Some(tls)
+}
+
+fn read_port(t: &mut TableReader) -> Option<u16> {
+    t.optional_with("port", |p: Positive| {
         u16::try_from(p.0)
             .map_err(|_| Problem::new(format!("must be a port number, found {}", p.0)))
-    });
-    let user = t.required_with("user", |s: String| Ok::<_, Problem>(s));
-    let password = t.required_with("password", |p: String| {
-        if p.trim_start().starts_with("${secret:") {
-            super::secrets::check_references(&p).map_err(Problem::new)?;
-            Ok(p)
+    })
+}
+
+fn read_email(s: &mut TableReader) -> Option<crate::mail::send::EmailConfig> {
+    use crate::mail::imap::Tls;
+    let host = s.required_with("host", |h: String| Ok::<_, Problem>(h));
+    let tls = read_tls(s, Tls::StartTls);
+    let port = read_port(s);
+    let user = s.optional::<String>("user");
+    let password = s.optional_with("password", secret_reference);
+    let from = s.required_with("from", |f: String| Ok::<_, Problem>(f));
+    let to = s.required_with("to", |to: Vec<String>| {
+        if to.is_empty() {
+            Err(Problem::new("must name at least one recipient".into()))
         } else {
-            Err(Problem::new(
-                "must name a secret, such as \"${secret:IMAP_PASSWORD}\"; a bot file never holds a password".to_string(),
-            ))
+            Ok(to)
         }
     });
+    let cc = s.optional::<Vec<String>>("cc").unwrap_or_default();
+    let subject = s.required_with("subject", |t: String| Ok::<_, Problem>(t));
+    let body = s.required_with("body", |t: String| Ok::<_, Problem>(t));
+    let attach = s.optional::<Vec<String>>("attach").unwrap_or_default();
+    let tls = tls?;
+    Some(crate::mail::send::EmailConfig {
+        host: host?,
+        port: port.unwrap_or(match tls {
+            Tls::Implicit => 465,
+            Tls::StartTls => 587,
+            Tls::Plain => 25,
+        }),
+        tls,
+        user,
+        password,
+        from: from?,
+        to: to?,
+        cc,
+        subject: subject?,
+        body: body?,
+        attach,
+        timeout: Duration::from_secs(30),
+    })
+}
+
+/// The keys of a mailbox trigger; `None` when one is wrong (reported).
+fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig> {
+    use crate::mail::imap::Tls;
+    use crate::mail::poll::{After, MailboxConfig};
+    let host = t.required_with("host", |s: String| Ok::<_, Problem>(s));
+    let tls = read_tls(t, Tls::Implicit);
+    let port = read_port(t);
+    let user = t.required_with("user", |s: String| Ok::<_, Problem>(s));
+    let password = t.required_with("password", secret_reference);
     let folder = t
         .optional::<String>("folder")
         .unwrap_or_else(|| "INBOX".into());
@@ -591,13 +657,6 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
         .unwrap_or_else(|| "mail".into());
     let timeout = t.optional_or("timeout", Duration::from_secs(30), Ok);
     let tls = tls?;
-    if tls == Tls::Plain && !allow_plain {
-        t.reject(
-            "tls",
-            "`plain` sends the password unencrypted; set `allow_plain = true` only for a server on this machine",
-        );
-        return None;
-    }
     Some(MailboxConfig {
         host: host?,
         port: port.unwrap_or(match tls {
@@ -655,11 +714,13 @@ fn parse_timezone(zone: String) -> Result<chrono_tz::Tz, Problem> {
 enum StepKind {
     Command,
     Extract,
+    Email,
 }
 
 const STEP_KINDS: &[(&str, StepKind)] = &[
     ("command", StepKind::Command),
     ("extract", StepKind::Extract),
+    ("email", StepKind::Email),
 ];
 
 fn read_steps(sink: &Sink, readers: Vec<TableReader>) -> Vec<StepDecl> {
@@ -703,6 +764,7 @@ fn read_step(mut s: TableReader) -> Option<(StepDecl, usize)> {
     let config = match kind {
         StepKind::Command => read_command(&mut s).map(StepConfig::Command),
         StepKind::Extract => read_extract(&mut s).map(StepConfig::Extract),
+        StepKind::Email => read_email(&mut s).map(StepConfig::Email),
     };
     s.finish();
     let decl = StepDecl {

@@ -5,6 +5,7 @@
 //! `browser`, …) and is built from its config by [`StepConfig::build`].
 
 pub mod command;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -145,6 +146,7 @@ pub struct StepDecl {
 pub enum StepConfig {
     Command(command::CommandConfig),
     Extract(crate::extract::step::ExtractConfig),
+    Email(crate::mail::send::EmailConfig),
     /// Not written in bot files: a mailbox trigger's poll bot has it.
     MailboxPoll(Box<crate::mail::poll::MailboxConfig>),
 }
@@ -158,6 +160,7 @@ impl StepConfig {
             StepConfig::Extract(c) => {
                 Arc::new(crate::extract::step::ExtractStep::build(c, bot_dir)?)
             }
+            StepConfig::Email(c) => Arc::new(crate::mail::send::EmailStep::new(c.clone(), bot_dir)),
             StepConfig::MailboxPoll(_) => {
                 return Err(
                     "a mailbox poll is built from its trigger, not declared as a step".into(),

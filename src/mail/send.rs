@@ -1,0 +1,180 @@
+//! The `email` step: a message built from the job (templated recipients,
+//! subject, body and attachments) sent through an SMTP server with lettre.
+//!
+//! Sending has effects outside clerk, and a step can run again after a lost
+//! worker. Every message of a job's step carries the same Message-ID,
+//! `<clerk-job-<id>-<step>@<sender's domain>>`, so a second copy is
+//! recognisably the same message (mail clients and archives fold it).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{Message, SmtpTransport, Transport};
+use serde_json::json;
+
+use super::imap::Tls;
+use crate::step::template::render;
+use crate::step::{Step, StepContext, StepError, StepOutcome};
+
+/// An `email` step as written in `bot.toml`; every text may hold `{{…}}`
+/// placeholders (see [`crate::step::template`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub user: Option<String>,
+    /// `${secret:NAME}`.
+    pub password: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub body: String,
+    /// Paths of files to attach, relative to the bot's folder.
+    pub attach: Vec<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct EmailStep {
+    config: EmailConfig,
+    bot_dir: PathBuf,
+}
+
+impl EmailStep {
+    pub fn new(config: EmailConfig, bot_dir: &std::path::Path) -> EmailStep {
+        EmailStep {
+            config,
+            bot_dir: bot_dir.to_path_buf(),
+        }
+    }
+}
+
+fn mailbox(text: &str, what: &str) -> Result<Mailbox, StepError> {
+    text.trim()
+        .parse::<Mailbox>()
+        .map_err(|e| StepError::business(format!("{what} `{text}` is not an address: {e}")))
+}
+
+/// Every address of a templated list; one entry may hold several,
+/// separated by commas.
+fn addresses(
+    list: &[String],
+    doc: &serde_json::Value,
+    what: &str,
+) -> Result<Vec<Mailbox>, StepError> {
+    let mut out = Vec::new();
+    for entry in list {
+        let text = render(entry, doc).map_err(StepError::business)?;
+        for one in text.split(',').filter(|s| !s.trim().is_empty()) {
+            out.push(mailbox(one, what)?);
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Step for EmailStep {
+    fn kind(&self) -> &'static str {
+        "email"
+    }
+
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        let c = &self.config;
+        let doc = ctx.document();
+        let from = mailbox(&render(&c.from, &doc).map_err(StepError::business)?, "from")?;
+        let to = addresses(&c.to, &doc, "to")?;
+        if to.is_empty() {
+            return Err(StepError::business(
+                "the message has no recipient: `to` came out empty",
+            ));
+        }
+        let cc = addresses(&c.cc, &doc, "cc")?;
+        let subject = render(&c.subject, &doc).map_err(StepError::business)?;
+        let body = render(&c.body, &doc).map_err(StepError::business)?;
+        let domain = from.email.domain().to_string();
+        let message_id = format!("<clerk-job-{}-{}@{domain}>", ctx.job_id, ctx.step_name);
+        let mut builder = Message::builder()
+            .from(from)
+            .subject(subject.clone())
+            .message_id(Some(message_id.clone()));
+        for m in &to {
+            builder = builder.to(m.clone());
+        }
+        for m in &cc {
+            builder = builder.cc(m.clone());
+        }
+        let mut attached = Vec::new();
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body));
+        for entry in &c.attach {
+            let path = render(entry, &doc).map_err(StepError::business)?;
+            let path = self.bot_dir.join(path);
+            let bytes = tokio::fs::read(&path).await.map_err(|e| {
+                StepError::business(format!("cannot attach {}: {e}", path.display()))
+            })?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "attachment".into());
+            let media = super::mime::sniff(&bytes).unwrap_or("application/octet-stream");
+            let content_type = ContentType::parse(media)
+                .map_err(|e| StepError::business(format!("attachment type {media}: {e}")))?;
+            parts = parts.singlepart(Attachment::new(name.clone()).body(bytes, content_type));
+            attached.push(name);
+        }
+        let message = builder
+            .multipart(parts)
+            .map_err(|e| StepError::business(format!("the message cannot be built: {e}")))?;
+
+        let password = match &c.password {
+            Some(p) => Some(
+                ctx.secrets
+                    .resolve(p)
+                    .map_err(|e| StepError::business(format!("the SMTP password: {e}")))?
+                    .text,
+            ),
+            None => None,
+        };
+        let server = c.clone();
+        let sent = tokio::task::spawn_blocking(move || {
+            let builder = match server.tls {
+                Tls::Plain => Ok(SmtpTransport::builder_dangerous(&server.host)),
+                Tls::StartTls => SmtpTransport::starttls_relay(&server.host),
+                Tls::Implicit => SmtpTransport::relay(&server.host),
+            };
+            let mut builder = builder
+                .map_err(|e| StepError::business(format!("SMTP server {}: {e}", server.host)))?
+                .port(server.port)
+                .timeout(Some(server.timeout));
+            if let (Some(user), Some(password)) = (server.user.clone(), password) {
+                builder = builder.credentials(Credentials::new(user, password));
+            }
+            builder.build().send(&message).map_err(|e| {
+                let text = format!("sending through {}:{}: {e}", server.host, server.port);
+                // A refusal of this message (5xx) will not change on a retry;
+                // a server down or busy may.
+                if e.is_permanent() {
+                    StepError::business(text)
+                } else {
+                    StepError::transient(text)
+                }
+            })
+        })
+        .await
+        .map_err(|e| StepError::transient(format!("the sending task failed: {e}")))??;
+        tracing::info!(job = ctx.job_id, to = %to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", "), %subject, "email sent");
+        Ok(StepOutcome::Done(json!({
+            "message_id": message_id,
+            "to": to.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "cc": cc.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            "subject": subject,
+            "attachments": attached,
+            "server_reply": sent.code().to_string(),
+        })))
+    }
+}

@@ -1,0 +1,131 @@
+//! `{{name}}` placeholders in a step's settings, filled from the job: an
+//! email's subject, a browser form's values.
+//!
+//! A placeholder is a dotted path from the job document (`{{input.file}}`,
+//! `{{steps.book.booking}}`, `{{job.id}}`), or a bare name looked up in the
+//! earlier steps' outputs (a key of the output, or of its `values`, as the
+//! extract step has them) and then in the job's input:
+//! `{{invoice_number}}`. A name found with different values in two steps is
+//! an error that asks for the full path; so is a name found nowhere.
+
+use serde_json::Value;
+
+/// Fill every `{{…}}` of `text` from the job document (`StepContext::document`).
+pub fn render(text: &str, doc: &Value) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("`{{{{` without its `}}}}` in {text:?}"))?;
+        let name = after[..end].trim();
+        out.push_str(&value_text(&lookup(name, doc)?));
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn path<'v>(root: &'v Value, dotted: &str) -> Option<&'v Value> {
+    dotted
+        .split('.')
+        .try_fold(root, |v, key| match v {
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => v.get(key),
+        })
+        .filter(|v| !v.is_null())
+}
+
+fn lookup(name: &str, doc: &Value) -> Result<Value, String> {
+    if name.is_empty() {
+        return Err("an empty `{{}}`".into());
+    }
+    let first = name.split('.').next().unwrap_or_default();
+    if matches!(first, "input" | "steps" | "job") {
+        return path(doc, name)
+            .cloned()
+            .ok_or_else(|| format!("`{{{{{name}}}}}` names nothing in the job"));
+    }
+    let mut found: Vec<(String, &Value)> = Vec::new();
+    if let Some(Value::Object(steps)) = doc.get("steps") {
+        for (step, output) in steps {
+            if let Some(v) = path(output, name).or_else(|| path(output, &format!("values.{name}")))
+            {
+                found.push((step.clone(), v));
+            }
+        }
+    }
+    match found.as_slice() {
+        [] => doc
+            .get("input")
+            .and_then(|input| path(input, name))
+            .cloned()
+            .ok_or_else(|| {
+                format!("`{{{{{name}}}}}` is in no earlier step's output and not in the input")
+            }),
+        [(_, v)] => Ok((*v).clone()),
+        [(_, v), more @ ..] if more.iter().all(|(_, o)| o == v) => Ok((*v).clone()),
+        several => Err(format!(
+            "`{{{{{name}}}}}` differs between steps {}; write `{{{{steps.<step>.{name}}}}}`",
+            several
+                .iter()
+                .map(|(s, _)| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc() -> Value {
+        json!({
+            "job": {"id": 42},
+            "input": {"file": "/in/a.pdf", "mail": {"from": "ap@acme.example"}},
+            "steps": {
+                "extract": {"values": {"invoice_number": "RE-1", "amount": 72.89}},
+                "book": {"booking": "B00007"}
+            }
+        })
+    }
+
+    #[test]
+    fn placeholders_are_filled_from_paths_and_bare_names() {
+        let text = render(
+            "Invoice {{invoice_number}} ({{ amount }} EUR) booked as {{booking}}; job {{job.id}}, from {{input.mail.from}}",
+            &doc(),
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "Invoice RE-1 (72.89 EUR) booked as B00007; job 42, from ap@acme.example"
+        );
+    }
+
+    #[test]
+    fn a_name_found_nowhere_or_twice_is_an_error_that_says_so() {
+        let missing = render("{{vendor}}", &doc()).unwrap_err();
+        assert!(missing.contains("`{{vendor}}`"), "{missing}");
+        let mut twice = doc();
+        twice["steps"]["book"]["invoice_number"] = json!("RE-2");
+        let e = render("{{invoice_number}}", &twice).unwrap_err();
+        assert!(
+            e.contains("`book` and `extract`") || e.contains("`extract` and `book`"),
+            "{e}"
+        );
+        assert!(render("{{input.nothing}}", &doc()).is_err());
+        assert!(render("{{unclosed", &doc()).is_err());
+    }
+}

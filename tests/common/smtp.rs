@@ -1,0 +1,80 @@
+//! A real SMTP server for one test: aiosmtpd (from the private virtualenv
+//! `scripts/setup.sh` makes) on a free loopback port, delivering into a
+//! maildir the test reads. Stopped when dropped.
+
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct SmtpServer {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-smtp/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing; scripts/setup.sh makes it (aiosmtpd)",
+            python.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let maildir = dir.path().join("Maildir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        let server = SmtpServer {
+            port,
+            maildir,
+            _dir: dir,
+            child,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut greeting = [0u8; 3];
+                if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
+                    break;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "aiosmtpd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// Every message delivered so far, as stored.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.maildir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,102 @@
+//! The `email` step through a real SMTP server (aiosmtpd, delivering into a
+//! maildir): the message has what the job says, its attachment, and the
+//! same Message-ID however often the step runs.
+
+mod common;
+
+use std::time::Duration;
+
+use clerk::jobs::JobState;
+use clerk::mail::{AttachmentFilter, parse};
+use common::smtp::SmtpServer;
+use common::{Kind, RunningWorker, fast_config, new_job, setup, wait_for};
+
+fn manifest(port: u16) -> String {
+    format!(
+        r#"
+name = "confirm"
+
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "echo '{{\"booking\": \"B00042\"}}'"]
+
+[[steps]]
+name = "reply"
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "plain"
+allow_plain = true
+from = "clerk <clerk@clerk.example>"
+to = ["{{{{input.mail.from}}}}"]
+cc = ["finance-ops@clerk.example"]
+subject = "Invoice {{{{invoice_number}}}} received"
+body = "Thank you: invoice {{{{invoice_number}}}} is booked as {{{{booking}}}}."
+attach = ["{{{{input.file}}}}"]
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmation_arrives_with_the_jobs_fields_and_its_attachment() {
+    let smtp = SmtpServer::start();
+    let s = setup(Kind::Sqlite, "confirm", &manifest(smtp.port)).await;
+    let pdf = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/invoices/acme-office/RE-2026-67181.pdf");
+    let bot = s.registry.get("confirm").unwrap();
+    let input = serde_json::json!({
+        "invoice_number": "RE-2026-67181",
+        "file": pdf,
+        "mail": {"from": "ACME Billing <billing@acme.example>"},
+    });
+    let id = s.db.enqueue(&[new_job(bot, input)]).await.unwrap()[0].id;
+    let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(1));
+    wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(30)).await;
+    w.shutdown().await;
+
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    let raw = &messages[0];
+    let text = String::from_utf8_lossy(raw);
+    assert!(
+        text.contains("To: \"ACME Billing\" <billing@acme.example>")
+            || text.contains("To: ACME Billing <billing@acme.example>"),
+        "{text}"
+    );
+    assert!(text.contains("Cc: finance-ops@clerk.example"), "{text}");
+    assert!(
+        text.contains(&format!("Message-ID: <clerk-job-{id}-reply@clerk.example>")),
+        "{text}"
+    );
+    let mail = parse(raw, &AttachmentFilter::default()).unwrap();
+    assert_eq!(
+        mail.subject.as_deref(),
+        Some("Invoice RE-2026-67181 received")
+    );
+    assert!(text.contains("is booked as B00042."), "{text}");
+    assert_eq!(mail.documents.len(), 1);
+    assert_eq!(mail.documents[0].name, "RE-2026-67181.pdf");
+    assert!(mail.documents[0].bytes == std::fs::read(&pdf).unwrap());
+    // The step's output says what was sent.
+    let job = s.db.job(id).await.unwrap().unwrap();
+    let output = job.output.unwrap();
+    assert_eq!(output["subject"], "Invoice RE-2026-67181 received");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_placeholder_that_names_nothing_fails_the_job_and_sends_nothing() {
+    let smtp = SmtpServer::start();
+    let s = setup(Kind::Sqlite, "confirm", &manifest(smtp.port)).await;
+    let bot = s.registry.get("confirm").unwrap();
+    // No `mail.from` in the input: there is nobody to reply to.
+    let input = serde_json::json!({"invoice_number": "RE-1", "file": "x.pdf"});
+    let id = s.db.enqueue(&[new_job(bot, input)]).await.unwrap()[0].id;
+    let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(1));
+    wait_for(&s.db, id, &[JobState::Failed], Duration::from_secs(30)).await;
+    w.shutdown().await;
+    let job = s.db.job(id).await.unwrap().unwrap();
+    let error = job.summary.last_error.unwrap_or_default();
+    assert!(error.contains("{{input.mail.from}}"), "{error}");
+    assert!(smtp.messages().is_empty());
+}
