@@ -117,7 +117,8 @@
 //!
 //! - `name`: required, unique within the bot. Later steps read this step's
 //!   output by it.
-//! - `kind`: required; `"command"` is the only kind so far.
+//! - `kind`: required; `"command"`, `"extract"` or `"email"` (see the README
+//!   for the keys of `extract` and `email`).
 //! - `timeout`: optional duration > 0; overrides `[timeouts] step`.
 //!
 //! Keys of `kind = "command"`:
@@ -1745,7 +1746,7 @@ timeout = 30
         let d = &diags[0];
         assert_eq!(
             d.message,
-            "`kind` in step `fetch` must be one of `command`, `extract`, found \"comand\""
+            "`kind` in step `fetch` must be one of `command`, `extract`, `email`, found \"comand\""
         );
         assert_eq!((d.line, d.column), (4, 8));
         assert_eq!(d.hint.as_deref(), Some("did you mean `command`?"));
