@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clerk::mail::imap::{self, ImapError};
 use clerk::mail::{AttachmentFilter, MailError, parse};
-use common::dovecot::{Dovecot, append_all};
+use common::dovecot::{Dovecot, append_all, fixture_messages};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -115,16 +115,6 @@ fn a_message_that_is_not_one_is_an_error_and_limits_skip_with_reasons() {
     assert_eq!(mail.documents.len(), 1);
     assert_eq!(mail.documents[0].name, "message.txt");
     assert_eq!(mail.documents[0].bytes, b"Shall we have lunch at noon?\r\n");
-}
-
-fn fixture_messages() -> Vec<PathBuf> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(fixture("mail"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    all.sort();
-    all
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clerk::jobs::{JobDb, JobState, ListFilter};
 use clerk::mail::imap;
-use common::dovecot::{Dovecot, PASSWORD, append_all};
+use common::dovecot::{Dovecot, PASSWORD, append_all, fixture_messages};
 use common::{Kind, RunningWorker, fast_config, new_job, setup, wait_for};
 
 const POLL_BOT: &str = "intake:mailbox:finance@127.0.0.1/INBOX";
@@ -44,17 +44,6 @@ kind = "command"
 argv = ["true"]
 "#
     )
-}
-
-fn fixture_messages() -> Vec<std::path::PathBuf> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail");
-    let mut all: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    all.sort();
-    all
 }
 
 fn fill(server: &Dovecot) {

@@ -426,17 +426,7 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
                 })
         }
         TriggerKindName::Interval => {
-            let every = t.required_with("every", |d: Duration| {
-                if d < Duration::from_secs(1) {
-                    Err(format!(
-                        "must be at least 1s, found {}",
-                        humantime::format_duration(d)
-                    )
-                    .into())
-                } else {
-                    Ok(d)
-                }
-            });
+            let every = t.required_with("every", at_least_a_second);
             every.map(|every| {
                 // Whole seconds as promised; the rare sub-second rest keeps
                 // "1500ms" apart from "1s".
@@ -482,17 +472,7 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
                 },
             );
             let settle = t.optional_or("settle", Duration::from_secs(2), Ok);
-            let rescan = t.optional_or("rescan", Duration::from_secs(30), |d: Duration| {
-                if d < Duration::from_secs(1) {
-                    Err(format!(
-                        "must be at least 1s, found {}",
-                        humantime::format_duration(d)
-                    )
-                    .into())
-                } else {
-                    Ok(d)
-                }
-            });
+            let rescan = t.optional_or("rescan", Duration::from_secs(30), at_least_a_second);
             path.zip(patterns).zip(settle.zip(rescan)).map(
                 |((path, patterns), (settle, rescan))| {
                     let id = format!("folder:{}", path.display());
@@ -516,6 +496,19 @@ fn read_trigger(mut t: TableReader) -> Option<(Trigger, usize)> {
         input,
     };
     Some((trigger, at))
+}
+
+/// A period of at least one second (poll and rescan intervals).
+fn at_least_a_second(d: Duration) -> Result<Duration, Problem> {
+    if d < Duration::from_secs(1) {
+        Err(format!(
+            "must be at least 1s, found {}",
+            humantime::format_duration(d)
+        )
+        .into())
+    } else {
+        Ok(d)
+    }
 }
 
 /// A password: only ever a `${secret:NAME}` reference.
@@ -618,17 +611,7 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
     let folder = t
         .optional::<String>("folder")
         .unwrap_or_else(|| "INBOX".into());
-    let every = t.optional_or("every", Duration::from_secs(60), |d: Duration| {
-        if d < Duration::from_secs(1) {
-            Err(format!(
-                "must be at least 1s, found {}",
-                humantime::format_duration(d)
-            )
-            .into())
-        } else {
-            Ok(d)
-        }
-    });
+    let every = t.optional_or("every", Duration::from_secs(60), at_least_a_second);
     let after = t.optional_or("after", After::Move, |s: String| {
         one_of(
             &s,

@@ -11,6 +11,7 @@ pub mod isolation;
 mod layout;
 pub mod ocr;
 pub mod pdf;
+pub mod store;
 
 use std::path::Path;
 use std::time::Duration;

@@ -141,7 +141,7 @@ fn words_from_glyphs(glyphs: &[Glyph]) -> Vec<Word> {
 }
 
 /// Where the `%PDF-` header starts; readers accept some junk before it.
-fn header_offset(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn header_offset(bytes: &[u8]) -> Option<usize> {
     let head = &bytes[..bytes.len().min(1024)];
     head.windows(5).position(|w| w == b"%PDF-")
 }

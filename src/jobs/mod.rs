@@ -437,6 +437,26 @@ pub trait JobStore: Send + Sync + 'static {
 
 pub type JobDb = Arc<dyn JobStore>;
 
+/// A back end's migrations, `(version, name, SQL)` in order; each back end
+/// keeps its own SQL files.
+fn migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    sqlx::migrate::Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, name, sql)| {
+                sqlx::migrate::Migration::new(
+                    version,
+                    name.into(),
+                    sqlx::migrate::MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// Open the job database at `url`: `sqlite://PATH` (created if missing) or
 /// `postgres://…`.
 pub async fn connect(url: &str) -> Result<JobDb> {

@@ -31,19 +31,9 @@ pub struct PgStore {
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
-    use sqlx::SqlSafeStr;
-    let migration = |version, name: &'static str, sql: &'static str| {
-        sqlx::migrate::Migration::new(
-            version,
-            name.into(),
-            sqlx::migrate::MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    sqlx::migrate::Migrator::with_migrations(vec![
-        migration(1, "jobs", include_str!("migrations/postgres/0001_jobs.sql")),
-        migration(
+    super::migrator(&[
+        (1, "jobs", include_str!("migrations/postgres/0001_jobs.sql")),
+        (
             2,
             "checkpoints",
             include_str!("migrations/postgres/0002_checkpoints.sql"),

@@ -10,8 +10,6 @@
 //! images referenced from the body are not documents. File names are made
 //! safe: no directories, no control characters.
 
-use sha2::{Digest, Sha256};
-
 use mail_parser::{MessageParser, MimeHeaders};
 
 /// Which parts of a message are documents.
@@ -213,10 +211,7 @@ fn take(mail: &mut Mail, filter: &AttachmentFilter, name: &str, media_type: &str
             name: name.to_string(),
             media_type: media_type.to_string(),
             bytes: bytes.to_vec(),
-            sha256: Sha256::digest(bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: crate::documents::store::sha256_hex(bytes),
         });
     }
 }
@@ -224,18 +219,15 @@ fn take(mail: &mut Mail, filter: &AttachmentFilter, name: &str, media_type: &str
 /// The media type of a document by its first bytes, for the kinds clerk
 /// reads; senders label them `application/octet-stream` often enough.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    let head = &bytes[..bytes.len().min(1024)];
-    if head.windows(5).any(|w| w == b"%PDF-") {
-        Some("application/pdf")
-    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-        Some("image/jpeg")
-    } else if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
-        Some("image/tiff")
-    } else {
-        None
+    use crate::documents::ocr::{ImageKind, sniff as image_kind};
+    if crate::documents::pdf::header_offset(bytes).is_some() {
+        return Some("application/pdf");
     }
+    image_kind(bytes).map(|kind| match kind {
+        ImageKind::Png => "image/png",
+        ImageKind::Jpeg => "image/jpeg",
+        ImageKind::Tiff => "image/tiff",
+    })
 }
 
 fn extension(media_type: &str) -> &'static str {

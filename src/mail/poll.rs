@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::imap::{self, Account, Tls};
 use super::mime::{AttachmentFilter, parse};
+use crate::documents::store;
 use crate::jobs::NewJob;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
@@ -112,13 +112,6 @@ fn read_checkpoint(value: Option<&str>) -> Option<(u32, u32)> {
     Some((validity.parse().ok()?, uid.parse().ok()?))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn imap_failure(e: imap::ImapError) -> StepError {
     if e.is_transient() {
         StepError::transient(e.to_string())
@@ -134,24 +127,6 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| StepError::transient(format!("the mailbox task failed: {e}")))?
-}
-
-/// Save a document under its content's name; writing it again is harmless.
-fn save(
-    store: &std::path::Path,
-    sha256: &str,
-    name: &str,
-    bytes: &[u8],
-) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(store)?;
-    let path = store.join(format!("{}-{name}", &sha256[..12]));
-    if !path.exists() {
-        let partial = store.join(format!(".{}-{name}.partial", &sha256[..12]));
-        std::fs::write(&partial, bytes)?;
-        std::fs::File::open(&partial)?.sync_all()?;
-        std::fs::rename(&partial, &path)?;
-    }
-    Ok(path)
 }
 
 #[async_trait]
@@ -212,17 +187,17 @@ impl Step for MailboxPollStep {
             let identity = mail
                 .message_id
                 .clone()
-                .unwrap_or_else(|| sha256_hex(&message.raw));
+                .unwrap_or_else(|| store::sha256_hex(&message.raw));
             let mut documents = Vec::new();
             for document in &mail.documents {
-                let store = self.store.clone();
+                let dir = self.store.clone();
                 let (sha, name, bytes) = (
                     document.sha256.clone(),
                     document.name.clone(),
                     document.bytes.clone(),
                 );
                 let path = blocking(move || {
-                    save(&store, &sha, &name, &bytes)
+                    store::put(&dir, &sha, &name, |p| std::fs::write(p, &bytes))
                         .map_err(|e| StepError::transient(format!("cannot save {name}: {e}")))
                 })
                 .await?;

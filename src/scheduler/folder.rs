@@ -21,7 +21,7 @@
 //! The folder is read whenever the system reports a change in it, and every
 //! `rescan` besides, for file systems that report none (network shares).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::{BotRegistry, TriggerKind};
+use crate::documents::store;
 use crate::jobs::{JobDb, NewJob};
 
 /// Where taken files go, inside the watched folder.
@@ -153,7 +154,7 @@ impl FolderIntake {
     /// Read every watched folder once and take the files that have settled.
     pub async fn scan(&mut self) -> Vec<Intake> {
         let mut done = Vec::new();
-        let mut present = Vec::new();
+        let mut present = HashSet::new();
         for w in self.watched.clone() {
             let files = match list(&w) {
                 Ok(files) => files,
@@ -163,7 +164,7 @@ impl FolderIntake {
                 }
             };
             for (file, size, modified) in files {
-                present.push(file.clone());
+                present.insert(file.clone());
                 let now = Instant::now();
                 let seen = self.seen.entry(file.clone()).or_insert(Seen {
                     size,
@@ -377,11 +378,7 @@ fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
     if size == 0 {
         return Err(StageError::Refused("the file is empty (0 bytes)".into()));
     }
-    let sha256: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sha256 = store::hex(&hasher.finalize());
     let processed = dir.join(PROCESSED);
     std::fs::create_dir_all(&processed)
         .map_err(|e| StageError::Retry(format!("cannot create {}: {e}", processed.display())))?;
@@ -389,25 +386,23 @@ fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let document = processed.join(format!("{}-{name}", &sha256[..12]));
+    let document = store::path_for(&processed, &sha256, &name);
     match std::fs::hard_link(dropped, &document) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StageError::Vanished),
         // No hard links here (another file system, a share without them):
-        // copy to a temporary name and rename, so the document is whole.
+        // a whole copy instead.
         Err(_) => {
-            let partial = processed.join(format!(".{}-{name}.partial", &sha256[..12]));
-            let copied = std::fs::copy(dropped, &partial)
-                .and_then(|_| std::fs::File::open(&partial)?.sync_all())
-                .and_then(|()| std::fs::rename(&partial, &document));
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&partial);
-                return Err(StageError::Retry(format!(
+            store::put(&processed, &sha256, &name, |to| {
+                std::fs::copy(dropped, to).map(|_| ())
+            })
+            .map_err(|e| {
+                StageError::Retry(format!(
                     "cannot put the file into {}: {e}",
                     processed.display()
-                )));
-            }
+                ))
+            })?;
         }
     }
     Ok(Staged {

@@ -184,6 +184,18 @@ impl Drop for Dovecot {
     }
 }
 
+/// The fixture messages (`fixtures/mail/*.eml`), in name order.
+pub fn fixture_messages() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/mail");
+    let mut all: Vec<_> = std::fs::read_dir(dir)
+        .expect("fixtures/mail")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    all.sort();
+    all
+}
+
 /// Messages put into a folder with IMAP APPEND.
 pub fn append_all(account: &clerk::mail::imap::Account, folder: &str, messages: &[&Path]) {
     let mut session = clerk::mail::imap::connect(account).expect("connect to dovecot");
