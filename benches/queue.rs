@@ -117,6 +117,8 @@ fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
         file: "bench".into(),
         dir: ".".into(),
         owners: vec![],
+        reviewers: vec![],
+        notify: None,
         triggers: vec![],
         retry: RetryPolicy::default(),
         timeouts: Timeouts::default(),

@@ -6,7 +6,13 @@
 //! name = "invoice-intake"          # required
 //! description = "Books invoices"   # optional
 //! owners = ["ops@example.com"]     # optional
+//! reviewers = ["ap@example.com"]   # optional; needs [notify]
 //! concurrency = 2                  # optional
+//!
+//! [notify]                         # optional
+//! host = "smtp.example.com"
+//! from = "clerk@example.com"
+//! review_every = "10m"
 //!
 //! [retry]                          # optional
 //! max_attempts = 5
@@ -45,7 +51,11 @@
 //!
 //! - `name`: required. The bot's name; jobs refer to their bot by it.
 //! - `description`: optional text, default empty.
-//! - `owners`: optional array of strings; people told when a job fails.
+//! - `owners`: optional array of mail addresses; mailed when a job fails or
+//!   goes dead (if the bot has `[notify]`). Mailbox poll bots mail them too,
+//!   when a mailbox cannot be read.
+//! - `reviewers`: optional array of mail addresses; mailed when jobs wait for
+//!   review, in batches. Needs `[notify]`.
 //! - `concurrency`: optional positive integer; at most this many jobs of the
 //!   bot run at once, across all workers. Default: no limit.
 //!
@@ -67,6 +77,19 @@
 //! - `step`: duration > 0, default `"10m"`. Time limit of a step that sets no
 //!   `timeout` of its own.
 //! - `job`: optional duration > 0. Time limit of all steps of one attempt.
+//!
+//! ## `[notify]`: how owners and reviewers are mailed
+//!
+//! - `host`: required, the SMTP server. `tls` (`"starttls"`, the default;
+//!   `"implicit"`; `"plain"` with `allow_plain = true`), `port` (587, 465 or
+//!   25 by `tls`), `user`, `password` (a `${secret:NAME}` reference),
+//!   `ca_file` (PEM certificates to trust besides the system's, relative to
+//!   the bot's folder): as in the `email` step.
+//! - `from`: required, the sender's address.
+//! - `review_every`: duration of at least `"1s"`, default `"10m"`. Reviewers
+//!   get at most one mail per this long, listing every job that started
+//!   waiting since the last. Failures are mailed at once, several together
+//!   when they come together.
 //!
 //! ## `[[triggers]]`: what starts jobs besides `clerk run`
 //!
@@ -104,7 +127,8 @@
 //!   `max_mb` (default 25), `body` (the message text is a document too,
 //!   default false), `store` (folder the documents are saved in, relative to
 //!   the bot's, default `"mail"`), `timeout` (per server answer, default
-//!   `"30s"`): mailbox only.
+//!   `"30s"`), `ca_file` (PEM certificates to trust besides the system's,
+//!   relative to the bot's folder): mailbox only.
 //! - `name`: optional; the trigger's identity, remembered with the last slot
 //!   fired. Default: `cron:<schedule>@<timezone>`, `every:<seconds>s`,
 //!   `folder:<path>`, `mailbox:<user>@<host>/<folder>` or `manual`. No two triggers of a bot may have the same identity.
@@ -194,7 +218,18 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
     let mut top = TableReader::new(sink, root, None, String::new(), String::new());
     let name = top.required_with("name", valid_name);
     let description = top.optional::<String>("description").unwrap_or_default();
-    let owners = top.optional::<Vec<String>>("owners").unwrap_or_default();
+    let owners = top.optional_with("owners", addresses);
+    let reviewers = top.optional_with("reviewers", addresses);
+    let notify = top.table("notify").map(read_notify);
+    if notify.is_none()
+        && let Some(at) = top.span_of("reviewers")
+    {
+        sink.error(
+            at.start,
+            "reviewers are mailed through the server a `[notify]` table names, and this bot has none".into(),
+            Some("add `[notify]` with `host` and `from`".into()),
+        );
+    }
     let concurrency = top.optional::<Positive>("concurrency").map(|p| p.0);
     let retry = top
         .table("retry")
@@ -224,6 +259,10 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         _ => PathBuf::from("."),
     };
     let name = name?;
+    let notify = match notify {
+        Some(config) => Some(config?),
+        None => None,
+    };
     let mut runners = Vec::with_capacity(steps.len());
     for step in &steps {
         match step.config.build(&dir) {
@@ -239,13 +278,48 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         description,
         file: file.to_path_buf(),
         dir,
-        owners,
+        owners: owners.unwrap_or_default(),
+        reviewers: reviewers.unwrap_or_default(),
+        notify,
         triggers,
         retry,
         timeouts,
         concurrency,
         steps,
         runners,
+    })
+}
+
+/// A list of mail addresses (`a@b.example` or `Name <a@b.example>`).
+fn addresses(list: Vec<String>) -> Result<Vec<String>, Problem> {
+    for one in &list {
+        if let Err(e) = one.trim().parse::<lettre::message::Mailbox>() {
+            return Err(Problem::new(format!("`{one}` is not a mail address: {e}")));
+        }
+    }
+    Ok(list)
+}
+
+/// `[notify]`: through which server, and from whom, owners and reviewers
+/// are mailed.
+fn read_notify(mut r: TableReader) -> Option<crate::mail::notify::NotifyConfig> {
+    let server = read_smtp(&mut r);
+    let from = r.required_with("from", |f: String| {
+        f.trim()
+            .parse::<lettre::message::Mailbox>()
+            .map(|_| f.clone())
+            .map_err(|e| Problem::new(format!("`{f}` is not a mail address: {e}")))
+    });
+    let review_every = r.optional_or(
+        "review_every",
+        crate::mail::notify::DEFAULT_REVIEW_EVERY,
+        at_least_a_second,
+    );
+    r.finish();
+    Some(crate::mail::notify::NotifyConfig {
+        server: server?,
+        from: from?,
+        review_every: review_every?,
     })
 }
 
@@ -559,13 +633,34 @@ fn read_port(t: &mut TableReader) -> Option<u16> {
     })
 }
 
-fn read_email(s: &mut TableReader) -> Option<crate::mail::send::EmailConfig> {
+/// The keys naming an SMTP server, in an `email` step or `[notify]`.
+fn read_smtp(t: &mut TableReader) -> Option<crate::mail::send::SmtpServer> {
     use crate::mail::imap::Tls;
-    let host = s.required_with("host", |h: String| Ok::<_, Problem>(h));
-    let tls = read_tls(s, Tls::StartTls);
-    let port = read_port(s);
-    let user = s.optional::<String>("user");
-    let password = s.optional_with("password", secret_reference);
+    let host = t.required_with("host", |h: String| Ok::<_, Problem>(h));
+    let tls = read_tls(t, Tls::StartTls);
+    let port = read_port(t);
+    let user = t.optional::<String>("user");
+    let password = t.optional_with("password", secret_reference);
+    let ca_file = t.optional::<String>("ca_file").map(PathBuf::from);
+    let tls = tls?;
+    Some(crate::mail::send::SmtpServer {
+        host: host?,
+        port: port.unwrap_or(match tls {
+            Tls::Implicit => 465,
+            Tls::StartTls => 587,
+            Tls::Plain => 25,
+        }),
+        tls,
+        user,
+        password,
+        ca_file,
+        // In a step, `timeout` is the step's own limit.
+        timeout: Duration::from_secs(30),
+    })
+}
+
+fn read_email(s: &mut TableReader) -> Option<crate::mail::send::EmailConfig> {
+    let server = read_smtp(s);
     let from = s.required_with("from", |f: String| Ok::<_, Problem>(f));
     let to = s.required_with("to", |to: Vec<String>| {
         if to.is_empty() {
@@ -578,24 +673,14 @@ fn read_email(s: &mut TableReader) -> Option<crate::mail::send::EmailConfig> {
     let subject = s.required_with("subject", |t: String| Ok::<_, Problem>(t));
     let body = s.required_with("body", |t: String| Ok::<_, Problem>(t));
     let attach = s.optional::<Vec<String>>("attach").unwrap_or_default();
-    let tls = tls?;
     Some(crate::mail::send::EmailConfig {
-        host: host?,
-        port: port.unwrap_or(match tls {
-            Tls::Implicit => 465,
-            Tls::StartTls => 587,
-            Tls::Plain => 25,
-        }),
-        tls,
-        user,
-        password,
+        server: server?,
         from: from?,
         to: to?,
         cc,
         subject: subject?,
         body: body?,
         attach,
-        timeout: Duration::from_secs(30),
     })
 }
 
@@ -640,6 +725,7 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
         .optional::<String>("store")
         .unwrap_or_else(|| "mail".into());
     let timeout = t.optional_or("timeout", Duration::from_secs(30), Ok);
+    let ca_file = t.optional::<String>("ca_file").map(PathBuf::from);
     let tls = tls?;
     Some(MailboxConfig {
         host: host?,
@@ -657,6 +743,7 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
         failed_to,
         filter,
         store: PathBuf::from(store),
+        ca_file,
         timeout: timeout?,
     })
 }
@@ -1778,6 +1865,57 @@ timeout = 30
         );
         let hint = errors(&source)[0].hint.clone().unwrap();
         assert!(hint.contains("\"Europe/Berlin\""), "{hint}");
+    }
+
+    #[test]
+    fn notify_names_the_server_owners_and_reviewers_are_mailed_through() {
+        let source = format!(
+            r#"name = "b"
+owners = ["ops@example.com"]
+reviewers = ["AP Team <ap@example.com>"]
+
+[notify]
+host = "127.0.0.1"
+port = 2525
+tls = "plain"
+allow_plain = true
+from = "clerk@example.com"
+review_every = "15m"
+
+{MINIMAL_STEP}"#
+        );
+        let bot = parse(&source).expect("valid manifest");
+        assert_eq!(bot.reviewers, ["AP Team <ap@example.com>"]);
+        let notify = bot.notify.expect("notify");
+        assert_eq!(notify.server.port, 2525);
+        assert_eq!(notify.from, "clerk@example.com");
+        assert_eq!(notify.review_every, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn reviewers_without_a_server_and_bad_addresses_are_errors() {
+        let diags = errors(&format!(
+            "name = \"b\"\nreviewers = [\"ap@example.com\"]\n{MINIMAL_STEP}"
+        ));
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert_eq!(diags[0].line, 2);
+        assert!(diags[0].message.contains("[notify]"), "{diags:#?}");
+
+        let diags = errors(&format!(
+            "name = \"b\"\nowners = [\"ops at example\"]\n{MINIMAL_STEP}"
+        ));
+        assert_eq!(diags.len(), 1, "{diags:#?}");
+        assert!(
+            diags[0]
+                .message
+                .contains("`ops at example` is not a mail address"),
+            "{diags:#?}"
+        );
+
+        let diags = errors(&format!(
+            "name = \"b\"\n[notify]\nhost = \"h\"\nfrom = \"x\"\nreview_evry = \"1m\"\n{MINIMAL_STEP}"
+        ));
+        assert_eq!(diags.len(), 2, "{diags:#?}");
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct Bot {
     pub dir: PathBuf,
     /// People mailed when a job of this bot fails or goes dead.
     pub owners: Vec<String>,
+    /// People mailed, in batches, when jobs of this bot wait for review.
+    pub reviewers: Vec<String>,
+    /// The server owners and reviewers are mailed through; without it
+    /// nobody is mailed.
+    pub notify: Option<crate::mail::notify::NotifyConfig>,
     pub triggers: Vec<Trigger>,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
@@ -236,6 +241,8 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                 file: bot.file.clone(),
                 dir: bot.dir.clone(),
                 owners: bot.owners.clone(),
+                reviewers: Vec::new(),
+                notify: bot.notify.clone(),
                 triggers: vec![Trigger {
                     id: "poll".into(),
                     kind: TriggerKind::Interval {

@@ -9,6 +9,7 @@ use super::{WorkerArgs, exit};
 use crate::bot::BotRegistry;
 use crate::bot::secrets::Secrets;
 use crate::jobs::{JobDb, now_ms};
+use crate::mail::notify::Notifier;
 use crate::scheduler::Scheduler;
 use crate::scheduler::folder::FolderIntake;
 use crate::worker::{Worker, WorkerConfig, default_worker_id};
@@ -48,6 +49,8 @@ pub(super) async fn serve(
     if scheduler {
         let s = Scheduler::new(db.clone(), bots.clone(), &id);
         tasks.spawn(s.run(shutdown.clone()));
+        let notifier = Notifier::new(db.clone(), bots.clone(), secrets.clone(), &id);
+        tasks.spawn(notifier.run(shutdown.clone()));
         let folders = FolderIntake::new(db.clone(), &bots, &id);
         if !folders.is_empty() {
             tasks.spawn(folders.run(shutdown.clone()));

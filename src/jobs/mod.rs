@@ -332,6 +332,22 @@ pub struct EventRecord {
     pub reason: String,
 }
 
+/// A change of a job that a person hears about: a failed or dead job
+/// (the bot's owners) or one waiting for review (its reviewers). Written by
+/// the database in the transaction that changed the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    pub id: i64,
+    pub job_id: i64,
+    pub bot: String,
+    pub kind: JobState,
+    /// The reason of the change, as in the job's audit trail.
+    pub reason: String,
+    pub at: i64,
+    /// Earlier attempts to send it that failed.
+    pub tries: i64,
+}
+
 /// Which database is behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -426,6 +442,28 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Remember where an intake got to.
     async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()>;
+
+    /// Reserve for `worker`, until now + `hold`, up to `limit` notices of
+    /// `bot` of the given kinds that are neither done nor held by another,
+    /// oldest first.
+    async fn claim_notices(
+        &self,
+        bot: &str,
+        kinds: &[JobState],
+        worker: &str,
+        hold: Duration,
+        limit: u32,
+    ) -> Result<Vec<Notice>>;
+
+    /// Mark notices done; `outcome` says how (`sent`, `no recipients`).
+    async fn finish_notices(&self, ids: &[i64], outcome: &str) -> Result<()>;
+
+    /// Sending failed: keep the notices pending, not to be claimed again
+    /// before `retry_at`.
+    async fn postpone_notices(&self, ids: &[i64], error: &str, retry_at: i64) -> Result<()>;
+
+    /// When a notice of `kind` of `bot` was last sent.
+    async fn last_notice_sent(&self, bot: &str, kind: JobState) -> Result<Option<i64>>;
 
     /// A counter that moves whenever jobs may have become claimable (an
     /// enqueue in this process, or a NOTIFY from another one on PostgreSQL).

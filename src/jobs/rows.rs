@@ -181,3 +181,18 @@ pub(super) fn heartbeat(held: &[(i64, i64)], renewed: &[impl JobRow]) -> Result<
     }
     Ok(beat)
 }
+
+/// Columns of a [`Notice`], for the statements that return one.
+pub(super) const NOTICE_COLUMNS: &str = "id, job_id, bot, kind, reason, at, tries";
+
+pub(super) fn notice(row: &impl JobRow) -> Result<Notice> {
+    Ok(Notice {
+        id: row.int("id")?,
+        job_id: row.int("job_id")?,
+        bot: row.text("bot")?,
+        kind: parse_state(&row.text("kind")?)?,
+        reason: row.text("reason")?,
+        at: row.int("at")?,
+        tries: row.int("tries")?,
+    })
+}

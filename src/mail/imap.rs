@@ -29,6 +29,9 @@ pub struct Account {
     pub tls: Tls,
     pub user: String,
     pub password: String,
+    /// A PEM file of certificates to trust besides the system's (a company
+    /// CA, or a test server's own).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Limit on connecting and on each read or write.
     pub timeout: Duration,
 }
@@ -41,6 +44,9 @@ pub enum ImapError {
     /// The server refused the login: a person must fix the settings.
     #[error("the IMAP server refused the login of `{user}`: {reason}")]
     Login { user: String, reason: String },
+    /// The settings cannot work (an unreadable CA file, say).
+    #[error("{0}")]
+    Settings(String),
     /// The server answered a command with an error.
     #[error("the IMAP server refused `{command}`: {reason}")]
     Refused { command: String, reason: String },
@@ -105,7 +111,7 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
     tcp.set_read_timeout(Some(account.timeout))
         .and_then(|()| tcp.set_write_timeout(Some(account.timeout)))
         .map_err(|e| unreachable(&e))?;
-    let tls = || native_tls::TlsConnector::new().map_err(|e| unreachable(&e));
+    let tls = || tls_connector(account.ca_file.as_deref());
     let mut client: imap::Client<Box<dyn Stream>> = match account.tls {
         Tls::Plain => imap::Client::new(Box::new(tcp)),
         Tls::Implicit => {
@@ -140,6 +146,22 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
             other => classify("LOGIN", other),
         })?;
     Ok(Session { inner })
+}
+
+/// TLS that trusts the system's certificates and those of `ca_file`.
+fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<native_tls::TlsConnector, ImapError> {
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(file) = ca_file {
+        let settings = |e: &dyn std::fmt::Display| {
+            ImapError::Settings(format!("the CA file {}: {e}", file.display()))
+        };
+        let pem = std::fs::read(file).map_err(|e| settings(&e))?;
+        let certificate = native_tls::Certificate::from_pem(&pem).map_err(|e| settings(&e))?;
+        builder.add_root_certificate(certificate);
+    }
+    builder
+        .build()
+        .map_err(|e| ImapError::Settings(format!("TLS cannot start: {e}")))
 }
 
 /// Read the greeting and ask to upgrade: `a0 STARTTLS`, answered `a0 OK`.

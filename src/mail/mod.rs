@@ -1,8 +1,10 @@
 //! Mail: documents out of messages (MIME), the IMAP mailboxes they come
-//! from, and messages sent (the `email` step).
+//! from, messages sent (the `email` step), and owners and reviewers told
+//! about jobs that need them.
 
 pub mod imap;
 pub mod mime;
+pub mod notify;
 pub mod poll;
 pub mod send;
 

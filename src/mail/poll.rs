@@ -64,6 +64,9 @@ pub struct MailboxConfig {
     pub filter: AttachmentFilter,
     /// Where documents are saved, relative to the bot's folder.
     pub store: PathBuf,
+    /// Certificates to trust besides the system's, relative to the bot's
+    /// folder.
+    pub ca_file: Option<PathBuf>,
     /// Limit on connecting and on each server answer.
     pub timeout: Duration,
 }
@@ -80,6 +83,7 @@ pub struct MailboxPollStep {
     /// Input of every document job, besides the document.
     input: Value,
     store: PathBuf,
+    bot_dir: PathBuf,
 }
 
 impl MailboxPollStep {
@@ -92,6 +96,7 @@ impl MailboxPollStep {
         let store = target.dir.join(&config.store);
         MailboxPollStep {
             store: std::path::absolute(&store).unwrap_or(store),
+            bot_dir: target.dir.clone(),
             config,
             target: target.name.clone(),
             max_attempts: target.retry.max_attempts,
@@ -146,6 +151,7 @@ impl Step for MailboxPollStep {
             tls: self.config.tls,
             user: self.config.user.clone(),
             password: password.text,
+            ca_file: self.config.ca_file.as_ref().map(|f| self.bot_dir.join(f)),
             timeout: self.config.timeout,
         };
         let db = ctx.jobs.0.clone();

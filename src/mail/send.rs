@@ -6,13 +6,14 @@
 //! `<clerk-job-<id>-<step>@<sender's domain>>`, so a second copy is
 //! recognisably the same message (mail clients and archives fold it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
 use lettre::{Message, SmtpTransport, Transport};
 use serde_json::json;
 
@@ -20,16 +21,115 @@ use super::imap::Tls;
 use crate::step::template::render;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
-/// An `email` step as written in `bot.toml`; every text may hold `{{…}}`
-/// placeholders (see [`crate::step::template`]).
+/// An SMTP server and how to reach it: the `email` step's, and the one a
+/// bot's notifications go through.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EmailConfig {
+pub struct SmtpServer {
     pub host: String,
     pub port: u16,
     pub tls: Tls,
     pub user: Option<String>,
     /// `${secret:NAME}`.
     pub password: Option<String>,
+    /// A PEM file of certificates to trust besides the system's (a company
+    /// CA, or a test server's own), relative to the bot's folder.
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+/// Why a message was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    /// The server refused this message (5xx), or the settings are wrong:
+    /// sending it again will not help.
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl SendError {
+    fn permanent(message: String) -> SendError {
+        SendError {
+            permanent: true,
+            message,
+        }
+    }
+}
+
+impl SmtpServer {
+    /// Send `message`, off the async threads; returns the server's reply
+    /// code. `bot_dir` is where a relative `ca_file` starts.
+    pub async fn send(
+        &self,
+        message: Message,
+        secrets: &crate::bot::secrets::Secrets,
+        bot_dir: &Path,
+    ) -> Result<String, SendError> {
+        let password = match &self.password {
+            Some(p) => Some(
+                secrets
+                    .resolve(p)
+                    .map_err(|e| SendError::permanent(format!("the SMTP password: {e}")))?
+                    .text,
+            ),
+            None => None,
+        };
+        let server = self.clone();
+        let ca_file = self.ca_file.as_ref().map(|f| bot_dir.join(f));
+        tokio::task::spawn_blocking(move || server.send_blocking(&message, password, ca_file))
+            .await
+            .map_err(|e| SendError {
+                permanent: false,
+                message: format!("the sending task failed: {e}"),
+            })?
+    }
+
+    fn send_blocking(
+        &self,
+        message: &Message,
+        password: Option<String>,
+        ca_file: Option<PathBuf>,
+    ) -> Result<String, SendError> {
+        let at = format!("{}:{}", self.host, self.port);
+        let settings =
+            |e: &dyn std::fmt::Display| SendError::permanent(format!("SMTP server {at}: {e}"));
+        let tls = || -> Result<TlsParameters, SendError> {
+            let mut params = TlsParameters::builder(self.host.clone());
+            if let Some(file) = &ca_file {
+                let pem = std::fs::read(file)
+                    .map_err(|e| settings(&format!("cannot read {}: {e}", file.display())))?;
+                let certificate = Certificate::from_pem(&pem)
+                    .map_err(|e| settings(&format!("{}: {e}", file.display())))?;
+                params = params.add_root_certificate(certificate);
+            }
+            params.build().map_err(|e| settings(&e))
+        };
+        let mut builder = SmtpTransport::builder_dangerous(&self.host)
+            .port(self.port)
+            .timeout(Some(self.timeout));
+        builder = match self.tls {
+            Tls::Plain => builder,
+            Tls::StartTls => builder.tls(SmtpTls::Required(tls()?)),
+            Tls::Implicit => builder.tls(SmtpTls::Wrapper(tls()?)),
+        };
+        if let (Some(user), Some(password)) = (self.user.clone(), password) {
+            builder = builder.credentials(Credentials::new(user, password));
+        }
+        let reply = builder.build().send(message).map_err(|e| SendError {
+            // A refusal of this message (5xx) will not change on a retry; a
+            // server down or busy may.
+            permanent: e.is_permanent(),
+            message: format!("sending through {at}: {e}"),
+        })?;
+        Ok(reply.code().to_string())
+    }
+}
+
+/// An `email` step as written in `bot.toml`; every text may hold `{{…}}`
+/// placeholders (see [`crate::step::template`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailConfig {
+    pub server: SmtpServer,
     pub from: String,
     pub to: Vec<String>,
     pub cc: Vec<String>,
@@ -37,7 +137,6 @@ pub struct EmailConfig {
     pub body: String,
     /// Paths of files to attach, relative to the bot's folder.
     pub attach: Vec<String>,
-    pub timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -131,42 +230,17 @@ impl Step for EmailStep {
             .multipart(parts)
             .map_err(|e| StepError::business(format!("the message cannot be built: {e}")))?;
 
-        let password = match &c.password {
-            Some(p) => Some(
-                ctx.secrets
-                    .resolve(p)
-                    .map_err(|e| StepError::business(format!("the SMTP password: {e}")))?
-                    .text,
-            ),
-            None => None,
-        };
-        let server = c.clone();
-        let sent = tokio::task::spawn_blocking(move || {
-            let builder = match server.tls {
-                Tls::Plain => Ok(SmtpTransport::builder_dangerous(&server.host)),
-                Tls::StartTls => SmtpTransport::starttls_relay(&server.host),
-                Tls::Implicit => SmtpTransport::relay(&server.host),
-            };
-            let mut builder = builder
-                .map_err(|e| StepError::business(format!("SMTP server {}: {e}", server.host)))?
-                .port(server.port)
-                .timeout(Some(server.timeout));
-            if let (Some(user), Some(password)) = (server.user.clone(), password) {
-                builder = builder.credentials(Credentials::new(user, password));
-            }
-            builder.build().send(&message).map_err(|e| {
-                let text = format!("sending through {}:{}: {e}", server.host, server.port);
-                // A refusal of this message (5xx) will not change on a retry;
-                // a server down or busy may.
-                if e.is_permanent() {
-                    StepError::business(text)
+        let reply = c
+            .server
+            .send(message, &ctx.secrets, &self.bot_dir)
+            .await
+            .map_err(|e| {
+                if e.permanent {
+                    StepError::business(e.message)
                 } else {
-                    StepError::transient(text)
+                    StepError::transient(e.message)
                 }
-            })
-        })
-        .await
-        .map_err(|e| StepError::transient(format!("the sending task failed: {e}")))??;
+            })?;
         tracing::info!(job = ctx.job_id, to = %to.iter().map(|m| m.email.to_string()).collect::<Vec<_>>().join(", "), %subject, "email sent");
         Ok(StepOutcome::Done(json!({
             "message_id": message_id,
@@ -174,7 +248,7 @@ impl Step for EmailStep {
             "cc": cc.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
             "subject": subject,
             "attachments": attached,
-            "server_reply": sent.code().to_string(),
+            "server_reply": reply,
         })))
     }
 }

@@ -12,9 +12,40 @@ pub const USER: &str = "finance";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Dovecot {
+    /// Plain IMAP, with STARTTLS offered.
     pub port: u16,
+    /// IMAP over TLS from the first byte.
+    pub tls_port: u16,
+    /// The server's self-signed certificate, for clients to trust.
+    pub ca_file: std::path::PathBuf,
     pub dir: tempfile::TempDir,
     child: Child,
+}
+
+/// A key and a certificate for 127.0.0.1 and localhost, made with the
+/// openssl command; returns the certificate's path.
+fn self_signed_certificate(dir: &Path) -> std::path::PathBuf {
+    let cert = dir.join("cert.pem");
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl made no certificate");
+    cert
 }
 
 fn free_port() -> u16 {
@@ -61,7 +92,11 @@ impl Dovecot {
             assert!(status.success());
         }
         std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
+        let ca_file = self_signed_certificate(d);
         let port = free_port();
+        let tls_port = std::iter::repeat_with(free_port)
+            .find(|&p| p != port)
+            .expect("a second port");
         let p = |sub: &str| d.join(sub).display().to_string();
         let config = format!(
             r#"base_dir = {run}
@@ -69,7 +104,9 @@ state_dir = {state}
 log_path = {log}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal}
@@ -95,7 +132,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 "#,
@@ -104,10 +143,18 @@ service imap-login {{
             log = p("dovecot.log"),
             passwd = p("passwd"),
             home = p("home"),
+            cert = p("cert.pem"),
+            key = p("key.pem"),
         );
         std::fs::write(d.join("dovecot.conf"), config).unwrap();
         let child = spawn(d);
-        let server = Dovecot { port, dir, child };
+        let server = Dovecot {
+            port,
+            tls_port,
+            ca_file,
+            dir,
+            child,
+        };
         server.wait_until_ready();
         server
     }
@@ -147,6 +194,7 @@ service imap-login {{
             tls: clerk::mail::imap::Tls::Plain,
             user: USER.into(),
             password: PASSWORD.into(),
+            ca_file: None,
             timeout: Duration::from_secs(10),
         }
     }

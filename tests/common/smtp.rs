@@ -15,51 +15,74 @@ pub struct SmtpServer {
     child: Child,
 }
 
+fn python() -> PathBuf {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-smtp/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing; scripts/setup.sh makes it (aiosmtpd)",
+        python.display()
+    );
+    python
+}
+
+fn spawn(port: u16, maildir: &std::path::Path) -> Child {
+    let child = Command::new(python())
+        .args(["-m", "aiosmtpd", "-n", "-l"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(maildir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start aiosmtpd");
+    wait_until_ready(port);
+    child
+}
+
+fn wait_until_ready(port: u16) {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut greeting = [0u8; 3];
+            if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "aiosmtpd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 impl SmtpServer {
     pub fn start() -> SmtpServer {
-        let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-smtp/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing; scripts/setup.sh makes it (aiosmtpd)",
-            python.display()
-        );
         let dir = tempfile::tempdir().expect("temp dir");
         let maildir = dir.path().join("Maildir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        let child = Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start aiosmtpd");
-        let server = SmtpServer {
+        let child = spawn(port, &maildir);
+        SmtpServer {
             port,
             maildir,
             _dir: dir,
             child,
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let mut greeting = [0u8; 3];
-                if s.read_exact(&mut greeting).is_ok() && &greeting == b"220" {
-                    break;
-                }
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "aiosmtpd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
         }
-        server
+    }
+
+    /// Stop the server (an outage); `restart` brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start the stopped server again: same port, same maildir.
+    pub fn restart(&mut self) {
+        self.child = spawn(self.port, &self.maildir);
     }
 
     /// Every message delivered so far, as stored.

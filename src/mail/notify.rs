@@ -1,0 +1,421 @@
+//! Notifications: a bot's owners are mailed when its jobs fail or go dead,
+//! its reviewers when jobs wait for review.
+//!
+//! The database writes a notice in the same transaction that changes a
+//! job's state (a trigger on the audit trail), so a change cannot be lost
+//! between the job and the mail. `clerk serve` runs a [`Notifier`] that
+//! claims pending notices for a while, mails them in one message per bot
+//! and kind, and marks them sent. Several processes can run it at once:
+//! a claimed notice is skipped by the others. A send that fails leaves the
+//! notices pending, claimed again after a growing pause.
+//!
+//! Failures are mailed as soon as the notifier sees them, together when
+//! several arrive at once. Reviews are batched: at most one mail per bot
+//! per `review_every`, listing every job that started waiting since the
+//! last one.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::Message;
+use lettre::message::Mailbox;
+use tokio_util::sync::CancellationToken;
+
+use super::send::SmtpServer;
+use crate::bot::secrets::Secrets;
+use crate::bot::{Bot, BotRegistry};
+use crate::jobs::{JobDb, JobState, Notice, now_ms};
+
+/// Reviewers get at most one mail per bot this often, unless the bot says.
+pub const DEFAULT_REVIEW_EVERY: Duration = Duration::from_secs(600);
+
+/// How often pending notices are looked for.
+pub const CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a claimed notice is left to its claimer before another process
+/// may send it: longer than a send can take.
+const HOLD: Duration = Duration::from_secs(300);
+
+/// Most jobs listed in one message; more go in the next.
+const BATCH: u32 = 100;
+
+/// `[notify]` of a bot: the server and sender of its notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyConfig {
+    pub server: SmtpServer,
+    pub from: String,
+    /// Least time between two review mails of the bot.
+    pub review_every: Duration,
+}
+
+/// What one look at the notices did, per bot and kind.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Messages sent.
+    pub sent: usize,
+    /// Notices the messages covered.
+    pub notices: usize,
+    /// Notices of bots with nobody to mail, closed without a message.
+    pub unaddressed: usize,
+    /// Messages that could not be sent and will be tried again.
+    pub failed: usize,
+}
+
+pub struct Notifier {
+    db: JobDb,
+    bots: Arc<BotRegistry>,
+    secrets: Arc<Secrets>,
+    worker: String,
+    /// Pause after a first failed send; it doubles with each further one.
+    retry_pause: Duration,
+}
+
+/// Owners hear of failures, reviewers of reviews.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    Owners,
+    Reviewers,
+}
+
+impl Audience {
+    fn kinds(self) -> &'static [JobState] {
+        match self {
+            Audience::Owners => &[JobState::Failed, JobState::Dead],
+            Audience::Reviewers => &[JobState::WaitingReview],
+        }
+    }
+
+    fn recipients(self, bot: &Bot) -> &[String] {
+        match self {
+            Audience::Owners => &bot.owners,
+            Audience::Reviewers => &bot.reviewers,
+        }
+    }
+}
+
+impl Notifier {
+    pub fn new(db: JobDb, bots: Arc<BotRegistry>, secrets: Arc<Secrets>, worker: &str) -> Self {
+        Notifier {
+            db,
+            bots,
+            secrets,
+            worker: worker.to_string(),
+            retry_pause: Duration::from_secs(30),
+        }
+    }
+
+    /// Pause after a first failed send (default 30 s); it doubles with each
+    /// further failure, up to an hour.
+    pub fn with_retry_pause(mut self, pause: Duration) -> Self {
+        self.retry_pause = pause;
+        self
+    }
+
+    /// Look every [`CHECK_EVERY`] until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        loop {
+            if let Err(e) = self.check().await {
+                tracing::warn!(error = %e, "cannot read pending notifications");
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(CHECK_EVERY) => {}
+            }
+        }
+    }
+
+    /// Send what is due now.
+    pub async fn check(&self) -> crate::jobs::Result<Report> {
+        let mut report = Report::default();
+        for bot in self.bots.iter() {
+            for audience in [Audience::Owners, Audience::Reviewers] {
+                self.check_bot(bot, audience, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn check_bot(
+        &self,
+        bot: &Bot,
+        audience: Audience,
+        report: &mut Report,
+    ) -> crate::jobs::Result<()> {
+        let recipients = audience.recipients(bot);
+        let Some(config) = bot.notify.as_ref().filter(|_| !recipients.is_empty()) else {
+            // Nobody to tell: close the notices so they do not pile up.
+            loop {
+                let notices = self
+                    .db
+                    .claim_notices(&bot.name, audience.kinds(), &self.worker, HOLD, 1000)
+                    .await?;
+                if notices.is_empty() {
+                    return Ok(());
+                }
+                let ids: Vec<i64> = notices.iter().map(|n| n.id).collect();
+                self.db.finish_notices(&ids, "no recipients").await?;
+                report.unaddressed += ids.len();
+            }
+        };
+        if audience == Audience::Reviewers
+            && let Some(last) = self
+                .db
+                .last_notice_sent(&bot.name, JobState::WaitingReview)
+                .await?
+            && now_ms() - last < config.review_every.as_millis() as i64
+        {
+            return Ok(());
+        }
+        let notices = self
+            .db
+            .claim_notices(&bot.name, audience.kinds(), &self.worker, HOLD, BATCH)
+            .await?;
+        if notices.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = notices.iter().map(|n| n.id).collect();
+        let outcome = match self
+            .message(bot, config, recipients, audience, &notices)
+            .await
+        {
+            Ok(message) => config
+                .server
+                .send(message, &self.secrets, &bot.dir)
+                .await
+                .map_err(|e| e.message),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(_) => {
+                self.db.finish_notices(&ids, "sent").await?;
+                tracing::info!(bot = %bot.name, jobs = ids.len(), to = %recipients.join(", "), "notification sent");
+                report.sent += 1;
+                report.notices += ids.len();
+            }
+            Err(error) => {
+                let tries = notices.iter().map(|n| n.tries).max().unwrap_or(0);
+                let pause = retry_pause(self.retry_pause, tries);
+                tracing::warn!(bot = %bot.name, jobs = ids.len(), %error, retry_in = %humantime::format_duration(pause), "notification not sent");
+                self.db
+                    .postpone_notices(&ids, &error, now_ms() + pause.as_millis() as i64)
+                    .await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn message(
+        &self,
+        bot: &Bot,
+        config: &NotifyConfig,
+        recipients: &[String],
+        audience: Audience,
+        notices: &[Notice],
+    ) -> Result<Message, String> {
+        let from: Mailbox = config
+            .from
+            .trim()
+            .parse()
+            .map_err(|e| format!("`from` {}: {e}", config.from))?;
+        let domain = from.email.domain().to_string();
+        let first = notices.first().map_or(0, |n| n.id);
+        let last = notices.last().map_or(0, |n| n.id);
+        let subject = subject(&bot.name, audience, notices);
+        let mut body = String::new();
+        for notice in notices {
+            let input = match self.db.job(notice.job_id).await {
+                Ok(Some(job)) => job.input,
+                _ => serde_json::Value::Null,
+            };
+            body.push_str(&describe(notice, &input));
+        }
+        let _ = write!(
+            body,
+            "\n-- \nclerk, bot `{}` ({})\n",
+            bot.name,
+            bot.file.display()
+        );
+        let mut builder = Message::builder()
+            .from(from)
+            .subject(subject)
+            // The same notices always make the same Message-ID, so a copy
+            // sent again after a crash is recognisably the same message.
+            .message_id(Some(format!("<clerk-notice-{first}-{last}@{domain}>")));
+        for one in recipients {
+            let to: Mailbox = one.trim().parse().map_err(|e| format!("`{one}`: {e}"))?;
+            builder = builder.to(to);
+        }
+        builder
+            .body(body)
+            .map_err(|e| format!("the message cannot be built: {e}"))
+    }
+}
+
+fn subject(bot: &str, audience: Audience, notices: &[Notice]) -> String {
+    match (audience, notices) {
+        (Audience::Owners, [one]) => {
+            format!(
+                "[clerk] {bot}: job {} {}",
+                one.job_id,
+                state_words(one.kind)
+            )
+        }
+        (Audience::Owners, many) => {
+            let dead = many.iter().filter(|n| n.kind == JobState::Dead).count();
+            let failed = many.len() - dead;
+            let mut parts = Vec::new();
+            if failed > 0 {
+                parts.push(format!("{failed} failed"));
+            }
+            if dead > 0 {
+                parts.push(format!("{dead} dead"));
+            }
+            format!(
+                "[clerk] {bot}: {} jobs need attention ({})",
+                many.len(),
+                parts.join(", ")
+            )
+        }
+        (Audience::Reviewers, [one]) => {
+            format!("[clerk] {bot}: job {} waits for review", one.job_id)
+        }
+        (Audience::Reviewers, many) => {
+            format!("[clerk] {bot}: {} jobs wait for review", many.len())
+        }
+    }
+}
+
+fn state_words(kind: JobState) -> &'static str {
+    match kind {
+        JobState::Dead => "is dead (out of retries)",
+        JobState::Failed => "failed",
+        JobState::WaitingReview => "waits for review",
+        other => other.as_str(),
+    }
+}
+
+/// One job's paragraph: what, why, and the command that acts on it.
+fn describe(notice: &Notice, input: &serde_json::Value) -> String {
+    let mut out = format!(
+        "Job {} {} at {}\n",
+        notice.job_id,
+        state_words(notice.kind),
+        time_text(notice.at)
+    );
+    let document = input
+        .get("name")
+        .or_else(|| input.get("file"))
+        .and_then(|v| v.as_str());
+    if let Some(document) = document {
+        let _ = writeln!(out, "  document: {document}");
+    }
+    if let Some(mail) = input.get("mail") {
+        let field = |k: &str| mail.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let _ = writeln!(
+            out,
+            "  from mail: {} \"{}\"",
+            field("from"),
+            field("subject")
+        );
+    }
+    let _ = writeln!(out, "  why: {}", notice.reason);
+    let _ = match notice.kind {
+        JobState::WaitingReview => writeln!(
+            out,
+            "  look: clerk runs show {0}    go on: clerk runs approve {0}",
+            notice.job_id
+        ),
+        _ => writeln!(
+            out,
+            "  look: clerk runs show {0}    again: clerk runs retry {0}",
+            notice.job_id
+        ),
+    };
+    out.push('\n');
+    out
+}
+
+fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// Pause before sending again: `first`, doubling per failed try, at most an
+/// hour.
+fn retry_pause(first: Duration, tries: i64) -> Duration {
+    let exponent = u32::try_from(tries.clamp(0, 16)).unwrap_or(16);
+    first
+        .saturating_mul(2u32.pow(exponent))
+        .min(Duration::from_secs(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(id: i64, kind: JobState) -> Notice {
+        Notice {
+            id,
+            job_id: id + 100,
+            bot: "b".into(),
+            kind,
+            reason: "step `book`: refused".into(),
+            at: 1_795_324_614_000,
+            tries: 0,
+        }
+    }
+
+    #[test]
+    fn subjects_count_what_happened() {
+        assert_eq!(
+            subject("b", Audience::Owners, &[notice(1, JobState::Dead)]),
+            "[clerk] b: job 101 is dead (out of retries)"
+        );
+        assert_eq!(
+            subject(
+                "b",
+                Audience::Owners,
+                &[
+                    notice(1, JobState::Dead),
+                    notice(2, JobState::Failed),
+                    notice(3, JobState::Failed)
+                ]
+            ),
+            "[clerk] b: 3 jobs need attention (2 failed, 1 dead)"
+        );
+        assert_eq!(
+            subject(
+                "b",
+                Audience::Reviewers,
+                &[
+                    notice(1, JobState::WaitingReview),
+                    notice(2, JobState::WaitingReview)
+                ]
+            ),
+            "[clerk] b: 2 jobs wait for review"
+        );
+    }
+
+    #[test]
+    fn paragraphs_name_the_document_and_the_command() {
+        let text = describe(
+            &notice(1, JobState::WaitingReview),
+            &serde_json::json!({"name": "acme.pdf", "mail": {"from": "a@x.example", "subject": "Invoice"}}),
+        );
+        assert!(text.contains("document: acme.pdf"), "{text}");
+        assert!(text.contains("a@x.example \"Invoice\""), "{text}");
+        assert!(text.contains("clerk runs approve 101"), "{text}");
+        assert!(text.contains("2026-11-22 05:16:54 UTC"), "{text}");
+    }
+
+    #[test]
+    fn sending_again_waits_longer_each_time_up_to_an_hour() {
+        let first = Duration::from_secs(30);
+        assert_eq!(retry_pause(first, 0), Duration::from_secs(30));
+        assert_eq!(retry_pause(first, 1), Duration::from_secs(60));
+        assert_eq!(retry_pause(first, 20), Duration::from_secs(3600));
+    }
+}
