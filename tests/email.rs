@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clerk::jobs::JobState;
 use clerk::mail::{AttachmentFilter, parse};
-use common::smtp::SmtpServer;
+use common::smtp::{SmtpServer, SmtpTls};
 use common::{Kind, RunningWorker, fast_config, new_job, setup, wait_for};
 
 fn manifest(port: u16) -> String {
@@ -99,4 +99,91 @@ async fn a_placeholder_that_names_nothing_fails_the_job_and_sends_nothing() {
     let error = job.summary.last_error.unwrap_or_default();
     assert!(error.contains("{{input.mail.from}}"), "{error}");
     assert!(smtp.messages().is_empty());
+}
+
+fn tls_manifest(port: u16, tls: &str, ca_file: Option<&std::path::Path>) -> String {
+    let ca = ca_file.map_or(String::new(), |f| format!("ca_file = \"{}\"", f.display()));
+    format!(
+        r#"
+name = "confirm"
+
+[retry]
+max_attempts = 1
+
+[[steps]]
+name = "reply"
+kind = "email"
+host = "127.0.0.1"
+port = {port}
+tls = "{tls}"
+{ca}
+from = "clerk@clerk.example"
+to = ["billing@acme.example"]
+subject = "Invoice received"
+body = "Sent over TLS."
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_and_implicit_tls_send_when_the_certificate_is_trusted() {
+    for (mode, tls) in [
+        (SmtpTls::StartTls, "starttls"),
+        (SmtpTls::Implicit, "implicit"),
+    ] {
+        let smtp = SmtpServer::start_with(mode);
+        let s = setup(
+            Kind::Sqlite,
+            "confirm",
+            &tls_manifest(smtp.port, tls, Some(&smtp.ca_file)),
+        )
+        .await;
+        let bot = s.registry.get("confirm").unwrap();
+        let id =
+            s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+                .await
+                .unwrap()[0]
+                .id;
+        let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(1));
+        let state = wait_for(
+            &s.db,
+            id,
+            &[JobState::Succeeded, JobState::Failed, JobState::Dead],
+            Duration::from_secs(30),
+        )
+        .await;
+        w.shutdown().await;
+        let job = s.db.job(id).await.unwrap().unwrap();
+        assert_eq!(
+            state,
+            JobState::Succeeded,
+            "{tls}: {:?}",
+            job.summary.last_error
+        );
+        let messages = smtp.messages();
+        assert_eq!(messages.len(), 1, "{tls}");
+        assert!(String::from_utf8_lossy(&messages[0]).contains("Sent over TLS."));
+
+        // Without the certificate: refused, nothing sent, the reason said.
+        let s = setup(Kind::Sqlite, "confirm", &tls_manifest(smtp.port, tls, None)).await;
+        let bot = s.registry.get("confirm").unwrap();
+        let id =
+            s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+                .await
+                .unwrap()[0]
+                .id;
+        let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(1));
+        wait_for(
+            &s.db,
+            id,
+            &[JobState::Failed, JobState::Dead],
+            Duration::from_secs(30),
+        )
+        .await;
+        w.shutdown().await;
+        let job = s.db.job(id).await.unwrap().unwrap();
+        let error = job.summary.last_error.unwrap_or_default();
+        assert!(error.contains("certificate"), "{tls}: {error}");
+        assert_eq!(smtp.messages().len(), 1, "{tls}");
+    }
 }

@@ -190,3 +190,56 @@ fn a_wrong_password_and_a_stopped_server_are_told_apart() {
     assert!(down.is_transient(), "{down:?}");
     assert!(down.to_string().contains("cannot reach"), "{down}");
 }
+
+#[test]
+fn implicit_tls_and_starttls_trust_the_servers_certificate_only_when_told() {
+    let server = Dovecot::start();
+    append_all(
+        &server.account(),
+        "INBOX",
+        &[&fixture("mail/01-plain-pdf.eml")],
+    );
+    let tls = |tls: imap::Tls, port: u16, ca: bool| {
+        let mut account = server.account();
+        account.tls = tls;
+        account.port = port;
+        account.ca_file = ca.then(|| server.ca_file.clone());
+        account
+    };
+    for (mode, port) in [
+        (imap::Tls::Implicit, server.tls_port),
+        (imap::Tls::StartTls, server.port),
+    ] {
+        let mut session = imap::connect(&tls(mode, port, true))
+            .unwrap_or_else(|e| panic!("{mode:?} with the CA file: {e}"));
+        session.select("INBOX").expect("select");
+        let uids = session.uids_after(0).expect("search");
+        let fetched = session.fetch(&uids).expect("fetch");
+        assert_eq!(fetched.len(), 1, "{mode:?}");
+        assert_eq!(
+            fetched[0].raw,
+            std::fs::read(fixture("mail/01-plain-pdf.eml")).unwrap()
+        );
+        session.logout();
+
+        // A certificate nobody vouches for is refused, saying why.
+        let refused = imap::connect(&tls(mode, port, false))
+            .err()
+            .unwrap_or_else(|| panic!("{mode:?} trusted a self-signed certificate"));
+        assert!(
+            refused.to_string().contains("certificate"),
+            "{mode:?}: {refused}"
+        );
+    }
+    // STARTTLS really encrypts: the server logs the TLS session.
+    assert!(server.log().contains("TLS"), "{}", server.log());
+
+    let mut account = tls(imap::Tls::Implicit, server.tls_port, false);
+    account.ca_file = Some(PathBuf::from("/nonexistent/ca.pem"));
+    let settings = imap::connect(&account).err().expect("no CA file");
+    assert!(!settings.is_transient(), "{settings:?}");
+    assert!(
+        settings.to_string().contains("/nonexistent/ca.pem"),
+        "{settings}"
+    );
+}

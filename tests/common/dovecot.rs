@@ -22,32 +22,6 @@ pub struct Dovecot {
     child: Child,
 }
 
-/// A key and a certificate for 127.0.0.1 and localhost, made with the
-/// openssl command; returns the certificate's path.
-fn self_signed_certificate(dir: &Path) -> std::path::PathBuf {
-    let cert = dir.join("cert.pem");
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl made no certificate");
-    cert
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -92,7 +66,7 @@ impl Dovecot {
             assert!(status.success());
         }
         std::fs::write(d.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
-        let ca_file = self_signed_certificate(d);
+        let ca_file = super::self_signed_certificate(d);
         let port = free_port();
         let tls_port = std::iter::repeat_with(free_port)
             .find(|&p| p != port)

@@ -239,3 +239,29 @@ pub async fn setup(kind: Kind, name: &str, manifest: &str) -> Setup {
         db,
     }
 }
+
+/// A key and a certificate for 127.0.0.1 and localhost, made with the
+/// openssl command; returns the certificate's path.
+pub fn self_signed_certificate(dir: &Path) -> std::path::PathBuf {
+    let cert = dir.join("cert.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl made no certificate");
+    cert
+}
