@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clerk::jobs::{JobDb, JobState, ListFilter};
 use clerk::mail::imap;
-use common::dovecot::{Dovecot, PASSWORD, append_all, fixture_messages};
+use common::dovecot::{Dovecot, PASSWORD, append_all, append_raw, fixture_messages, mixed_batch};
+use common::proxy::{Cut, CuttingProxy};
 use common::{Kind, RunningWorker, fast_config, new_job, setup, wait_for};
 
 const POLL_BOT: &str = "intake:mailbox:finance@127.0.0.1/INBOX";
@@ -193,7 +194,58 @@ async fn a_poll_while_the_server_is_down_retries_until_it_is_back(kind: Kind) {
     w.shutdown().await;
 }
 
+async fn fifty_messages_through_connections_cut_mid_fetch_and_before_the_move(kind: Kind) {
+    let server = Dovecot::start();
+    let proxy = CuttingProxy::start(server.port);
+    let s = setup(kind, "intake", &manifest(proxy.port, "move")).await;
+    let batch = mixed_batch(40);
+    append_raw(&server.account(), "INBOX", &batch.messages);
+    fill(&server);
+    assert_eq!(folder_size(&server, "INBOX"), 50);
+    // The first poll loses its connection while the messages come in; the
+    // second after queueing the documents, before moving the messages.
+    proxy.plan([
+        Cut::AfterServerBytes(100_000),
+        Cut::OnClientText("UID MOVE"),
+    ]);
+    let w = worker(&s);
+    let bot = s.registry.get(POLL_BOT).unwrap();
+    let id =
+        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+            .await
+            .unwrap()[0]
+            .id;
+    wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(60)).await;
+    w.shutdown().await;
+    assert_eq!(proxy.cuts(), 2);
+    let poll = s.db.job(id).await.unwrap().unwrap();
+    assert_eq!(poll.summary.attempt, 3, "{poll:#?}");
+
+    // Exactly the documents the messages hold: the 8 of the MIME cases and
+    // those of the mixed batch, each once.
+    let jobs = document_jobs(&s.db).await;
+    let mut found = std::collections::BTreeSet::new();
+    let mut keys = std::collections::BTreeSet::new();
+    for summary in &jobs {
+        let job = s.db.job(summary.id).await.unwrap().unwrap();
+        let message_id = job.input["mail"]["message_id"].as_str().unwrap_or("");
+        let sha = job.input["sha256"].as_str().unwrap_or("");
+        found.insert((
+            message_id.trim_matches(['<', '>']).to_string(),
+            sha.to_string(),
+        ));
+        assert!(keys.insert(summary.idempotency_key.clone()), "{summary:?}");
+    }
+    assert_eq!(jobs.len(), 8 + batch.expected.len());
+    let missing: Vec<_> = batch.expected.difference(&found).collect();
+    assert!(missing.is_empty(), "documents without a job: {missing:?}");
+    assert_eq!(folder_size(&server, "INBOX"), 0);
+    assert_eq!(folder_size(&server, "Processed"), 49);
+    assert_eq!(folder_size(&server, "Failed"), 1);
+}
+
 both_backends!(
+    fifty_messages_through_connections_cut_mid_fetch_and_before_the_move,
     each_document_of_each_message_becomes_one_job,
     polling_again_after_a_crash_before_the_move_doubles_nothing,
     a_poll_while_the_server_is_down_retries_until_it_is_back,

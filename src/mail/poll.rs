@@ -10,21 +10,23 @@
 //!
 //! One poll:
 //!
-//! 1. reads the checkpoint (UIDVALIDITY and last UID) and fetches the
-//!    messages above it, in batches;
-//! 2. saves each document under `<store>/<sha256 prefix>-<name>` and queues
-//!    its job, keyed `mail:<trigger>:<message>:<document sha256>` where
-//!    `<message>` is the Message-ID (the SHA-256 of the message without
-//!    one);
-//! 3. only then moves the messages (or flags them), those that cannot be
-//!    parsed to the failed folder;
-//! 4. advances the checkpoint.
+//! 1. reads the checkpoint (UIDVALIDITY and last UID) and searches the
+//!    UIDs above it;
+//! 2. for each batch of [`imap::FETCH_BATCH`] messages, fetched in one
+//!    command: saves each document under `<store>/<sha256 prefix>-<name>`
+//!    and queues its job, keyed `mail:<trigger>:<message>:<document sha256>`
+//!    where `<message>` is the Message-ID (the SHA-256 of the message
+//!    without one);
+//! 3. only then moves the batch's messages (or flags them), those that
+//!    cannot be parsed to the failed folder;
+//! 4. advances the checkpoint past the batch.
 //!
 //! The key does not contain the UID, so a crash between any two steps, a
 //! re-poll, or a mailbox whose UIDVALIDITY changed (every message seen again
 //! under new UIDs) finds the jobs already queued: each document is one job.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -75,6 +77,14 @@ pub struct MailboxConfig {
 #[derive(Debug)]
 pub struct MailboxPollStep {
     config: MailboxConfig,
+    intake: Arc<Intake>,
+    bot_dir: PathBuf,
+}
+
+/// What turns a fetched message into document jobs; shared with the
+/// blocking threads that parse and save.
+#[derive(Debug)]
+struct Intake {
     /// The bot whose jobs the documents become, and how they retry.
     target: String,
     max_attempts: u32,
@@ -83,7 +93,17 @@ pub struct MailboxPollStep {
     /// Input of every document job, besides the document.
     input: Value,
     store: PathBuf,
-    bot_dir: PathBuf,
+    filter: AttachmentFilter,
+    /// `user@host/folder`, as the jobs' input names it.
+    mailbox: String,
+}
+
+/// One fetched message, made ready to queue.
+struct Taken {
+    uid: u32,
+    /// The jobs of its documents, or why it cannot be parsed.
+    jobs: Result<Vec<NewJob>, String>,
+    report: Value,
 }
 
 impl MailboxPollStep {
@@ -94,20 +114,97 @@ impl MailboxPollStep {
         input: Value,
     ) -> MailboxPollStep {
         let store = target.dir.join(&config.store);
-        MailboxPollStep {
+        let intake = Intake {
             store: std::path::absolute(&store).unwrap_or(store),
-            bot_dir: target.dir.clone(),
-            config,
             target: target.name.clone(),
             max_attempts: target.retry.max_attempts,
             max_lost: target.retry.max_lost,
             trigger: trigger.to_string(),
             input,
+            filter: config.filter.clone(),
+            mailbox: format!("{}@{}/{}", config.user, config.host, config.folder),
+        };
+        MailboxPollStep {
+            intake: Arc::new(intake),
+            bot_dir: target.dir.clone(),
+            config,
         }
     }
 
     fn checkpoint_name(&self) -> String {
-        format!("{}:{}", self.trigger, self.config.folder)
+        format!("{}:{}", self.intake.trigger, self.config.folder)
+    }
+}
+
+impl Intake {
+    /// Parse a message and save its documents; runs on a blocking thread.
+    fn take(&self, message: &imap::Fetched, poll_bot: &str) -> Result<Taken, StepError> {
+        let mail = match parse(&message.raw, &self.filter) {
+            Ok(mail) => mail,
+            Err(e) => {
+                tracing::warn!(bot = %self.target, uid = message.uid, error = %e, "message cannot be parsed; moved to the failed folder");
+                return Ok(Taken {
+                    uid: message.uid,
+                    jobs: Err(e.to_string()),
+                    report: json!({ "uid": message.uid, "error": e.to_string() }),
+                });
+            }
+        };
+        let identity = mail
+            .message_id
+            .clone()
+            .unwrap_or_else(|| store::sha256_hex(&message.raw));
+        let mut jobs = Vec::new();
+        for document in &mail.documents {
+            let path = store::put(&self.store, &document.sha256, &document.name, |p| {
+                std::fs::write(p, &document.bytes)
+            })
+            .map_err(|e| StepError::transient(format!("cannot save {}: {e}", document.name)))?;
+            let mut input = match &self.input {
+                Value::Object(map) => map.clone(),
+                _ => serde_json::Map::new(),
+            };
+            input.insert("file".into(), json!(path.display().to_string()));
+            input.insert("name".into(), json!(document.name));
+            input.insert("sha256".into(), json!(document.sha256));
+            input.insert("size".into(), json!(document.bytes.len()));
+            input.insert("media_type".into(), json!(document.media_type));
+            input.insert(
+                "mail".into(),
+                json!({
+                    "from": mail.from,
+                    "subject": mail.subject,
+                    "date": mail.date,
+                    "message_id": mail.message_id,
+                    "mailbox": self.mailbox,
+                    "uid": message.uid,
+                }),
+            );
+            jobs.push(NewJob {
+                bot: self.target.clone(),
+                input: Value::Object(input),
+                idempotency_key: Some(format!(
+                    "mail:{}:{identity}:{}",
+                    self.trigger, document.sha256
+                )),
+                max_attempts: self.max_attempts,
+                max_lost: self.max_lost,
+                run_after: None,
+                created_by: format!("mailbox:{poll_bot}"),
+            });
+        }
+        let report = json!({
+            "uid": message.uid,
+            "from": mail.from,
+            "subject": mail.subject,
+            "documents": mail.documents.iter().map(|d| &d.name).collect::<Vec<_>>(),
+            "skipped": mail.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>(),
+        });
+        Ok(Taken {
+            uid: message.uid,
+            jobs: Ok(jobs),
+            report,
+        })
     }
 }
 
@@ -161,7 +258,7 @@ impl Step for MailboxPollStep {
             .await
             .map_err(|e| StepError::transient(format!("cannot read the checkpoint: {e}")))?;
         let folder = self.config.folder.clone();
-        let (session, validity, fetched) = blocking(move || {
+        let (mut session, validity, uids) = blocking(move || {
             let mut session = imap::connect(&account).map_err(imap_failure)?;
             let selected = session.select(&folder).map_err(imap_failure)?;
             // A mailbox whose UIDVALIDITY changed numbers its messages anew:
@@ -171,125 +268,90 @@ impl Step for MailboxPollStep {
                 _ => 0,
             };
             let uids = session.uids_after(after).map_err(imap_failure)?;
-            let fetched = session.fetch(&uids).map_err(imap_failure)?;
-            Ok((session, selected.uid_validity, fetched))
+            Ok((session, selected.uid_validity, uids))
         })
         .await?;
 
-        let mut taken_uids = Vec::new();
-        let mut failed_uids = Vec::new();
+        // Batch by batch: fetch, save, queue, then move and remember. A
+        // poll cut short keeps the batches it finished, and memory holds
+        // one batch of messages at a time.
+        let (mut messages, mut documents, mut created) = (0, 0, 0);
+        let mut failed = 0;
         let mut report = Vec::new();
-        let mut jobs = Vec::new();
-        for message in &fetched {
-            let mail = match parse(&message.raw, &self.config.filter) {
-                Ok(mail) => mail,
-                Err(e) => {
-                    tracing::warn!(bot = %self.target, uid = message.uid, error = %e, "message cannot be parsed; moved to the failed folder");
-                    report.push(json!({ "uid": message.uid, "error": e.to_string() }));
-                    failed_uids.push(message.uid);
-                    continue;
+        for batch in uids.chunks(imap::FETCH_BATCH) {
+            let batch = batch.to_vec();
+            let intake = self.intake.clone();
+            let poll_bot = ctx.bot.clone();
+            let (back, taken) = blocking(move || {
+                let fetched = session.fetch(&batch).map_err(imap_failure)?;
+                let taken = fetched
+                    .iter()
+                    .map(|m| intake.take(m, &poll_bot))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((session, taken))
+            })
+            .await?;
+            session = back;
+            let jobs: Vec<NewJob> = taken
+                .iter()
+                .filter_map(|t| t.jobs.as_ref().ok())
+                .flatten()
+                .cloned()
+                .collect();
+            // Durably queued before any message is touched.
+            if !jobs.is_empty() {
+                let enqueued = db.enqueue(&jobs).await.map_err(|e| {
+                    StepError::transient(format!("cannot queue the documents: {e}"))
+                })?;
+                created += enqueued.iter().filter(|e| e.created).count();
+            }
+            let taken_uids: Vec<u32> = taken
+                .iter()
+                .filter(|t| t.jobs.is_ok())
+                .map(|t| t.uid)
+                .collect();
+            let failed_uids: Vec<u32> = taken
+                .iter()
+                .filter(|t| t.jobs.is_err())
+                .map(|t| t.uid)
+                .collect();
+            let config = self.config.clone();
+            let failed_now = failed_uids.len();
+            session = blocking(move || {
+                let mut session = session;
+                match config.after {
+                    After::Move => session.move_to(&taken_uids, &config.move_to),
+                    After::Flag => session.mark_seen(&taken_uids),
+                    After::Leave => Ok(()),
                 }
-            };
-            let identity = mail
-                .message_id
-                .clone()
-                .unwrap_or_else(|| store::sha256_hex(&message.raw));
-            let mut documents = Vec::new();
-            for document in &mail.documents {
-                let dir = self.store.clone();
-                let (sha, name, bytes) = (
-                    document.sha256.clone(),
-                    document.name.clone(),
-                    document.bytes.clone(),
-                );
-                let path = blocking(move || {
-                    store::put(&dir, &sha, &name, |p| std::fs::write(p, &bytes))
-                        .map_err(|e| StepError::transient(format!("cannot save {name}: {e}")))
-                })
-                .await?;
-                let mut input = match &self.input {
-                    Value::Object(map) => map.clone(),
-                    _ => serde_json::Map::new(),
-                };
-                input.insert("file".into(), json!(path.display().to_string()));
-                input.insert("name".into(), json!(document.name));
-                input.insert("sha256".into(), json!(document.sha256));
-                input.insert("size".into(), json!(document.bytes.len()));
-                input.insert("media_type".into(), json!(document.media_type));
-                input.insert(
-                    "mail".into(),
-                    json!({
-                        "from": mail.from,
-                        "subject": mail.subject,
-                        "date": mail.date,
-                        "message_id": mail.message_id,
-                        "mailbox": format!("{}@{}/{}", self.config.user, self.config.host, self.config.folder),
-                        "uid": message.uid,
-                    }),
-                );
-                jobs.push(NewJob {
-                    bot: self.target.clone(),
-                    input: Value::Object(input),
-                    idempotency_key: Some(format!(
-                        "mail:{}:{identity}:{}",
-                        self.trigger, document.sha256
-                    )),
-                    max_attempts: self.max_attempts,
-                    max_lost: self.max_lost,
-                    run_after: None,
-                    created_by: format!("mailbox:{}", ctx.bot),
-                });
-                documents.push(document.name.clone());
-            }
-            report.push(json!({
-                "uid": message.uid,
-                "from": mail.from,
-                "subject": mail.subject,
-                "documents": documents,
-                "skipped": mail.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>(),
-            }));
-            taken_uids.push(message.uid);
-        }
-        // Durably queued before any message is touched.
-        let enqueued = if jobs.is_empty() {
-            Vec::new()
-        } else {
-            db.enqueue(&jobs)
-                .await
-                .map_err(|e| StepError::transient(format!("cannot queue the documents: {e}")))?
-        };
-        let created = enqueued.iter().filter(|e| e.created).count();
-
-        let config = self.config.clone();
-        let (taken, failed) = (taken_uids.clone(), failed_uids.clone());
-        blocking(move || {
-            let mut session = session;
-            match config.after {
-                After::Move => session.move_to(&taken, &config.move_to),
-                After::Flag => session.mark_seen(&taken),
-                After::Leave => Ok(()),
-            }
-            .map_err(imap_failure)?;
-            session
-                .move_to(&failed, &config.failed_to)
                 .map_err(imap_failure)?;
-            session.logout();
-            Ok(())
-        })
-        .await?;
-        if let Some(last) = fetched.iter().map(|m| m.uid).max() {
-            db.set_checkpoint(&ctx.bot, &checkpoint_name, &format!("{validity}:{last}"))
-                .await
-                .map_err(|e| StepError::transient(format!("cannot save the checkpoint: {e}")))?;
+                session
+                    .move_to(&failed_uids, &config.failed_to)
+                    .map_err(imap_failure)?;
+                Ok(session)
+            })
+            .await?;
+            if let Some(last) = taken.iter().map(|t| t.uid).max() {
+                db.set_checkpoint(&ctx.bot, &checkpoint_name, &format!("{validity}:{last}"))
+                    .await
+                    .map_err(|e| {
+                        StepError::transient(format!("cannot save the checkpoint: {e}"))
+                    })?;
+            }
+            messages += taken.len();
+            documents += jobs.len();
+            failed += failed_now;
+            report.extend(taken.into_iter().map(|t| t.report));
         }
-        if !fetched.is_empty() {
-            tracing::info!(bot = %self.target, messages = fetched.len(), documents = jobs.len(), new_jobs = created, failed = failed_uids.len(), "mailbox polled");
+        tokio::task::spawn_blocking(move || session.logout());
+        if messages > 0 {
+            tracing::info!(bot = %self.intake.target, messages, documents, new_jobs = created, failed, "mailbox polled");
         }
         Ok(StepOutcome::Done(json!({
-            "messages": fetched.len(),
-            "documents": jobs.len(),
+            "messages": messages,
+            "documents": documents,
             "new_jobs": created,
-            "failed": failed_uids.len(),
+            "failed": failed,
             "details": report,
         })))
     }

@@ -220,10 +220,115 @@ pub fn fixture_messages() -> Vec<std::path::PathBuf> {
 
 /// Messages put into a folder with IMAP APPEND.
 pub fn append_all(account: &clerk::mail::imap::Account, folder: &str, messages: &[&Path]) {
+    let raw: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| std::fs::read(m).expect("read message"))
+        .collect();
+    append_raw(account, folder, &raw);
+}
+
+/// Messages given as bytes put into a folder with IMAP APPEND.
+pub fn append_raw(account: &clerk::mail::imap::Account, folder: &str, messages: &[Vec<u8>]) {
     let mut session = clerk::mail::imap::connect(account).expect("connect to dovecot");
-    for m in messages {
-        let raw = std::fs::read(m).expect("read message");
-        session.append(folder, &raw).expect("append");
+    for raw in messages {
+        session.append(folder, raw).expect("append");
     }
     session.logout();
+}
+
+/// Messages with mixed attachments, built from the document fixtures, and
+/// the documents each should give as `(Message-ID, SHA-256)`.
+pub struct MixedBatch {
+    pub messages: Vec<Vec<u8>>,
+    pub expected: std::collections::BTreeSet<(String, String)>,
+}
+
+/// `count` messages, cycling through five shapes: one invoice; two
+/// invoices; a scan with a text note (not a document); no attachment; the
+/// same invoice twice under two names (one document). The last message is
+/// the first sent again, with the same Message-ID (nothing new).
+pub fn mixed_batch(count: usize) -> MixedBatch {
+    use lettre::message::header::ContentType;
+    use lettre::message::{Attachment, MultiPart, SinglePart};
+    use sha2::Digest;
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut invoices: Vec<std::path::PathBuf> =
+        ["acme-office", "blue-harbor", "nordwind-logistics"]
+            .iter()
+            .flat_map(|v| std::fs::read_dir(root.join("invoices").join(v)).expect("invoices"))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+            .collect();
+    invoices.sort();
+    let scans = [
+        root.join("scans/blue-harbor-clean.tif"),
+        root.join("scans/nordwind-logistics-bw.pdf"),
+    ];
+    let read = |p: &Path| std::fs::read(p).expect("fixture");
+    let sha = |b: &[u8]| {
+        sha2::Sha256::digest(b)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    };
+    let pdf = ContentType::parse("application/pdf").expect("type");
+    let mut messages = Vec::new();
+    let mut expected = std::collections::BTreeSet::new();
+    for i in 0..count.saturating_sub(1) {
+        let id = format!("batch-{i}@vendor.example");
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(format!(
+            "Please find invoice {i} attached."
+        )));
+        let mut documents = Vec::new();
+        let invoice = &invoices[i % invoices.len()];
+        let name = |p: &Path| p.file_name().expect("name").to_string_lossy().into_owned();
+        match i % 5 {
+            0 => documents.push((name(invoice), read(invoice), pdf.clone())),
+            1 => {
+                let other = &invoices[(i + 7) % invoices.len()];
+                documents.push((name(invoice), read(invoice), pdf.clone()));
+                documents.push((name(other), read(other), pdf.clone()));
+            }
+            2 => {
+                let scan = &scans[i % scans.len()];
+                let kind = if scan.extension().is_some_and(|e| e == "tif") {
+                    ContentType::parse("image/tiff").expect("type")
+                } else {
+                    pdf.clone()
+                };
+                documents.push((name(scan), read(scan), kind));
+                parts = parts.singlepart(
+                    Attachment::new("note.txt".into())
+                        .body(b"Paid by transfer.".to_vec(), ContentType::TEXT_PLAIN),
+                );
+            }
+            3 => {}
+            _ => {
+                documents.push((name(invoice), read(invoice), pdf.clone()));
+                documents.push((
+                    format!("copy of {}", name(invoice)),
+                    read(invoice),
+                    pdf.clone(),
+                ));
+            }
+        }
+        for (file, bytes, kind) in documents {
+            expected.insert((id.clone(), sha(&bytes)));
+            parts = parts.singlepart(Attachment::new(file).body(bytes, kind));
+        }
+        let message = lettre::Message::builder()
+            .from("Billing <billing@vendor.example>".parse().expect("from"))
+            .to("invoices@clerk.example".parse().expect("to"))
+            .subject(format!("Invoice {i}"))
+            .message_id(Some(format!("<{id}>")))
+            .multipart(parts)
+            .expect("a message");
+        messages.push(message.formatted());
+    }
+    if let Some(first) = messages.first().cloned() {
+        messages.push(first);
+    }
+    MixedBatch { messages, expected }
 }
