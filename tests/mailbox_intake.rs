@@ -244,7 +244,101 @@ async fn fifty_messages_through_connections_cut_mid_fetch_and_before_the_move(ki
     assert_eq!(folder_size(&server, "Failed"), 1);
 }
 
+/// Two `clerk serve` processes on one database, each free to run four jobs
+/// at once, with polls queued faster than they finish: the mailbox is
+/// polled by one of them at a time, and each document is one job.
+async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
+    let server = Dovecot::start();
+    let manifest = manifest(server.port, "leave").replace("every = \"1h\"", "every = \"1s\"");
+    let s = setup(kind, "intake", &manifest).await;
+    let batch = mixed_batch(40);
+    append_raw(&server.account(), "INBOX", &batch.messages);
+    fill(&server);
+    let bot = s.registry.get(POLL_BOT).unwrap();
+    let queued: Vec<_> = (0..6)
+        .map(|_| new_job(bot, serde_json::json!({})))
+        .collect();
+    let polls: Vec<i64> =
+        s.db.enqueue(&queued)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+    let serve = |name: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_clerk"))
+            .arg("--database")
+            .arg(&s.t.url)
+            .arg("--data-dir")
+            .arg(s.t.path().join(name))
+            .arg("--bots")
+            .arg(&s.bots)
+            .args([
+                "serve",
+                "-c",
+                "4",
+                "--poll-interval",
+                "100ms",
+                "--worker-id",
+                name,
+            ])
+            .env("IMAP_PASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("clerk serve")
+    };
+    let mut processes = [serve("one"), serve("two")];
+    for &id in &polls {
+        wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(90)).await;
+    }
+    // Let a few scheduled polls run as well.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for p in &mut processes {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(p.id() as i32, libc::SIGTERM);
+        }
+        let _ = p.wait();
+    }
+
+    let all_polls =
+        s.db.list(&ListFilter {
+            bot: Some(POLL_BOT.into()),
+            state: None,
+            limit: 1000,
+            before_id: None,
+        })
+        .await
+        .unwrap();
+    assert!(all_polls.len() > polls.len(), "the schedule added polls");
+    let mut spans = Vec::new();
+    let mut workers = std::collections::BTreeSet::new();
+    for summary in &all_polls {
+        let job = s.db.job(summary.id).await.unwrap().unwrap();
+        for a in &job.attempts {
+            workers.insert(a.worker.clone());
+            spans.push((
+                a.started_at,
+                a.finished_at.unwrap_or(i64::MAX),
+                a.worker.clone(),
+            ));
+        }
+    }
+    assert_eq!(workers.len(), 2, "both processes polled: {workers:?}");
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1,
+            "two polls of one mailbox overlapped: {pair:?}"
+        );
+    }
+    let jobs = document_jobs(&s.db).await;
+    assert_eq!(jobs.len(), 8 + batch.expected.len());
+}
+
 both_backends!(
+    two_processes_poll_one_mailbox_one_at_a_time,
     fifty_messages_through_connections_cut_mid_fetch_and_before_the_move,
     each_document_of_each_message_becomes_one_job,
     polling_again_after_a_crash_before_the_move_doubles_nothing,

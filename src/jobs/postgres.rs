@@ -478,6 +478,10 @@ impl JobStore for PgStore {
                 .bind(&b.name)
                 .execute(&mut *tx)
                 .await?;
+            // Timed once the lock is held: a job claimed the moment another
+            // of its bot ended must not seem to start before that one ended.
+            let now = now_ms();
+            let expires = now + duration_ms(lease);
             let running: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM jobs WHERE bot = $1 AND state = 'running'",
             )

@@ -311,9 +311,11 @@ impl JobStore for SqliteStore {
         if limit == 0 || bots.is_empty() {
             return Ok(Vec::new());
         }
+        let mut tx = self.write().await?;
+        // Timed once the write lock is held: a job claimed the moment another
+        // of its bot ended must not seem to start before that one ended.
         let now = now_ms();
         let expires = now + duration_ms(lease);
-        let mut tx = self.write().await?;
         let mut claimed: Vec<ClaimedJob> = Vec::new();
         let free: Vec<&BotClaim> = bots.iter().filter(|b| b.concurrency.is_none()).collect();
         // One claim query for every bot without a limit; one per limited bot,
