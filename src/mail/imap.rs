@@ -77,6 +77,42 @@ fn classify(command: &str, e: imap::Error) -> ImapError {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+/// The connection, shared by the `imap` crate's session and clerk's own
+/// reader of FETCH answers. The crate parses an answer again from its start
+/// after every line it reads, which for a message of thousands of lines
+/// costs more than the server takes to send it; clerk reads fetched
+/// messages itself, taking each literal whole. The two never read at once:
+/// a session is used by one thread, one command at a time.
+#[derive(Clone)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Box<dyn Stream>>>);
+
+impl Shared {
+    fn new(stream: Box<dyn Stream>) -> Shared {
+        Shared(std::sync::Arc::new(std::sync::Mutex::new(stream)))
+    }
+
+    fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, Box<dyn Stream>>> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("the connection was poisoned by a panic"))
+    }
+}
+
+impl Read for Shared {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.lock()?.read(buf)
+    }
+}
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock()?.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock()?.flush()
+    }
+}
+
 /// A selected mailbox's identity: messages keep their UID as long as the
 /// UIDVALIDITY stays the same.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +131,10 @@ pub struct Fetched {
 
 /// A logged-in session.
 pub struct Session {
-    inner: imap::Session<Box<dyn Stream>>,
+    inner: imap::Session<Shared>,
+    raw: Shared,
+    /// Tags of clerk's own commands (`c1`, `c2`, …); the crate's are `a…`.
+    tag: u32,
 }
 
 /// Connect and log in.
@@ -112,25 +151,26 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
         .and_then(|()| tcp.set_write_timeout(Some(account.timeout)))
         .map_err(|e| unreachable(&e))?;
     let tls = || tls_connector(account.ca_file.as_deref());
-    let mut client: imap::Client<Box<dyn Stream>> = match account.tls {
-        Tls::Plain => imap::Client::new(Box::new(tcp)),
+    let (stream, greeting_read): (Box<dyn Stream>, bool) = match account.tls {
+        Tls::Plain => (Box::new(tcp), false),
         Tls::Implicit => {
             let stream = tls()?
                 .connect(&account.host, tcp)
                 .map_err(|e| unreachable(&e))?;
-            imap::Client::new(Box::new(stream))
+            (Box::new(stream), false)
         }
         Tls::StartTls => {
             let tcp = starttls(tcp).map_err(|e| unreachable(&e))?;
             let stream = tls()?
                 .connect(&account.host, tcp)
                 .map_err(|e| unreachable(&e))?;
-            let mut client: imap::Client<Box<dyn Stream>> = imap::Client::new(Box::new(stream));
             // The greeting came before the upgrade.
-            client.greeting_read = true;
-            client
+            (Box::new(stream), true)
         }
     };
+    let raw = Shared::new(stream);
+    let mut client = imap::Client::new(raw.clone());
+    client.greeting_read = greeting_read;
     if !client.greeting_read {
         client
             .read_greeting()
@@ -145,7 +185,7 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
             },
             other => classify("LOGIN", other),
         })?;
-    Ok(Session { inner })
+    Ok(Session { inner, raw, tag: 0 })
 }
 
 /// TLS that trusts the system's certificates and those of `ca_file`.
@@ -195,6 +235,8 @@ fn starttls(mut tcp: TcpStream) -> std::io::Result<TcpStream> {
     }
 }
 
+mod fetch;
+
 /// UIDs fetched per command: large enough that round trips do not count,
 /// small enough that a batch of 100 KB messages stays a few MB.
 pub const FETCH_BATCH: usize = 50;
@@ -238,20 +280,14 @@ impl Session {
     pub fn fetch(&mut self, uids: &[u32]) -> Result<Vec<Fetched>, ImapError> {
         let mut out = Vec::with_capacity(uids.len());
         for batch in uids.chunks(FETCH_BATCH) {
-            let set = uid_set(batch);
-            let fetches = self
-                .inner
-                .uid_fetch(&set, "(UID BODY.PEEK[])")
-                .map_err(|e| classify("UID FETCH", e))?;
-            let mut got: Vec<Fetched> = fetches
-                .iter()
-                .filter_map(|f| {
-                    Some(Fetched {
-                        uid: f.uid?,
-                        raw: f.body()?.to_vec(),
-                    })
-                })
-                .collect();
+            self.tag += 1;
+            let tag = format!("c{}", self.tag);
+            let command = format!("{tag} UID FETCH {} (UID BODY.PEEK[])\r\n", uid_set(batch));
+            let lost = |e: std::io::Error| ImapError::Connection(e.to_string());
+            self.raw.write_all(command.as_bytes()).map_err(lost)?;
+            self.raw.flush().map_err(lost)?;
+            let mut reader = std::io::BufReader::with_capacity(64 * 1024, self.raw.clone());
+            let mut got = fetch::read_answer(&mut reader, &tag)?;
             got.sort_by_key(|f| f.uid);
             out.extend(got);
         }

@@ -103,6 +103,8 @@ struct Taken {
     uid: u32,
     /// The jobs of its documents, or why it cannot be parsed.
     jobs: Result<Vec<NewJob>, String>,
+    /// Its documents, to be saved where the jobs say.
+    documents: Vec<crate::mail::Document>,
     report: Value,
 }
 
@@ -137,17 +139,40 @@ impl MailboxPollStep {
 }
 
 impl Intake {
-    /// Parse a message and save its documents; runs on a blocking thread.
-    fn take(&self, message: &imap::Fetched, poll_bot: &str) -> Result<Taken, StepError> {
+    /// Parse a batch of messages and save their documents; runs on a
+    /// blocking thread.
+    fn take_all(&self, fetched: &[imap::Fetched], poll_bot: &str) -> Result<Vec<Taken>, StepError> {
+        let taken: Vec<Taken> = fetched.iter().map(|m| self.take(m, poll_bot)).collect();
+        let incoming: Vec<store::Incoming> = taken
+            .iter()
+            .flat_map(|t| &t.documents)
+            .map(|d| store::Incoming {
+                sha256: &d.sha256,
+                name: &d.name,
+                bytes: &d.bytes,
+            })
+            .collect();
+        store::put_all(&self.store, &incoming).map_err(|e| {
+            StepError::transient(format!(
+                "cannot save documents in {}: {e}",
+                self.store.display()
+            ))
+        })?;
+        Ok(taken)
+    }
+
+    /// Parse a message into the jobs of its documents.
+    fn take(&self, message: &imap::Fetched, poll_bot: &str) -> Taken {
         let mail = match parse(&message.raw, &self.filter) {
             Ok(mail) => mail,
             Err(e) => {
                 tracing::warn!(bot = %self.target, uid = message.uid, error = %e, "message cannot be parsed; moved to the failed folder");
-                return Ok(Taken {
+                return Taken {
                     uid: message.uid,
                     jobs: Err(e.to_string()),
+                    documents: Vec::new(),
                     report: json!({ "uid": message.uid, "error": e.to_string() }),
-                });
+                };
             }
         };
         let identity = mail
@@ -156,10 +181,7 @@ impl Intake {
             .unwrap_or_else(|| store::sha256_hex(&message.raw));
         let mut jobs = Vec::new();
         for document in &mail.documents {
-            let path = store::put(&self.store, &document.sha256, &document.name, |p| {
-                std::fs::write(p, &document.bytes)
-            })
-            .map_err(|e| StepError::transient(format!("cannot save {}: {e}", document.name)))?;
+            let path = store::path_for(&self.store, &document.sha256, &document.name);
             let mut input = match &self.input {
                 Value::Object(map) => map.clone(),
                 _ => serde_json::Map::new(),
@@ -200,11 +222,12 @@ impl Intake {
             "documents": mail.documents.iter().map(|d| &d.name).collect::<Vec<_>>(),
             "skipped": mail.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>(),
         });
-        Ok(Taken {
+        Taken {
             uid: message.uid,
             jobs: Ok(jobs),
+            documents: mail.documents,
             report,
-        })
+        }
     }
 }
 
@@ -258,7 +281,7 @@ impl Step for MailboxPollStep {
             .await
             .map_err(|e| StepError::transient(format!("cannot read the checkpoint: {e}")))?;
         let folder = self.config.folder.clone();
-        let (mut session, validity, uids) = blocking(move || {
+        let (session, validity, uids) = blocking(move || {
             let mut session = imap::connect(&account).map_err(imap_failure)?;
             let selected = session.select(&folder).map_err(imap_failure)?;
             // A mailbox whose UIDVALIDITY changed numbers its messages anew:
@@ -273,25 +296,55 @@ impl Step for MailboxPollStep {
         .await?;
 
         // Batch by batch: fetch, save, queue, then move and remember. A
-        // poll cut short keeps the batches it finished, and memory holds
-        // one batch of messages at a time.
+        // poll cut short keeps the batches it finished. The next batch is
+        // fetched while this one is saved (the server's work and clerk's
+        // overlap); memory holds two batches at most.
         let (mut messages, mut documents, mut created) = (0, 0, 0);
         let mut failed = 0;
         let mut report = Vec::new();
-        for batch in uids.chunks(imap::FETCH_BATCH) {
-            let batch = batch.to_vec();
+        let batches: Vec<Vec<u32>> = uids
+            .chunks(imap::FETCH_BATCH)
+            .map(<[u32]>::to_vec)
+            .collect();
+        let joined = |e: tokio::task::JoinError| {
+            StepError::transient(format!("the mailbox task failed: {e}"))
+        };
+        let fetch = |mut session: imap::Session, batch: Vec<u32>| {
+            tokio::task::spawn_blocking(move || {
+                let fetched = session.fetch(&batch).map_err(imap_failure);
+                (session, fetched)
+            })
+        };
+        let mut session = Some(session);
+        let mut ahead: Option<Result<Vec<imap::Fetched>, StepError>> = None;
+        for (index, batch) in batches.iter().enumerate() {
+            let started = std::time::Instant::now();
+            let fetched = match ahead.take() {
+                Some(fetched) => fetched?,
+                None => {
+                    let Some(s) = session.take() else { break };
+                    let (s, fetched) = fetch(s, batch.clone()).await.map_err(joined)?;
+                    session = Some(s);
+                    fetched?
+                }
+            };
             let intake = self.intake.clone();
             let poll_bot = ctx.bot.clone();
-            let (back, taken) = blocking(move || {
-                let fetched = session.fetch(&batch).map_err(imap_failure)?;
-                let taken = fetched
-                    .iter()
-                    .map(|m| intake.take(m, &poll_bot))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((session, taken))
-            })
-            .await?;
-            session = back;
+            let saving = blocking(move || intake.take_all(&fetched, &poll_bot));
+            let fetching = match (batches.get(index + 1), session.take()) {
+                (Some(next), Some(s)) => Some(fetch(s, next.clone())),
+                (_, s) => {
+                    session = s;
+                    None
+                }
+            };
+            let taken = saving.await;
+            if let Some(task) = fetching {
+                let (s, fetched) = task.await.map_err(joined)?;
+                session = Some(s);
+                ahead = Some(fetched);
+            }
+            let taken = taken?;
             let jobs: Vec<NewJob> = taken
                 .iter()
                 .filter_map(|t| t.jobs.as_ref().ok())
@@ -317,20 +370,21 @@ impl Step for MailboxPollStep {
                 .collect();
             let config = self.config.clone();
             let failed_now = failed_uids.len();
-            session = blocking(move || {
-                let mut session = session;
-                match config.after {
-                    After::Move => session.move_to(&taken_uids, &config.move_to),
-                    After::Flag => session.mark_seen(&taken_uids),
-                    After::Leave => Ok(()),
-                }
-                .map_err(imap_failure)?;
-                session
-                    .move_to(&failed_uids, &config.failed_to)
+            let Some(mut s) = session.take() else { break };
+            session = Some(
+                blocking(move || {
+                    match config.after {
+                        After::Move => s.move_to(&taken_uids, &config.move_to),
+                        After::Flag => s.mark_seen(&taken_uids),
+                        After::Leave => Ok(()),
+                    }
                     .map_err(imap_failure)?;
-                Ok(session)
-            })
-            .await?;
+                    s.move_to(&failed_uids, &config.failed_to)
+                        .map_err(imap_failure)?;
+                    Ok(s)
+                })
+                .await?,
+            );
             if let Some(last) = taken.iter().map(|t| t.uid).max() {
                 db.set_checkpoint(&ctx.bot, &checkpoint_name, &format!("{validity}:{last}"))
                     .await
@@ -338,12 +392,20 @@ impl Step for MailboxPollStep {
                         StepError::transient(format!("cannot save the checkpoint: {e}"))
                     })?;
             }
+            tracing::debug!(
+                bot = %ctx.bot,
+                messages = taken.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "batch taken"
+            );
             messages += taken.len();
             documents += jobs.len();
             failed += failed_now;
             report.extend(taken.into_iter().map(|t| t.report));
         }
-        tokio::task::spawn_blocking(move || session.logout());
+        if let Some(session) = session {
+            tokio::task::spawn_blocking(move || session.logout());
+        }
         if messages > 0 {
             tracing::info!(bot = %self.intake.target, messages, documents, new_jobs = created, failed, "mailbox polled");
         }

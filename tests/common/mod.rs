@@ -266,3 +266,19 @@ pub fn self_signed_certificate(dir: &Path) -> std::path::PathBuf {
     assert!(status.success(), "openssl made no certificate");
     cert
 }
+
+/// Processes stopped (SIGTERM, then reaped) when dropped, also when a test
+/// fails half-way.
+pub struct Stopped<const N: usize>(pub [std::process::Child; N]);
+
+impl<const N: usize> Drop for Stopped<N> {
+    fn drop(&mut self) {
+        for p in &mut self.0 {
+            // SAFETY: signalling our own child.
+            unsafe {
+                libc::kill(p.id() as i32, libc::SIGTERM);
+            }
+            let _ = p.wait();
+        }
+    }
+}
