@@ -335,7 +335,53 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
     assert_eq!(jobs.len(), 8 + batch.expected.len());
 }
 
+/// With `idle = true`, one poll job listens: mail appended while it runs
+/// becomes jobs at once, without another poll.
+async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
+    let server = Dovecot::start();
+    let manifest =
+        manifest(server.port, "move").replace("every = \"1h\"", "every = \"1h\"\nidle = true");
+    let s = setup(kind, "intake", &manifest).await;
+    let w = worker(&s);
+    let bot = s.registry.get(POLL_BOT).unwrap();
+    let id =
+        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+            .await
+            .unwrap()[0]
+            .id;
+    wait_for(&s.db, id, &[JobState::Running], Duration::from_secs(30)).await;
+    let messages = fixture_messages();
+    for (n, message) in [&messages[0], &messages[1]].into_iter().enumerate() {
+        append_all(&server.account(), "INBOX", &[message.as_path()]);
+        let start = std::time::Instant::now();
+        while document_jobs(&s.db).await.len() < n + 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no job for message {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The same poll took it: it is still listening.
+        assert_eq!(s.db.state(id).await.unwrap(), Some(JobState::Running));
+        assert_eq!(
+            s.db.list(&ListFilter {
+                bot: Some(POLL_BOT.into()),
+                state: None,
+                limit: 10,
+                before_id: None
+            })
+            .await
+            .unwrap()
+            .len(),
+            1
+        );
+    }
+    assert_eq!(folder_size(&server, "Processed"), 2);
+    w.shutdown().await;
+}
+
 both_backends!(
+    with_idle_mail_is_taken_as_it_arrives,
     two_processes_poll_one_mailbox_one_at_a_time,
     fifty_messages_through_connections_cut_mid_fetch_and_before_the_move,
     each_document_of_each_message_becomes_one_job,

@@ -129,6 +129,9 @@
 //!   the bot's, default `"mail"`), `timeout` (per server answer, default
 //!   `"30s"`), `ca_file` (PEM certificates to trust besides the system's,
 //!   relative to the bot's folder): mailbox only.
+//! - `idle`: mailbox only, default false. Listen for new mail (IMAP IDLE)
+//!   and take it within seconds; each poll listens for `every`, then the
+//!   next takes over. A server without IDLE is polled every `every`.
 //! - `name`: optional; the trigger's identity, remembered with the last slot
 //!   fired. Default: `cron:<schedule>@<timezone>`, `every:<seconds>s`,
 //!   `folder:<path>`, `mailbox:<user>@<host>/<folder>` or `manual`. No two triggers of a bot may have the same identity.
@@ -726,6 +729,7 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
         .unwrap_or_else(|| "mail".into());
     let timeout = t.optional_or("timeout", Duration::from_secs(30), Ok);
     let ca_file = t.optional::<String>("ca_file").map(PathBuf::from);
+    let idle = t.optional::<bool>("idle").unwrap_or(false);
     let tls = tls?;
     Some(MailboxConfig {
         host: host?,
@@ -744,6 +748,7 @@ fn read_mailbox(t: &mut TableReader) -> Option<crate::mail::poll::MailboxConfig>
         filter,
         store: PathBuf::from(store),
         ca_file,
+        idle,
         timeout: timeout?,
     })
 }

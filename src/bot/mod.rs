@@ -255,7 +255,13 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                 }],
                 retry: bot.retry.clone(),
                 timeouts: Timeouts {
-                    step: Duration::from_secs(600),
+                    // A poll that listens (IDLE) runs for `every` besides.
+                    step: Duration::from_secs(600)
+                        + if config.idle {
+                            config.every
+                        } else {
+                            Duration::ZERO
+                        },
                     job: None,
                 },
                 concurrency: Some(1),

@@ -84,17 +84,29 @@ impl<T: Read + Write + Send> Stream for T {}
 /// messages itself, taking each literal whole. The two never read at once:
 /// a session is used by one thread, one command at a time.
 #[derive(Clone)]
-struct Shared(std::sync::Arc<std::sync::Mutex<Box<dyn Stream>>>);
+struct Shared {
+    stream: std::sync::Arc<std::sync::Mutex<Box<dyn Stream>>>,
+    /// The socket under any TLS, for read time limits while idling.
+    socket: std::sync::Arc<TcpStream>,
+    /// The read time limit outside IDLE.
+    timeout: Duration,
+}
 
 impl Shared {
-    fn new(stream: Box<dyn Stream>) -> Shared {
-        Shared(std::sync::Arc::new(std::sync::Mutex::new(stream)))
-    }
-
     fn lock(&self) -> std::io::Result<std::sync::MutexGuard<'_, Box<dyn Stream>>> {
-        self.0
+        self.stream
             .lock()
             .map_err(|_| std::io::Error::other("the connection was poisoned by a panic"))
+    }
+}
+
+impl imap::extensions::idle::SetReadTimeout for Shared {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::error::Result<()> {
+        // The crate lifts the limit after IDLE; clerk keeps its own, so that
+        // a server that dies then cannot hang the session.
+        self.socket
+            .set_read_timeout(Some(timeout.unwrap_or(self.timeout)))
+            .map_err(imap::Error::Io)
     }
 }
 
@@ -150,6 +162,7 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
     tcp.set_read_timeout(Some(account.timeout))
         .and_then(|()| tcp.set_write_timeout(Some(account.timeout)))
         .map_err(|e| unreachable(&e))?;
+    let socket = std::sync::Arc::new(tcp.try_clone().map_err(|e| unreachable(&e))?);
     let tls = || tls_connector(account.ca_file.as_deref());
     let (stream, greeting_read): (Box<dyn Stream>, bool) = match account.tls {
         Tls::Plain => (Box::new(tcp), false),
@@ -168,7 +181,11 @@ pub fn connect(account: &Account) -> Result<Session, ImapError> {
             (Box::new(stream), true)
         }
     };
-    let raw = Shared::new(stream);
+    let raw = Shared {
+        stream: std::sync::Arc::new(std::sync::Mutex::new(stream)),
+        socket,
+        timeout: account.timeout,
+    };
     let mut client = imap::Client::new(raw.clone());
     client.greeting_read = greeting_read;
     if !client.greeting_read {
@@ -342,6 +359,28 @@ impl Session {
             .finish()
             .map(|_| ())
             .map_err(|e| classify(&format!("APPEND to {folder}"), e))
+    }
+
+    /// Whether the server can tell of new mail as it arrives (IDLE).
+    pub fn can_idle(&mut self) -> Result<bool, ImapError> {
+        Ok(self
+            .inner
+            .capabilities()
+            .map_err(|e| classify("CAPABILITY", e))?
+            .has_str("IDLE"))
+    }
+
+    /// Wait up to `limit` for new mail in the selected folder (IDLE);
+    /// whether some arrived. Only for a server that [`Session::can_idle`].
+    pub fn wait_for_mail(&mut self, limit: Duration) -> Result<bool, ImapError> {
+        let outcome = self
+            .inner
+            .idle()
+            .timeout(limit)
+            .keepalive(false)
+            .wait_while(|r| !matches!(r, imap::types::UnsolicitedResponse::Exists(_)))
+            .map_err(|e| classify("IDLE", e))?;
+        Ok(outcome == imap::extensions::idle::WaitOutcome::MailboxChanged)
     }
 
     pub fn logout(mut self) {

@@ -69,6 +69,9 @@ pub struct MailboxConfig {
     /// Certificates to trust besides the system's, relative to the bot's
     /// folder.
     pub ca_file: Option<PathBuf>,
+    /// Listen for new mail (IMAP IDLE) for `every`, instead of looking
+    /// once every `every`.
+    pub idle: bool,
     /// Limit on connecting and on each server answer.
     pub timeout: Duration,
 }
@@ -281,7 +284,7 @@ impl Step for MailboxPollStep {
             .await
             .map_err(|e| StepError::transient(format!("cannot read the checkpoint: {e}")))?;
         let folder = self.config.folder.clone();
-        let (session, validity, uids) = blocking(move || {
+        let (session, validity, after, uids) = blocking(move || {
             let mut session = imap::connect(&account).map_err(imap_failure)?;
             let selected = session.select(&folder).map_err(imap_failure)?;
             // A mailbox whose UIDVALIDITY changed numbers its messages anew:
@@ -291,17 +294,105 @@ impl Step for MailboxPollStep {
                 _ => 0,
             };
             let uids = session.uids_after(after).map_err(imap_failure)?;
-            Ok((session, selected.uid_validity, uids))
+            Ok((session, selected.uid_validity, after, uids))
         })
         .await?;
+        let mut round = Round {
+            db,
+            poll_bot: ctx.bot.clone(),
+            checkpoint_name,
+            validity,
+            last_uid: after,
+            totals: Totals::default(),
+        };
+        let mut session = self.take_batches(&mut round, session, uids).await?;
 
-        // Batch by batch: fetch, save, queue, then move and remember. A
-        // poll cut short keeps the batches it finished. The next batch is
-        // fetched while this one is saved (the server's work and clerk's
-        // overlap); memory holds two batches at most.
-        let (mut messages, mut documents, mut created) = (0, 0, 0);
-        let mut failed = 0;
-        let mut report = Vec::new();
+        // With IDLE, listen for `every`, taking new mail as it comes; the
+        // next poll job takes over after that. The server is asked for new
+        // UIDs after every wait, so mail that arrived between two waits is
+        // not missed.
+        if self.config.idle {
+            let until = tokio::time::Instant::now() + self.config.every;
+            let (back, can_idle) = blocking(move || {
+                let mut session = session;
+                let can = session.can_idle().map_err(imap_failure)?;
+                Ok((session, can))
+            })
+            .await?;
+            session = back;
+            if !can_idle {
+                tracing::warn!(bot = %ctx.bot, "the IMAP server cannot IDLE; polling every `every` instead");
+            }
+            while can_idle
+                && !until
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .is_zero()
+            {
+                let left = until.saturating_duration_since(tokio::time::Instant::now());
+                let last = round.last_uid;
+                let (back, uids) = blocking(move || {
+                    let mut session = session;
+                    session
+                        .wait_for_mail(left.min(IDLE_WAIT))
+                        .map_err(imap_failure)?;
+                    let uids = session.uids_after(last).map_err(imap_failure)?;
+                    Ok((session, uids))
+                })
+                .await?;
+                session = self.take_batches(&mut round, back, uids).await?;
+            }
+        }
+        tokio::task::spawn_blocking(move || session.logout());
+        let t = round.totals;
+        if t.messages > 0 {
+            tracing::info!(bot = %self.intake.target, messages = t.messages, documents = t.documents, new_jobs = t.created, failed = t.failed, "mailbox polled");
+        }
+        Ok(StepOutcome::Done(json!({
+            "messages": t.messages,
+            "documents": t.documents,
+            "new_jobs": t.created,
+            "failed": t.failed,
+            "details": t.report,
+        })))
+    }
+}
+
+/// Longest single IDLE wait: a poll that is stopped (shutdown, timeout)
+/// leaves its blocking thread within this.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+
+/// What one poll job has done so far.
+#[derive(Default)]
+struct Totals {
+    messages: usize,
+    documents: usize,
+    created: usize,
+    failed: usize,
+    report: Vec<Value>,
+}
+
+/// One poll job's state between batches.
+struct Round {
+    db: crate::jobs::JobDb,
+    poll_bot: String,
+    checkpoint_name: String,
+    validity: u32,
+    /// The highest UID taken (or known taken before).
+    last_uid: u32,
+    totals: Totals,
+}
+
+impl MailboxPollStep {
+    /// Take `uids` batch by batch: fetch, save, queue, then move and
+    /// remember. A poll cut short keeps the batches it finished. The next
+    /// batch is fetched while this one is saved (the server's work and
+    /// clerk's overlap); memory holds two batches at most.
+    async fn take_batches(
+        &self,
+        round: &mut Round,
+        session: imap::Session,
+        uids: Vec<u32>,
+    ) -> Result<imap::Session, StepError> {
         let batches: Vec<Vec<u32>> = uids
             .chunks(imap::FETCH_BATCH)
             .map(<[u32]>::to_vec)
@@ -315,6 +406,7 @@ impl Step for MailboxPollStep {
                 (session, fetched)
             })
         };
+        let lost = || StepError::transient("the mailbox session was lost");
         let mut session = Some(session);
         let mut ahead: Option<Result<Vec<imap::Fetched>, StepError>> = None;
         for (index, batch) in batches.iter().enumerate() {
@@ -322,14 +414,14 @@ impl Step for MailboxPollStep {
             let fetched = match ahead.take() {
                 Some(fetched) => fetched?,
                 None => {
-                    let Some(s) = session.take() else { break };
+                    let s = session.take().ok_or_else(lost)?;
                     let (s, fetched) = fetch(s, batch.clone()).await.map_err(joined)?;
                     session = Some(s);
                     fetched?
                 }
             };
             let intake = self.intake.clone();
-            let poll_bot = ctx.bot.clone();
+            let poll_bot = round.poll_bot.clone();
             let saving = blocking(move || intake.take_all(&fetched, &poll_bot));
             let fetching = match (batches.get(index + 1), session.take()) {
                 (Some(next), Some(s)) => Some(fetch(s, next.clone())),
@@ -353,10 +445,10 @@ impl Step for MailboxPollStep {
                 .collect();
             // Durably queued before any message is touched.
             if !jobs.is_empty() {
-                let enqueued = db.enqueue(&jobs).await.map_err(|e| {
+                let enqueued = round.db.enqueue(&jobs).await.map_err(|e| {
                     StepError::transient(format!("cannot queue the documents: {e}"))
                 })?;
-                created += enqueued.iter().filter(|e| e.created).count();
+                round.totals.created += enqueued.iter().filter(|e| e.created).count();
             }
             let taken_uids: Vec<u32> = taken
                 .iter()
@@ -370,7 +462,7 @@ impl Step for MailboxPollStep {
                 .collect();
             let config = self.config.clone();
             let failed_now = failed_uids.len();
-            let Some(mut s) = session.take() else { break };
+            let mut s = session.take().ok_or_else(lost)?;
             session = Some(
                 blocking(move || {
                     match config.after {
@@ -385,37 +477,37 @@ impl Step for MailboxPollStep {
                 })
                 .await?,
             );
-            if let Some(last) = taken.iter().map(|t| t.uid).max() {
-                db.set_checkpoint(&ctx.bot, &checkpoint_name, &format!("{validity}:{last}"))
-                    .await
-                    .map_err(|e| {
-                        StepError::transient(format!("cannot save the checkpoint: {e}"))
-                    })?;
-            }
+            // The batch's highest UID, or the batch's own when every message
+            // of it vanished before the fetch.
+            let last = taken
+                .iter()
+                .map(|t| t.uid)
+                .chain(batch.last().copied())
+                .max()
+                .unwrap_or(round.last_uid);
+            round
+                .db
+                .set_checkpoint(
+                    &round.poll_bot,
+                    &round.checkpoint_name,
+                    &format!("{}:{last}", round.validity),
+                )
+                .await
+                .map_err(|e| StepError::transient(format!("cannot save the checkpoint: {e}")))?;
+            round.last_uid = round.last_uid.max(last);
             tracing::debug!(
-                bot = %ctx.bot,
+                bot = %round.poll_bot,
                 messages = taken.len(),
                 ms = started.elapsed().as_millis() as u64,
                 "batch taken"
             );
-            messages += taken.len();
-            documents += jobs.len();
-            failed += failed_now;
-            report.extend(taken.into_iter().map(|t| t.report));
+            let t = &mut round.totals;
+            t.messages += taken.len();
+            t.documents += jobs.len();
+            t.failed += failed_now;
+            t.report.extend(taken.into_iter().map(|t| t.report));
         }
-        if let Some(session) = session {
-            tokio::task::spawn_blocking(move || session.logout());
-        }
-        if messages > 0 {
-            tracing::info!(bot = %self.intake.target, messages, documents, new_jobs = created, failed, "mailbox polled");
-        }
-        Ok(StepOutcome::Done(json!({
-            "messages": messages,
-            "documents": documents,
-            "new_jobs": created,
-            "failed": failed,
-            "details": report,
-        })))
+        session.ok_or_else(lost)
     }
 }
 
