@@ -44,6 +44,13 @@ pub struct Bot {
 }
 
 impl Bot {
+    /// Whether clerk made this bot for a mailbox trigger of another.
+    pub fn is_mailbox_poll(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.config, StepConfig::MailboxPoll(_)))
+    }
+
     /// Timeout of step `index`: its own, else the bot's default.
     pub fn step_timeout(&self, index: usize) -> Duration {
         self.steps

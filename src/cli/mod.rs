@@ -701,9 +701,12 @@ fn bots(g: &Global, cmd: BotsCommand) -> anyhow::Result<u8> {
                 bail!("{} is not a folder", dir.display());
             }
             let report = bot::load_dir(&dir);
+            let (polls, written): (Vec<_>, Vec<_>) =
+                report.bots.iter().partition(|b| b.is_mailbox_poll());
             if json {
                 let v = serde_json::json!({
-                    "valid": report.bots.iter().map(|b| &b.name).collect::<Vec<_>>(),
+                    "valid": written.iter().map(|b| &b.name).collect::<Vec<_>>(),
+                    "mailbox_polls": polls.iter().map(|b| &b.name).collect::<Vec<_>>(),
                     "problems": report.diagnostics,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -716,9 +719,13 @@ fn bots(g: &Global, cmd: BotsCommand) -> anyhow::Result<u8> {
                     .iter()
                     .map(|d| d.file.as_path())
                     .collect();
+                let polls = match polls.len() {
+                    0 => String::new(),
+                    n => format!(" (with {n} mailbox poll bot(s) of their triggers)"),
+                };
                 println!(
-                    "{} valid bot(s); {} problem(s) in {} file(s)",
-                    report.bots.len(),
+                    "{} valid bot(s){polls}; {} problem(s) in {} file(s)",
+                    written.len(),
                     report.diagnostics.len(),
                     files.len()
                 );

@@ -53,10 +53,13 @@ pub struct Incoming<'a> {
     pub bytes: &'a [u8],
 }
 
-/// [`put`] for many documents at once, with two flushes of the file system
-/// in all instead of one per document: every missing document is written
-/// to its partial file, all are flushed, renamed into place, and the
-/// folder is flushed. Returns each document's path, in order.
+/// [`put`] for many documents at once: every missing document is written
+/// to its partial file before any is flushed (the disk writes them out
+/// together, and each flush then finds its file mostly written), then all
+/// are renamed into place and the folder is flushed once. Returns each
+/// document's path, in order. (Flushing the whole file system instead,
+/// with `syncfs`, took twice as long: it also writes out every other
+/// program's files.)
 pub fn put_all(dir: &Path, documents: &[Incoming]) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let mut paths = Vec::with_capacity(documents.len());
@@ -75,7 +78,9 @@ pub fn put_all(dir: &Path, documents: &[Incoming]) -> std::io::Result<Vec<PathBu
         if partials.is_empty() {
             return Ok(());
         }
-        sync_file_system(dir)?;
+        for (partial, _) in &partials {
+            std::fs::File::open(partial)?.sync_all()?;
+        }
         for (partial, path) in &partials {
             std::fs::rename(partial, path)?;
         }
@@ -88,18 +93,6 @@ pub fn put_all(dir: &Path, documents: &[Incoming]) -> std::io::Result<Vec<PathBu
         return Err(e);
     }
     Ok(paths)
-}
-
-/// Flush everything written to the file system `dir` is on: one call for
-/// any number of files.
-fn sync_file_system(dir: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let folder = std::fs::File::open(dir)?;
-    // SAFETY: a valid descriptor, open for the duration of the call.
-    if unsafe { libc::syncfs(folder.as_raw_fd()) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
