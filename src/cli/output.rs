@@ -167,11 +167,16 @@ fn trigger_text(kind: &TriggerKind) -> String {
         TriggerKind::Interval { every } => format!("every {}", humantime::format_duration(*every)),
         TriggerKind::Manual => "manual".into(),
         TriggerKind::Mailbox(m) => format!(
-            "mailbox {}@{}:{}/{} every {}",
+            "mailbox {}@{}:{}/{} {} {}",
             m.user,
             m.host,
             m.port,
             m.folder,
+            if m.idle {
+                "listening (IDLE), a poll per"
+            } else {
+                "every"
+            },
             humantime::format_duration(m.every)
         ),
         TriggerKind::Folder { path, patterns, .. } => format!(
