@@ -11,11 +11,11 @@ cd "$(dirname "$0")/.."
 # and uses its orientation data and the language data the example templates
 # ask for; pages drawn as anything but a JPEG are rendered with pdftoppm.
 # The mail tests start private Dovecot IMAP servers of their own, with
-# certificates made by openssl.
+# certificates made by openssl. Browser steps drive Debian's chromium.
 . scripts/packages.sh
 ensure_packages pkg-config ca-certificates libssl-dev clang libclang-dev libtesseract-dev libleptonica-dev \
   tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-nld poppler-utils \
-  dovecot-imapd openssl
+  dovecot-imapd openssl chromium
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first" >&2

@@ -3,6 +3,7 @@
 //! The README describes how a job moves and where each concern lives.
 
 pub mod bot;
+pub mod browser;
 pub mod cli;
 pub mod documents;
 pub mod extract;

@@ -144,8 +144,8 @@
 //!
 //! - `name`: required, unique within the bot. Later steps read this step's
 //!   output by it.
-//! - `kind`: required; `"command"`, `"extract"` or `"email"` (see the README
-//!   for the keys of `extract` and `email`).
+//! - `kind`: required; `"command"`, `"extract"`, `"email"` or `"browser"`
+//!   (see the README for the keys of `extract`, `email` and `browser`).
 //! - `timeout`: optional duration > 0; overrides `[timeouts] step`.
 //!
 //! Keys of `kind = "command"`:
@@ -662,6 +662,143 @@ fn read_smtp(t: &mut TableReader) -> Option<crate::mail::send::SmtpServer> {
     })
 }
 
+/// The verbs a browser action may start with; each action has one.
+const BROWSER_VERBS: &[&str] = &[
+    "goto",
+    "fill",
+    "select",
+    "check",
+    "click",
+    "press",
+    "wait_for",
+    "wait_text",
+    "frame",
+    "top",
+    "dialog",
+    "read",
+    "assert_text",
+    "screenshot",
+    "guard",
+];
+
+fn read_browser(s: &mut TableReader) -> Option<crate::browser::BrowserConfig> {
+    let action_timeout = s.optional_or("action_timeout", Duration::from_secs(10), positive);
+    let chromium = s.optional::<String>("chromium").map(PathBuf::from);
+    let readers = match s.array_of_tables("actions", "action") {
+        Some(r) if !r.is_empty() => r,
+        Some(_) | None => {
+            s.reject(
+                "actions",
+                "a browser step needs `actions`, e.g. [{ goto = \"http://…\" }]",
+            );
+            return None;
+        }
+    };
+    let mut actions = Vec::new();
+    let mut ok = true;
+    for r in readers {
+        match read_action(r) {
+            Some(a) => actions.push(a),
+            None => ok = false,
+        }
+    }
+    let action_timeout = action_timeout?;
+    ok.then_some(crate::browser::BrowserConfig {
+        actions,
+        action_timeout,
+        chromium,
+    })
+}
+
+fn read_action(mut r: TableReader) -> Option<crate::browser::Action> {
+    use crate::browser::Action;
+    let verbs: Vec<&str> = BROWSER_VERBS.iter().copied().filter(|v| r.has(v)).collect();
+    let [verb] = verbs.as_slice() else {
+        let at = r.span.clone().map_or(0, |s| s.start);
+        let message = if verbs.is_empty() {
+            format!("an action needs one of {}", BROWSER_VERBS.join(", "))
+        } else {
+            format!("an action has one verb, found {}", verbs.join(" and "))
+        };
+        r.sink.error(at, message, None);
+        return None;
+    };
+    let timeout = r.optional_with("timeout", positive);
+    let text = |r: &mut TableReader, key: &'static str| {
+        r.required_with(key, |t: String| Ok::<_, Problem>(t))
+    };
+    let action = match *verb {
+        "goto" => Action::Goto {
+            url: text(&mut r, "goto")?,
+            timeout,
+        },
+        "fill" => Action::Fill {
+            selector: text(&mut r, "fill")?,
+            value: text(&mut r, "value")?,
+            timeout,
+        },
+        "select" => Action::Select {
+            selector: text(&mut r, "select")?,
+            value: text(&mut r, "value")?,
+            timeout,
+        },
+        "check" => Action::Check {
+            selector: text(&mut r, "check")?,
+            checked: r.optional::<bool>("checked").unwrap_or(true),
+            timeout,
+        },
+        "click" => Action::Click {
+            selector: text(&mut r, "click")?,
+            timeout,
+        },
+        "press" => Action::Press {
+            key: text(&mut r, "press")?,
+        },
+        "wait_for" => Action::WaitFor {
+            selector: text(&mut r, "wait_for")?,
+            timeout,
+        },
+        "wait_text" => Action::WaitText {
+            text: text(&mut r, "wait_text")?,
+            timeout,
+        },
+        "frame" => Action::Frame {
+            selector: text(&mut r, "frame")?,
+            timeout,
+        },
+        "top" => {
+            r.optional::<bool>("top");
+            Action::Top
+        }
+        "dialog" => Action::Dialog {
+            accept: r.required_with("dialog", |d: String| {
+                one_of(&d, &[("accept", true), ("dismiss", false)])
+            })?,
+        },
+        "read" => Action::Read {
+            selector: text(&mut r, "read")?,
+            into: r.required_with("into", valid_name)?,
+            attribute: r.optional::<String>("attribute"),
+            timeout,
+        },
+        "assert_text" => Action::AssertText {
+            text: text(&mut r, "assert_text")?,
+            timeout,
+        },
+        "screenshot" => Action::Screenshot {
+            name: r.required_with("screenshot", valid_name)?,
+        },
+        _ => Action::Guard {
+            url: text(&mut r, "guard")?,
+            found: text(&mut r, "found")?,
+            into: r.optional_with("into", valid_name),
+            timeout,
+        },
+    };
+    r.finish();
+    Some(action)
+}
+
 fn read_email(s: &mut TableReader) -> Option<crate::mail::send::EmailConfig> {
     let server = read_smtp(s);
     let from = s.required_with("from", |f: String| Ok::<_, Problem>(f));
@@ -791,12 +928,14 @@ enum StepKind {
     Command,
     Extract,
     Email,
+    Browser,
 }
 
 const STEP_KINDS: &[(&str, StepKind)] = &[
     ("command", StepKind::Command),
     ("extract", StepKind::Extract),
     ("email", StepKind::Email),
+    ("browser", StepKind::Browser),
 ];
 
 fn read_steps(sink: &Sink, readers: Vec<TableReader>) -> Vec<StepDecl> {
@@ -841,6 +980,7 @@ fn read_step(mut s: TableReader) -> Option<(StepDecl, usize)> {
         StepKind::Command => read_command(&mut s).map(StepConfig::Command),
         StepKind::Extract => read_extract(&mut s).map(StepConfig::Extract),
         StepKind::Email => read_email(&mut s).map(StepConfig::Email),
+        StepKind::Browser => read_browser(&mut s).map(StepConfig::Browser),
     };
     s.finish();
     let decl = StepDecl {
@@ -1821,7 +1961,7 @@ timeout = 30
         let d = &diags[0];
         assert_eq!(
             d.message,
-            "`kind` in step `fetch` must be one of `command`, `extract`, `email`, found \"comand\""
+            "`kind` in step `fetch` must be one of `command`, `extract`, `email`, `browser`, found \"comand\""
         );
         assert_eq!((d.line, d.column), (4, 8));
         assert_eq!(d.hint.as_deref(), Some("did you mean `command`?"));
@@ -1921,6 +2061,50 @@ review_every = "15m"
             "name = \"b\"\n[notify]\nhost = \"h\"\nfrom = \"x\"\nreview_evry = \"1m\"\n{MINIMAL_STEP}"
         ));
         assert_eq!(diags.len(), 2, "{diags:#?}");
+    }
+
+    #[test]
+    fn browser_actions_have_one_verb_each() {
+        let step = |actions: &str| {
+            format!(
+                "name = \"b\"\n[[steps]]\nname = \"erp\"\nkind = \"browser\"\nactions = [\n{actions}\n]\n"
+            )
+        };
+        let bot = parse(&step(
+            r##"{ goto = "http://erp/login" },
+  { fill = "#user", value = "${secret:ERP_USER}", timeout = "3s" },
+  { dialog = "dismiss" },
+  { read = "#n", into = "booking" },"##,
+        ))
+        .expect("valid");
+        let StepConfig::Browser(config) = &bot.steps[0].config else {
+            panic!("a browser step");
+        };
+        assert_eq!(config.actions.len(), 4);
+        assert_eq!(
+            config.actions[1],
+            crate::browser::Action::Fill {
+                selector: "#user".into(),
+                value: "${secret:ERP_USER}".into(),
+                timeout: Some(Duration::from_secs(3)),
+            }
+        );
+        assert_eq!(
+            config.actions[2],
+            crate::browser::Action::Dialog { accept: false }
+        );
+
+        let diags = errors(&step(r##"{ click = "#a", fill = "#b", value = "x" }"##));
+        assert!(
+            diags[0].message.contains("one verb, found fill and click"),
+            "{diags:#?}"
+        );
+        assert_eq!(diags[0].line, 6);
+        let diags = errors(&step(r##"{ clik = "#a" }"##));
+        assert!(
+            diags[0].message.contains("an action needs one of goto"),
+            "{diags:#?}"
+        );
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub enum StepConfig {
     Command(command::CommandConfig),
     Extract(crate::extract::step::ExtractConfig),
     Email(crate::mail::send::EmailConfig),
+    Browser(crate::browser::BrowserConfig),
     /// Not written in bot files: a mailbox trigger's poll bot has it.
     MailboxPoll(Box<crate::mail::poll::MailboxConfig>),
 }
@@ -161,6 +162,9 @@ impl StepConfig {
                 Arc::new(crate::extract::step::ExtractStep::build(c, bot_dir)?)
             }
             StepConfig::Email(c) => Arc::new(crate::mail::send::EmailStep::new(c.clone(), bot_dir)),
+            StepConfig::Browser(c) => {
+                Arc::new(crate::browser::BrowserStep::new(c.clone(), bot_dir))
+            }
             StepConfig::MailboxPoll(_) => {
                 return Err(
                     "a mailbox poll is built from its trigger, not declared as a step".into(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod erp;
 pub mod proxy;
 pub mod smtp;
 

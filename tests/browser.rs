@@ -1,0 +1,233 @@
+//! The `browser` step in real headless Chromium against the legacy ERP
+//! fixture: invoices booked through a login, an iframe and a slow form,
+//! each once; a booking already there is found by the guard; a wrong
+//! selector and a refused form fail with the action named and the page
+//! kept; the password shows nowhere.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clerk::jobs::JobState;
+use common::erp::{self, Erp};
+use common::{Kind, RunningWorker, Setup, fast_config, new_job, setup, wait_for};
+
+fn manifest(erp: &str, save: &str, timeout: &str) -> String {
+    format!(
+        r##"
+name = "book"
+
+[retry]
+max_attempts = 3
+backoff = "200ms"
+backoff_cap = "1s"
+jitter = 0
+
+[[steps]]
+name = "erp"
+kind = "browser"
+action_timeout = "{timeout}"
+actions = [
+  {{ goto = "{erp}/login" }},
+  {{ fill = "#user", value = "{user}" }},
+  {{ fill = "#password", value = "${{secret:ERP_PASSWORD}}" }},
+  {{ click = "#login" }},
+  {{ wait_for = "#main" }},
+  {{ guard = "{erp}/search?number={{{{invoice}}}}", found = "#results .booking", into = "booking" }},
+  {{ goto = "{erp}/app" }},
+  {{ frame = "#main" }},
+  {{ select = "#vendor", value = "{{{{vendor}}}}" }},
+  {{ fill = "#invoice", value = "{{{{invoice}}}}" }},
+  {{ fill = "#date", value = "{{{{date}}}}" }},
+  {{ fill = "#amount", value = "{{{{amount}}}}" }},
+  {{ click = "{save}" }},
+  {{ wait_for = "#booking-number" }},
+  {{ read = "#booking-number", into = "booking" }},
+]
+"##,
+        user = erp::USER,
+    )
+}
+
+fn worker(s: &Setup) -> RunningWorker {
+    let secrets = s.t.path().join("secrets.env");
+    std::fs::write(&secrets, format!("ERP_PASSWORD={}\n", erp::PASSWORD)).unwrap();
+    let mut cfg = fast_config(2);
+    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
+}
+
+fn invoice(n: u32, date: &str) -> serde_json::Value {
+    let vendors = [
+        "ACME Office Supplies GmbH",
+        "Blue Harbor Trading Ltd",
+        "Nordwind Logistik B.V.",
+    ];
+    serde_json::json!({
+        "vendor": vendors[n as usize % 3],
+        "invoice": format!("RE-2026-{n:05}"),
+        "date": date,
+        "amount": format!("{n}.234,56"),
+    })
+}
+
+async fn run(
+    s: &Setup,
+    inputs: &[serde_json::Value],
+    end: &[JobState],
+) -> Vec<clerk::jobs::JobDetail> {
+    let bot = s.registry.get("book").unwrap();
+    let jobs: Vec<_> = inputs.iter().map(|i| new_job(bot, i.clone())).collect();
+    let ids: Vec<i64> =
+        s.db.enqueue(&jobs)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+    let mut out = Vec::new();
+    for id in ids {
+        wait_for(&s.db, id, end, Duration::from_secs(120)).await;
+        out.push(s.db.job(id).await.unwrap().unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_are_booked_once_through_the_forms() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "15s")).await;
+    let w = worker(&s);
+    let inputs: Vec<_> = (1..=3).map(|n| invoice(n, "23.10.2026")).collect();
+    let done = run(
+        &s,
+        &inputs,
+        &[JobState::Succeeded, JobState::Failed, JobState::Dead],
+    )
+    .await;
+    for job in &done {
+        assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
+    }
+    let bookings = erp.bookings();
+    assert_eq!(bookings.len(), 3, "{bookings:#?}");
+    for (input, job) in inputs.iter().zip(&done) {
+        let booked = bookings
+            .iter()
+            .find(|b| b["invoice"] == input["invoice"])
+            .expect("booked");
+        assert_eq!(booked["vendor_name"], input["vendor"]);
+        assert_eq!(booked["date"], "23.10.2026");
+        assert_eq!(booked["amount"], input["amount"]);
+        let output = job.output.clone().unwrap_or_default();
+        assert_eq!(output["booking"], booked["booking"], "{output:#}");
+    }
+
+    // The same invoice again: the guard finds it, nothing is booked twice.
+    let again = run(&s, &inputs[..1], &[JobState::Succeeded]).await;
+    let output = again[0].output.clone().unwrap_or_default();
+    assert_eq!(output["skipped"], true, "{output:#}");
+    assert_eq!(
+        output["booking"],
+        done[0].output.clone().unwrap()["booking"]
+    );
+    assert_eq!(erp.bookings().len(), 3);
+    w.shutdown().await;
+
+    // The password is in no record of the jobs.
+    for job in done.iter().chain(&again) {
+        let text = serde_json::to_string(job).unwrap();
+        assert!(!text.contains(erp::PASSWORD), "{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_selector_and_a_refused_form_say_which_action_and_keep_the_page() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#sav", "3s")).await;
+    let w = worker(&s);
+    let failed = run(
+        &s,
+        &[invoice(7, "23.10.2026")],
+        &[JobState::Dead, JobState::Failed],
+    )
+    .await;
+    let error = failed[0].summary.last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("action 13 of step `erp` (click `#sav`)"),
+        "{error}"
+    );
+    assert!(error.contains("no element matches `#sav`"), "{error}");
+    // The screenshot, the page's HTML and its console are kept and named.
+    let kept: Vec<&str> = error
+        .split("kept: ")
+        .nth(1)
+        .expect("evidence named in the error")
+        .split(", ")
+        .collect();
+    assert_eq!(kept.len(), 3, "{error}");
+    for file in &kept {
+        assert!(std::path::Path::new(file).is_file(), "{file}");
+    }
+    assert!(
+        kept[0].ends_with(".png") && kept[1].ends_with(".html"),
+        "{kept:?}"
+    );
+    let html = std::fs::read_to_string(kept[1]).unwrap();
+    assert!(html.contains("<iframe"), "{html}");
+    assert!(!error.contains(erp::PASSWORD));
+    w.shutdown().await;
+    assert!(erp.bookings().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_on_a_wrong_date_fails_the_job_with_what_the_page_said() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "15s")).await;
+    let w = worker(&s);
+    let failed = run(
+        &s,
+        &[invoice(8, "2026-10-23")],
+        &[JobState::Failed, JobState::Dead],
+    )
+    .await;
+    w.shutdown().await;
+    let job = &failed[0];
+    assert_eq!(job.summary.state, JobState::Failed, "{job:#?}");
+    let error = job.summary.last_error.clone().unwrap_or_default();
+    assert!(error.contains("click `#save`"), "{error}");
+    assert!(error.contains("Datum ungültig"), "{error}");
+    assert!(erp.bookings().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erp_failing_twice_is_retried_and_books_once() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "15s")).await;
+    // Each of the first two bookings sent is answered with an error page.
+    erp.fail_next("500", 2, "POST", "/book");
+    let w = worker(&s);
+    let done = run(
+        &s,
+        &[invoice(9, "01.11.2026")],
+        &[JobState::Succeeded, JobState::Dead],
+    )
+    .await;
+    w.shutdown().await;
+    let job = &done[0];
+    assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
+    assert_eq!(
+        job.summary.attempt,
+        3,
+        "{:#?}",
+        job.attempts.iter().map(|a| &a.error).collect::<Vec<_>>()
+    );
+    let errors: Vec<String> = job
+        .attempts
+        .iter()
+        .filter_map(|a| a.error.clone())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().all(|e| e.contains("HTTP 500")), "{errors:?}");
+    assert_eq!(erp.bookings().len(), 1);
+}
