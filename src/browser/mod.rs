@@ -42,7 +42,8 @@ impl BrowserStep {
     pub fn new(config: BrowserConfig, bot_dir: &Path) -> BrowserStep {
         BrowserStep {
             config,
-            bot_dir: bot_dir.to_path_buf(),
+            // Evidence paths in errors must lead to the files from anywhere.
+            bot_dir: std::path::absolute(bot_dir).unwrap_or_else(|_| bot_dir.to_path_buf()),
         }
     }
 }
