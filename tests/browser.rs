@@ -6,100 +6,16 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use clerk::jobs::JobState;
-use common::erp::{self, Erp};
-use common::{Kind, RunningWorker, Setup, fast_config, new_job, setup, wait_for};
-
-fn manifest(erp: &str, save: &str, timeout: &str) -> String {
-    format!(
-        r##"
-name = "book"
-
-[retry]
-max_attempts = 3
-backoff = "200ms"
-backoff_cap = "1s"
-jitter = 0
-
-[[steps]]
-name = "erp"
-kind = "browser"
-action_timeout = "{timeout}"
-actions = [
-  {{ goto = "{erp}/login" }},
-  {{ fill = "#user", value = "{user}" }},
-  {{ fill = "#password", value = "${{secret:ERP_PASSWORD}}" }},
-  {{ click = "#login" }},
-  {{ wait_for = "#main" }},
-  {{ guard = "{erp}/search?number={{{{invoice}}}}", found = "#results .booking", into = "booking" }},
-  {{ goto = "{erp}/app" }},
-  {{ frame = "#main" }},
-  {{ select = "#vendor", value = "{{{{vendor}}}}" }},
-  {{ fill = "#invoice", value = "{{{{invoice}}}}" }},
-  {{ fill = "#date", value = "{{{{date}}}}" }},
-  {{ fill = "#amount", value = "{{{{amount}}}}" }},
-  {{ click = "{save}" }},
-  {{ wait_for = "#booking-number" }},
-  {{ read = "#booking-number", into = "booking" }},
-]
-"##,
-        user = erp::USER,
-    )
-}
-
-fn worker(s: &Setup) -> RunningWorker {
-    let secrets = s.t.path().join("secrets.env");
-    std::fs::write(&secrets, format!("ERP_PASSWORD={}\n", erp::PASSWORD)).unwrap();
-    let mut cfg = fast_config(2);
-    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
-    RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
-}
-
-fn invoice(n: u32, date: &str) -> serde_json::Value {
-    let vendors = [
-        "ACME Office Supplies GmbH",
-        "Blue Harbor Trading Ltd",
-        "Nordwind Logistik B.V.",
-    ];
-    serde_json::json!({
-        "vendor": vendors[n as usize % 3],
-        "invoice": format!("RE-2026-{n:05}"),
-        "date": date,
-        "amount": format!("{n}.234,56"),
-    })
-}
-
-async fn run(
-    s: &Setup,
-    inputs: &[serde_json::Value],
-    end: &[JobState],
-) -> Vec<clerk::jobs::JobDetail> {
-    let bot = s.registry.get("book").unwrap();
-    let jobs: Vec<_> = inputs.iter().map(|i| new_job(bot, i.clone())).collect();
-    let ids: Vec<i64> =
-        s.db.enqueue(&jobs)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
-    let mut out = Vec::new();
-    for id in ids {
-        wait_for(&s.db, id, end, Duration::from_secs(120)).await;
-        out.push(s.db.job(id).await.unwrap().unwrap());
-    }
-    out
-}
+use common::erp::{self, Erp, invoice, manifest, run, worker};
+use common::{Kind, setup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoices_are_booked_once_through_the_forms() {
     let erp = Erp::start();
     let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "15s")).await;
     let w = worker(&s);
-    let inputs: Vec<_> = (1..=3).map(|n| invoice(n, "23.10.2026")).collect();
+    let inputs: Vec<_> = (1..=20).map(|n| invoice(n, "23.10.2026")).collect();
     let done = run(
         &s,
         &inputs,
@@ -110,7 +26,7 @@ async fn invoices_are_booked_once_through_the_forms() {
         assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
     }
     let bookings = erp.bookings();
-    assert_eq!(bookings.len(), 3, "{bookings:#?}");
+    assert_eq!(bookings.len(), 20, "{bookings:#?}");
     for (input, job) in inputs.iter().zip(&done) {
         let booked = bookings
             .iter()
@@ -131,7 +47,7 @@ async fn invoices_are_booked_once_through_the_forms() {
         output["booking"],
         done[0].output.clone().unwrap()["booking"]
     );
-    assert_eq!(erp.bookings().len(), 3);
+    assert_eq!(erp.bookings().len(), 20);
     w.shutdown().await;
 
     // The password is in no record of the jobs.

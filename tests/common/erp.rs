@@ -6,7 +6,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use clerk::jobs::JobState;
+
+use super::{RunningWorker, Setup, fast_config, new_job, wait_for};
 
 pub const USER: &str = "booker";
 pub const PASSWORD: &str = "erp-secret-7731";
@@ -19,6 +24,11 @@ pub struct Erp {
 
 impl Erp {
     pub fn start() -> Erp {
+        Erp::start_with_delay("0.3")
+    }
+
+    /// The ERP taking `seconds` over each booking it is sent.
+    pub fn start_with_delay(seconds: &str) -> Erp {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -35,7 +45,7 @@ impl Erp {
                 "--password",
                 PASSWORD,
             ])
-            .args(["--slow", "0.3", "--data"])
+            .args(["--slow", seconds, "--data"])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -77,6 +87,14 @@ impl Erp {
         serde_json::from_str(&body).expect("bookings as JSON")
     }
 
+    /// Bookings being submitted right now.
+    pub fn in_flight(&self) -> u64 {
+        let body = self.get("/admin/in-flight").expect("the ERP answers");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")["bookings"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     /// Make the next `count` requests of `method` to paths starting with
     /// `path` fail (`"500"` or `"hang"`).
     pub fn fail_next(&self, mode: &str, count: u32, method: &str, path: &str) {
@@ -92,4 +110,87 @@ impl Drop for Erp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The booking bot of the browser tests: log in, guard, book through the
+/// iframe form, read the booking number.
+pub fn manifest(erp: &str, save: &str, timeout: &str) -> String {
+    format!(
+        r##"
+name = "book"
+
+[retry]
+max_attempts = 3
+backoff = "200ms"
+backoff_cap = "1s"
+jitter = 0
+
+[[steps]]
+name = "erp"
+kind = "browser"
+action_timeout = "{timeout}"
+actions = [
+  {{ goto = "{erp}/login" }},
+  {{ fill = "#user", value = "{user}" }},
+  {{ fill = "#password", value = "${{secret:ERP_PASSWORD}}" }},
+  {{ click = "#login" }},
+  {{ wait_for = "#main" }},
+  {{ guard = "{erp}/search?number={{{{invoice}}}}", found = "#results .booking", into = "booking" }},
+  {{ goto = "{erp}/app" }},
+  {{ frame = "#main" }},
+  {{ select = "#vendor", value = "{{{{vendor}}}}" }},
+  {{ fill = "#invoice", value = "{{{{invoice}}}}" }},
+  {{ fill = "#date", value = "{{{{date}}}}" }},
+  {{ fill = "#amount", value = "{{{{amount}}}}" }},
+  {{ click = "{save}" }},
+  {{ wait_for = "#booking-number" }},
+  {{ read = "#booking-number", into = "booking" }},
+]
+"##,
+        user = USER,
+    )
+}
+
+pub fn worker(s: &Setup) -> RunningWorker {
+    let secrets = s.t.path().join("secrets.env");
+    std::fs::write(&secrets, format!("ERP_PASSWORD={}\n", PASSWORD)).unwrap();
+    let mut cfg = fast_config(2);
+    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
+}
+
+pub fn invoice(n: u32, date: &str) -> serde_json::Value {
+    let vendors = [
+        "ACME Office Supplies GmbH",
+        "Blue Harbor Trading Ltd",
+        "Nordwind Logistik B.V.",
+    ];
+    serde_json::json!({
+        "vendor": vendors[n as usize % 3],
+        "invoice": format!("RE-2026-{n:05}"),
+        "date": date,
+        "amount": format!("{n}.234,56"),
+    })
+}
+
+pub async fn run(
+    s: &Setup,
+    inputs: &[serde_json::Value],
+    end: &[JobState],
+) -> Vec<clerk::jobs::JobDetail> {
+    let bot = s.registry.get("book").unwrap();
+    let jobs: Vec<_> = inputs.iter().map(|i| new_job(bot, i.clone())).collect();
+    let ids: Vec<i64> =
+        s.db.enqueue(&jobs)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+    let mut out = Vec::new();
+    for id in ids {
+        wait_for(&s.db, id, end, Duration::from_secs(120)).await;
+        out.push(s.db.job(id).await.unwrap().unwrap());
+    }
+    out
 }
