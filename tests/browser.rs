@@ -147,3 +147,25 @@ async fn an_erp_failing_twice_is_retried_and_books_once() {
     assert!(errors.iter().all(|e| e.contains("HTTP 500")), "{errors:?}");
     assert_eq!(erp.bookings().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_booking_that_never_answers_times_out_and_is_retried_once() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "3s")).await;
+    erp.fail_next("hang", 1, "POST", "/book");
+    let w = worker(&s);
+    let done = run(
+        &s,
+        &[invoice(11, "05.11.2026")],
+        &[JobState::Succeeded, JobState::Dead],
+    )
+    .await;
+    w.shutdown().await;
+    let job = &done[0];
+    assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
+    assert_eq!(job.summary.attempt, 2);
+    let first = job.attempts[0].error.clone().unwrap_or_default();
+    assert!(first.contains("wait for `#booking-number`"), "{first}");
+    assert!(first.contains("after 3s"), "{first}");
+    assert_eq!(erp.bookings().len(), 1);
+}
