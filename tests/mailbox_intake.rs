@@ -80,14 +80,18 @@ fn worker(s: &common::Setup) -> RunningWorker {
     RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
 }
 
+/// Queue one poll now; its job id.
+async fn queue_poll(s: &common::Setup) -> i64 {
+    let bot = s.registry.get(POLL_BOT).expect("the poll bot exists");
+    s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
+        .await
+        .unwrap()[0]
+        .id
+}
+
 /// Queue one poll and wait for it to succeed; its output.
 async fn poll(s: &common::Setup) -> serde_json::Value {
-    let bot = s.registry.get(POLL_BOT).expect("the poll bot exists");
-    let id =
-        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
-            .await
-            .unwrap()[0]
-            .id;
+    let id = queue_poll(s).await;
     wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(60)).await;
     let job = s.db.job(id).await.unwrap().unwrap();
     job.output.clone().unwrap_or_default()
@@ -168,12 +172,7 @@ async fn a_poll_while_the_server_is_down_retries_until_it_is_back(kind: Kind) {
     fill(&server);
     server.stop();
     let w = worker(&s);
-    let bot = s.registry.get(POLL_BOT).unwrap();
-    let id =
-        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
-            .await
-            .unwrap()[0]
-            .id;
+    let id = queue_poll(&s).await;
     // The first attempts fail as transient errors and are retried.
     let start = std::time::Instant::now();
     loop {
@@ -213,12 +212,7 @@ async fn fifty_messages_through_connections_cut_mid_fetch_and_before_the_move(ki
         Cut::OnClientText("UID MOVE"),
     ]);
     let w = worker(&s);
-    let bot = s.registry.get(POLL_BOT).unwrap();
-    let id =
-        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
-            .await
-            .unwrap()[0]
-            .id;
+    let id = queue_poll(&s).await;
     wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(60)).await;
     w.shutdown().await;
     assert_eq!(proxy.cuts(), 2);
@@ -343,12 +337,7 @@ async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
         manifest(server.port, "move").replace("every = \"1h\"", "every = \"1h\"\nidle = true");
     let s = setup(kind, "intake", &manifest).await;
     let w = worker(&s);
-    let bot = s.registry.get(POLL_BOT).unwrap();
-    let id =
-        s.db.enqueue(&[new_job(bot, serde_json::json!({}))])
-            .await
-            .unwrap()[0]
-            .id;
+    let id = queue_poll(&s).await;
     wait_for(&s.db, id, &[JobState::Running], Duration::from_secs(30)).await;
     let messages = fixture_messages();
     for (n, message) in [&messages[0], &messages[1]].into_iter().enumerate() {

@@ -1032,11 +1032,7 @@ impl JobStore for SqliteStore {
             .push(", outcome = ")
             .push_bind(outcome)
             .push(", claimed_by = NULL, claimed_until = NULL WHERE id IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
+        push_ids(&mut q, ids);
         q.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -1054,11 +1050,7 @@ impl JobStore for SqliteStore {
             .push(", claimed_until = ")
             .push_bind(retry_at)
             .push(" WHERE done_at IS NULL AND id IN (");
-        let mut list = q.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
-        }
-        q.push(")");
+        push_ids(&mut q, ids);
         q.build().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -1120,4 +1112,13 @@ impl JobStore for SqliteStore {
         });
         Ok(())
     }
+}
+
+/// `id1, id2, …)`: the end of an `IN (` list of ids.
+fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: &[i64]) {
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    q.push(")");
 }
