@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up a fresh machine, then run the example bot on the embedded SQLite
-# database: start `clerk serve`, run a job and wait for it, show its record,
-# and stop the server gracefully.
+# Set up a fresh machine, then run the example bots on the embedded SQLite
+# database: start the legacy ERP fixture, a mail sink and `clerk serve`; run
+# jobs and wait for them (invoices extracted, booked in the ERP through its
+# web forms once, confirmations mailed); show a record; stop everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -14,11 +15,30 @@ unset DATABASE_URL
 echo "== clerk bots validate"
 $clerk bots validate
 
-echo "== clerk serve (in the background; log in $CLERK_DATA_DIR/serve.log)"
+# The systems the invoice bot works with: the legacy ERP it books into (a
+# fresh one each run) and a mail server that keeps what it is sent.
 mkdir -p "$CLERK_DATA_DIR"
+export ERP_PASSWORD="${ERP_PASSWORD:-demo-erp-password}"
+rm -rf "$CLERK_DATA_DIR/erp" "$CLERK_DATA_DIR/mail"
+echo "== the legacy ERP on http://127.0.0.1:8090 and a mail sink on 127.0.0.1:2525 (mail kept in $CLERK_DATA_DIR/mail)"
+python3 fixtures/legacy-erp/erp.py --port 8090 --user booker --password "$ERP_PASSWORD" \
+  --slow 0.5 --data "$CLERK_DATA_DIR/erp" >"$CLERK_DATA_DIR/erp.log" 2>&1 &
+erp=$!
+.venv-smtp/bin/python -m aiosmtpd -n -l 127.0.0.1:2525 -c aiosmtpd.handlers.Mailbox "$CLERK_DATA_DIR/mail" \
+  >"$CLERK_DATA_DIR/smtp.log" 2>&1 &
+smtp=$!
+serve=""
+trap 'kill -TERM $serve $erp $smtp 2>/dev/null || true' EXIT
+for port in 8090 2525; do
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+done
+
+echo "== clerk serve (in the background; log in $CLERK_DATA_DIR/serve.log)"
 $clerk serve >"$CLERK_DATA_DIR/serve.log" 2>&1 &
 serve=$!
-trap 'kill -TERM $serve 2>/dev/null || true' EXIT
 
 echo "== clerk run daily-digest --wait"
 status=0
@@ -28,11 +48,10 @@ echo "== clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv"
 $clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv | cut -d, -f1,5-7,10 | head -n 6
 
 invoice="$PWD/fixtures/invoices/acme-office/RE-2026-66261.pdf"
-echo "== clerk run invoice-intake (an ACME invoice) --wait"
-$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 60s || status=$?
-echo "== the same invoice again: booked once"
-$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 60s || status=$?
-cat bots/invoice-intake/ledger.csv
+echo "== clerk run invoice-intake (an ACME invoice) --wait: extracted, booked in the ERP, confirmed by mail"
+$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 120s || status=$?
+echo "== the same invoice again: the ERP already has it, nothing is booked twice"
+$clerk run invoice-intake --input "{\"file\": \"$invoice\"}" --wait --timeout 120s || status=$?
 
 echo "== clerk run invoice-intake (a document no template fits) --wait: exit code 4, waiting for review"
 review_status=0
@@ -45,7 +64,7 @@ mkdir -p "$inbox"
 cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/"
 cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/scan-0001.pdf"
 cp "$invoice" "$inbox/"
-for _ in $(seq 1 120); do
+for _ in $(seq 1 240); do
   left=$(find "$inbox" -maxdepth 1 -type f | wc -l)
   busy=$($clerk runs list --bot invoice-intake --state queued --json | grep -c '"id"' || true)
   running=$($clerk runs list --bot invoice-intake --state running --json | grep -c '"id"' || true)
@@ -53,8 +72,19 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 ls "$inbox/processed"
-echo "== the ledger: each invoice booked once"
-cat bots/invoice-intake/ledger.csv
+echo "== the ERP's bookings: each invoice once, with its scan attached"
+python3 -c '
+import json, sys, urllib.request
+for b in json.load(urllib.request.urlopen("http://127.0.0.1:8090/admin/bookings")):
+    scan = b.get("scan") or {}
+    print(b["booking"], b["vendor_name"], b["invoice"], b["date"], b["amount"], "EUR", "scan:", scan.get("name", "-"), scan.get("bytes", ""))
+'
+echo "== the confirmations mailed to finance"
+python3 -c '
+import mailbox, sys
+for m in sorted(mailbox.Maildir(sys.argv[1], create=False), key=lambda m: m["Date"] or ""):
+    print(m["To"], "|", m["Subject"])
+' "$CLERK_DATA_DIR/mail"
 
 echo "== clerk runs list"
 $clerk runs list --limit 5
@@ -64,6 +94,7 @@ $clerk runs show "$id"
 
 kill -TERM $serve
 wait $serve || true
+kill -TERM $erp $smtp 2>/dev/null || true
 trap - EXIT
 echo "== clerk serve stopped; last log lines:"
 tail -n 3 "$CLERK_DATA_DIR/serve.log"

@@ -672,6 +672,9 @@ const BROWSER_VERBS: &[&str] = &[
     "press",
     "wait_for",
     "wait_text",
+    "wait_url",
+    "wait_idle",
+    "upload",
     "frame",
     "top",
     "dialog",
@@ -760,6 +763,19 @@ fn read_action(mut r: TableReader) -> Option<crate::browser::Action> {
         },
         "wait_text" => Action::WaitText {
             text: text(&mut r, "wait_text")?,
+            timeout,
+        },
+        "wait_url" => Action::WaitUrl {
+            part: text(&mut r, "wait_url")?,
+            timeout,
+        },
+        "wait_idle" => Action::WaitIdle {
+            quiet: r.required_with("wait_idle", positive)?,
+            timeout,
+        },
+        "upload" => Action::Upload {
+            selector: text(&mut r, "upload")?,
+            file: text(&mut r, "file")?,
             timeout,
         },
         "frame" => Action::Frame {

@@ -1,13 +1,11 @@
 //! The actions of a browser script and how each runs.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use headless_chrome::Tab;
-use headless_chrome::protocol::cdp::Page;
 use serde_json::{Map, Value, json};
 
+use super::page::PageConnection;
 use super::{ActionError, poll};
 
 /// A `browser` step as written in `bot.toml`.
@@ -55,6 +53,23 @@ pub enum Action {
     },
     WaitText {
         text: String,
+        timeout: Option<Duration>,
+    },
+    /// Until the page (or the frame worked in) shows an address containing
+    /// `part` and has finished loading: the end of a navigation.
+    WaitUrl {
+        part: String,
+        timeout: Option<Duration>,
+    },
+    /// Until no request has been in flight for `quiet`.
+    WaitIdle {
+        quiet: Duration,
+        timeout: Option<Duration>,
+    },
+    /// Put a file (the job's document, say) into a file input.
+    Upload {
+        selector: String,
+        file: String,
         timeout: Option<Duration>,
     },
     /// Work inside this frame or iframe of the current document from now on.
@@ -105,6 +120,8 @@ impl Action {
                 vec![selector, value]
             }
             Action::WaitText { text, .. } | Action::AssertText { text, .. } => vec![text],
+            Action::WaitUrl { part, .. } => vec![part],
+            Action::Upload { selector, file, .. } => vec![selector, file],
             Action::Guard { url, found, .. } => vec![url, found],
             Action::Read { selector, .. }
             | Action::Click { selector, .. }
@@ -112,6 +129,7 @@ impl Action {
             | Action::WaitFor { selector, .. }
             | Action::Frame { selector, .. } => vec![selector],
             Action::Press { .. }
+            | Action::WaitIdle { .. }
             | Action::Top
             | Action::Dialog { .. }
             | Action::Screenshot { .. } => Vec::new(),
@@ -129,6 +147,12 @@ impl Action {
             Action::Press { key } => format!("press {key}"),
             Action::WaitFor { selector, .. } => format!("wait for `{selector}`"),
             Action::WaitText { text, .. } => format!("wait for the text \"{text}\""),
+            Action::WaitUrl { part, .. } => format!("wait for an address with \"{part}\""),
+            Action::WaitIdle { quiet, .. } => format!(
+                "wait for the network to be idle for {}",
+                humantime::format_duration(*quiet)
+            ),
+            Action::Upload { selector, .. } => format!("upload into `{selector}`"),
             Action::Frame { selector, .. } => format!("frame `{selector}`"),
             Action::Top => "top".into(),
             Action::Dialog { accept } => {
@@ -149,7 +173,8 @@ pub(super) enum Next {
 }
 
 pub(super) struct Runner<'a> {
-    pub tab: &'a Tab,
+    /// clerk's connection to the job's page.
+    pub page: &'a PageConnection,
     /// Selectors of the frames entered, outermost first.
     pub frames: Vec<String>,
     pub outputs: Map<String, Value>,
@@ -157,7 +182,6 @@ pub(super) struct Runner<'a> {
     pub artifacts: &'a Path,
     pub step: &'a str,
     pub default_timeout: Duration,
-    pub expected_dialog: &'a Mutex<Option<bool>>,
     /// A `dialog` action announced the next dialog.
     pub announced: bool,
 }
@@ -172,7 +196,7 @@ enum Found {
     Value(Value),
     NoFrame,
     NoElement,
-    /// The document is a server error page.
+    /// The document is an HTTP error page (4xx or 5xx).
     ServerError(u64),
     Other(String),
 }
@@ -198,7 +222,7 @@ impl Runner<'_> {
         let script = format!(
             "(() => {{ try {{ const d = {doc}; if (!d) return JSON.stringify({{frame: false}});
                const nav = d.defaultView && d.defaultView.performance.getEntriesByType('navigation')[0];
-               if (nav && nav.responseStatus >= 500) return JSON.stringify({{http: nav.responseStatus}});
+               if (nav && nav.responseStatus >= 400) return JSON.stringify({{http: nav.responseStatus}});
                const el = d.querySelector({sel}); if (!el) return JSON.stringify({{element: false}});
                return JSON.stringify({{value: (() => {{ {body} }})()}});
              }} catch (e) {{ return JSON.stringify({{error: String(e)}}); }} }})()",
@@ -208,17 +232,18 @@ impl Runner<'_> {
         self.evaluate(&script)
     }
 
+    /// How long one script may take to answer.
+    fn script_limit(&self) -> Duration {
+        self.default_timeout.max(Duration::from_secs(5))
+    }
+
     fn evaluate(&self, script: &str) -> Found {
-        let result = match self.tab.evaluate(script, false) {
-            Ok(r) => r,
+        let value = match self.page.evaluate(script, self.script_limit()) {
+            Ok(v) => v,
             // The document went away under the script (a navigation).
             Err(e) => return Found::Other(e.to_string()),
         };
-        let text = result
-            .value
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or("{}");
+        let text = value.as_str().unwrap_or("{}");
         let parsed: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         if let Some(status) = parsed.get("http").and_then(Value::as_u64) {
             Found::ServerError(status)
@@ -255,10 +280,15 @@ impl Runner<'_> {
                 None
             }
         });
+        // An error page: 5xx is the server's trouble (retried), 4xx is the
+        // server refusing what was sent (a form it rejected).
         if let Some(status) = server_error {
-            return Err(ActionError::transient(format!(
-                "the server answered HTTP {status}"
-            )));
+            let message = format!("the server answered HTTP {status}");
+            return Err(if status >= 500 {
+                ActionError::transient(message)
+            } else {
+                ActionError::business(message)
+            });
         }
         done.ok_or_else(|| {
             let why = match &last {
@@ -289,22 +319,84 @@ impl Runner<'_> {
         std::mem::take(&mut self.announced)
     }
 
+    /// Set the file of a file input through the DevTools protocol (a page
+    /// script may not choose files).
+    fn upload(
+        &self,
+        selector: &str,
+        file: &str,
+        timeout: &Option<Duration>,
+    ) -> Result<(), ActionError> {
+        let path = self.bot_dir.join(file);
+        if !path.is_file() {
+            return Err(ActionError::business(format!(
+                "there is no file {} to upload",
+                path.display()
+            )));
+        }
+        let path = std::path::absolute(&path).unwrap_or(path);
+        let kind = self.act(
+            selector,
+            timeout,
+            "return el.tagName + ':' + (el.type || '');",
+        )?;
+        if kind.as_str() != Some("INPUT:file") {
+            return Err(ActionError::business(format!(
+                "`{selector}` is not a file input (it is {kind})"
+            )));
+        }
+        let element = self
+            .page
+            .object(
+                &format!("{}.querySelector({})", self.document(), js(selector)),
+                self.script_limit(),
+            )
+            .ok()
+            .flatten()
+            .ok_or_else(|| {
+                ActionError::transient(format!("`{selector}` went away before the upload"))
+            })?;
+        self.page
+            .call(
+                "DOM.setFileInputFiles",
+                json!({ "files": [path.display().to_string()], "objectId": element }),
+                self.script_limit(),
+            )
+            .map_err(|e| ActionError::transient(format!("the upload failed: {e}")))?;
+        Ok(())
+    }
+
     fn goto(&self, url: &str, timeout: &Option<Duration>) -> Result<(), ActionError> {
         let limit = self.limit(timeout);
-        self.tab.set_default_timeout(limit);
+        // Each document has its own time origin: the new one has loaded
+        // when the time origin has changed and the document is complete.
+        const STATE: &str =
+            "JSON.stringify([document.readyState, location.href, performance.timeOrigin])";
+        let state = |page: &PageConnection| -> Option<(String, String, f64)> {
+            let text = page.evaluate(STATE, limit).ok()?;
+            let v: Value = serde_json::from_str(text.as_str()?).ok()?;
+            Some((
+                v[0].as_str()?.to_string(),
+                v[1].as_str()?.to_string(),
+                v[2].as_f64()?,
+            ))
+        };
+        let before = state(self.page).map(|s| s.2);
         // Page.navigate answers once the new document is on its way (or
         // with the network error); then the document must finish loading.
-        self.tab
-            .navigate_to(url)
+        let navigated = self
+            .page
+            .call("Page.navigate", json!({ "url": url }), limit)
             .map_err(|e| ActionError::transient(format!("the page did not load: {e}")))?;
+        if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
+            return Err(ActionError::transient(format!(
+                "the page did not load: {error}"
+            )));
+        }
         let loaded = poll(limit, || {
-            let state = self
-                .tab
-                .evaluate("document.readyState + ' ' + location.href", false)
-                .ok()?
-                .value?;
-            let state = state.as_str()?.to_string();
-            (state.starts_with("complete ") && !state.ends_with(" about:blank")).then_some(())
+            let (ready, href, origin) = state(self.page)?;
+            let new = before != Some(origin) || href == url;
+            (ready == "complete" && href != "about:blank" && new).then_some(())
         });
         if loaded.is_none() {
             return Err(ActionError::transient(format!(
@@ -313,13 +405,12 @@ impl Runner<'_> {
             )));
         }
         let status = self
-            .tab
+            .page
             .evaluate(
                 "(() => { const n = performance.getEntriesByType('navigation')[0]; return n ? n.responseStatus : 0; })()",
-                false,
+                limit,
             )
             .ok()
-            .and_then(|r| r.value)
             .and_then(|v| v.as_u64())
             .unwrap_or(0);
         match status {
@@ -393,9 +484,9 @@ impl Runner<'_> {
                 self.act(selector, timeout, "el.click(); return true;")?;
             }
             Action::Press { key } => {
-                self.tab
-                    .press_key(key)
-                    .map_err(|e| ActionError::transient(format!("cannot press {key}: {e}")))?;
+                self.page
+                    .press(key, self.script_limit())
+                    .map_err(|e| ActionError::business(format!("cannot press {key}: {e}")))?;
             }
             Action::WaitFor { selector, timeout } => {
                 self.act(selector, timeout, "return true;")?;
@@ -414,6 +505,56 @@ impl Runner<'_> {
                     });
                 }
             }
+            Action::WaitUrl { part, timeout } => {
+                let limit = self.limit(timeout);
+                let script = format!(
+                    "(() => {{ try {{ const d = {doc}; return JSON.stringify({{value: !!d && d.readyState === 'complete' && d.location.href.includes({p})}}); }}
+                       catch (e) {{ return JSON.stringify({{error: String(e)}}); }} }})()",
+                    doc = self.document(),
+                    p = js(part)
+                );
+                let arrived = poll(limit, || {
+                    matches!(self.evaluate(&script), Found::Value(Value::Bool(true))).then_some(())
+                });
+                if arrived.is_none() {
+                    let at = self
+                        .evaluate(&format!(
+                            "(() => {{ const d = {}; return JSON.stringify({{value: d ? d.location.href : ''}}); }})()",
+                            self.document()
+                        ));
+                    let at = match at {
+                        Found::Value(Value::String(url)) => format!(" (the page is at {url})"),
+                        _ => String::new(),
+                    };
+                    return Err(ActionError::transient(format!(
+                        "no page with \"{part}\" in its address loaded within {}{at}",
+                        humantime::format_duration(limit)
+                    )));
+                }
+            }
+            Action::WaitIdle { quiet, timeout } => {
+                let limit = self.limit(timeout);
+                let idle = poll(limit, || {
+                    // A call reads the events that came meanwhile.
+                    let _ = self.page.evaluate("0", self.script_limit());
+                    self.page
+                        .events(|e| e.requests.is_empty() && e.last_request.elapsed() >= *quiet)
+                        .unwrap_or(false)
+                        .then_some(())
+                });
+                if idle.is_none() {
+                    let busy = self.page.events(|e| e.requests.len()).unwrap_or(0);
+                    return Err(ActionError::transient(format!(
+                        "the network was not idle within {} ({busy} request(s) still open)",
+                        humantime::format_duration(limit)
+                    )));
+                }
+            }
+            Action::Upload {
+                selector,
+                file,
+                timeout,
+            } => self.upload(selector, file, timeout)?,
             Action::Frame { selector, timeout } => {
                 // The frame's own document must be there to work in.
                 self.act(selector, timeout, "return !!el.contentDocument;")
@@ -430,9 +571,7 @@ impl Runner<'_> {
             }
             Action::Top => self.frames.clear(),
             Action::Dialog { accept } => {
-                if let Ok(mut expected) = self.expected_dialog.lock() {
-                    *expected = Some(*accept);
-                }
+                self.page.events(|e| e.next_dialog = Some(*accept));
                 self.announced = true;
             }
             Action::Read {
@@ -450,8 +589,8 @@ impl Runner<'_> {
             }
             Action::Screenshot { name } => {
                 let png = self
-                    .tab
-                    .capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
+                    .page
+                    .screenshot(self.script_limit())
                     .map_err(|e| ActionError::transient(format!("no screenshot: {e}")))?;
                 std::fs::create_dir_all(self.artifacts)
                     .and_then(|()| std::fs::write(self.artifacts.join(format!("{name}.png")), png))
@@ -493,16 +632,15 @@ impl Runner<'_> {
     }
 }
 
-/// The page's text as a person sees it (the current frame's, if any).
-pub(super) fn visible_text(tab: &Tab) -> Option<String> {
+/// The page's text as a person sees it, with its frames'.
+pub(super) fn visible_text(page: &PageConnection) -> Option<String> {
     let script = "(() => { const parts = [document.body ? document.body.innerText : ''];
         for (const f of document.querySelectorAll('iframe, frame')) {
           try { if (f.contentDocument && f.contentDocument.body) parts.push(f.contentDocument.body.innerText); } catch (e) {}
         }
         return parts.join(' | '); })()";
-    tab.evaluate(script, false)
+    page.evaluate(script, Duration::from_secs(5))
         .ok()?
-        .value?
         .as_str()
         .map(str::to_string)
 }

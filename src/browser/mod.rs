@@ -1,32 +1,32 @@
-//! The `browser` step: a script of actions run in headless Chromium
-//! (headless_chrome, over the DevTools protocol), for systems that have
-//! only web forms.
+//! The `browser` step: a script of actions run in headless Chromium, for
+//! systems that have only web forms.
 //!
-//! One browser per worker process, launched on first use and reused; each
-//! job gets a fresh browser context (no cookies or storage shared between
-//! jobs), closed when the step ends. A browser that died is launched again
-//! and the step fails as a transient error, to be retried.
+//! One browser per worker process (`launch`: started by headless_chrome,
+//! bound to the worker's life), launched on first use and reused; each job
+//! gets a fresh browser context (no cookies or storage shared between
+//! jobs), disposed of when the step ends. The job's page is driven over a
+//! DevTools connection of clerk's own (`page`), which answers a call in
+//! about a millisecond where headless_chrome's took up to 100 ms. A
+//! browser that died is launched again and the step fails as a transient
+//! error, to be retried.
 //!
 //! Element work (fill, select, click, read, waits) runs as JavaScript in
 //! the current document — the page, or the frame a `frame` action chose —
 //! so pages built of framesets and iframes work like any other. Every
 //! action has a time limit. A failure names the action, its selector and
 //! what the page showed, and leaves a screenshot and the page's HTML in
-//! `<bot>/artifacts/job-<id>/`.
+//! `<bot>/artifacts/job-<id>/attempt-<n>/`, listed by `clerk runs show`.
 
 mod actions;
 mod launch;
+mod page;
 
 pub use actions::{Action, BrowserConfig};
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use headless_chrome::Tab;
-use headless_chrome::protocol::cdp::Page;
-use headless_chrome::protocol::cdp::types::Event;
 use serde_json::{Map, Value, json};
 
 use crate::step::template::render;
@@ -46,13 +46,6 @@ impl BrowserStep {
             bot_dir: std::path::absolute(bot_dir).unwrap_or_else(|_| bot_dir.to_path_buf()),
         }
     }
-}
-
-/// What the page said in dialogs and its console, as the step saw it.
-#[derive(Default)]
-struct PageLog {
-    dialogs: Vec<String>,
-    console: Vec<String>,
 }
 
 /// A failed action, with what it was doing.
@@ -106,24 +99,25 @@ impl Step for BrowserStep {
         let artifacts = self
             .bot_dir
             .join("artifacts")
-            .join(format!("job-{}", ctx.job_id));
+            .join(format!("job-{}", ctx.job_id))
+            .join(format!("attempt-{}", ctx.attempt));
         let cancel = ctx.cancel.clone();
         let step = ctx.step_name.clone();
         let bot_dir = self.bot_dir.clone();
+        let secrets = secret_values.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            run_script(&config, &script, &bot_dir, &artifacts, &step, &cancel)
+            let place = Place {
+                bot_dir: &bot_dir,
+                artifacts: &artifacts,
+                step: &step,
+                secrets: &secrets,
+            };
+            run_script(&config, &script, &place, &cancel)
         })
         .await
         .map_err(|e| StepError::transient(format!("the browser task failed: {e}")))?;
         // Whatever the page echoed back must not show a secret.
-        let hide = |mut text: String| {
-            for s in &secret_values {
-                if !s.is_empty() {
-                    text = text.replace(s.as_str(), "***");
-                }
-            }
-            text
-        };
+        let hide = |text: String| mask(text, &secret_values);
         match outcome {
             Ok(output) => {
                 let text = hide(output.to_string());
@@ -139,92 +133,88 @@ impl Step for BrowserStep {
     }
 }
 
+/// Where a script runs: its bot, its evidence folder, its step, and the
+/// secret values that must not reach a kept file.
+struct Place<'a> {
+    bot_dir: &'a Path,
+    artifacts: &'a Path,
+    step: &'a str,
+    secrets: &'a [String],
+}
+
+/// Every secret value in `text` replaced by `***`.
+fn mask(mut text: String, secrets: &[String]) -> String {
+    for s in secrets {
+        if !s.is_empty() {
+            text = text.replace(s.as_str(), "***");
+        }
+    }
+    text
+}
+
 /// Run the actions in a fresh context of the process's browser.
 fn run_script(
     config: &BrowserConfig,
     script: &[Action],
-    bot_dir: &Path,
-    artifacts: &Path,
-    step: &str,
+    place: &Place,
     cancel: &tokio_util::sync::CancellationToken,
 ) -> Result<Value, StepError> {
-    let browser = launch::browser(config.chromium.as_deref())?;
-    let session = match launch::Session::open(&browser) {
+    let Place {
+        bot_dir,
+        artifacts,
+        step,
+        ..
+    } = *place;
+    let launched = launch::browser(config.chromium.as_deref())?;
+    let browser = &launched.browser;
+    let session = match launch::Session::open(&launched) {
         Ok(session) => session,
         Err(e) => {
             // A browser that died or stopped answering: start a new one
             // next time, and let the job come back.
-            launch::forget(&browser);
+            launch::forget(browser);
             return Err(StepError::transient(format!("the browser is gone: {e}")));
         }
     };
-    let log = Arc::new(Mutex::new(PageLog::default()));
-    let expected_dialog: Arc<Mutex<Option<bool>>> = Arc::new(Mutex::new(None));
-    {
-        let (tab, log, expected) = (session.tab.clone(), log.clone(), expected_dialog.clone());
-        let listener = Arc::new(move |event: &Event| match event {
-            Event::PageJavascriptDialogOpening(opening) => {
-                let accept = expected
-                    .lock()
-                    .map(|mut e| e.take().unwrap_or(true))
-                    .unwrap_or(true);
-                if let Ok(mut log) = log.lock() {
-                    log.dialogs.push(opening.params.message.clone());
-                }
-                let dialog = tab.get_dialog();
-                let _ = if accept {
-                    dialog.accept(None)
-                } else {
-                    dialog.dismiss()
-                };
-            }
-            Event::RuntimeConsoleAPICalled(called) => {
-                let text: Vec<String> = called
-                    .params
-                    .args
-                    .iter()
-                    .map(|a| {
-                        a.value
-                            .as_ref()
-                            .map(|v| v.to_string())
-                            .or_else(|| a.description.clone())
-                            .unwrap_or_default()
-                    })
-                    .collect();
-                if let Ok(mut log) = log.lock() {
-                    log.console
-                        .push(format!("{:?}: {}", called.params.Type, text.join(" ")));
-                }
-            }
-            _ => {}
-        });
-        let _ = session.tab.add_event_listener(listener);
-        let _ = session.tab.enable_runtime();
+    let network = script.iter().any(|a| matches!(a, Action::WaitIdle { .. }));
+    if let Err(e) = session.page.listen(network, config.action_timeout) {
+        return Err(StepError::transient(format!(
+            "the browser did not open the page: {e}"
+        )));
     }
     let mut runner = actions::Runner {
-        tab: &session.tab,
+        page: &session.page,
         frames: Vec::new(),
         outputs: Map::new(),
         bot_dir,
         artifacts,
         step,
         default_timeout: config.action_timeout,
-        expected_dialog: &expected_dialog,
         announced: false,
     };
     for (index, action) in script.iter().enumerate() {
         if cancel.is_cancelled() {
             return Err(StepError::transient("the step was stopped"));
         }
-        let dialogs_before = log.lock().map(|l| l.dialogs.len()).unwrap_or(0);
-        match runner.run(action) {
+        let dialogs_before = session.page.events(|e| e.dialogs.len()).unwrap_or(0);
+        let began = Instant::now();
+        let ran = runner.run(action);
+        tracing::debug!(
+            step,
+            action = index + 1,
+            what = %mask(action.describe(), place.secrets),
+            ok = ran.is_ok(),
+            took_ms = began.elapsed().as_secs_f64() * 1000.0,
+            "browser action"
+        );
+        match ran {
             Ok(actions::Next::Go) => {}
             Ok(actions::Next::Stop) => break,
             Err(mut e) => {
-                if !launch::alive(&browser) {
+                if !launch::alive(browser) {
                     // Chromium died under the step: a new one next time,
                     // and the job comes back.
-                    launch::forget(&browser);
+                    launch::forget(browser);
                     e.error =
                         StepError::transient(format!("the browser died: {}", e.error.message));
                     e.page = false;
@@ -235,83 +225,93 @@ fn run_script(
                     action.describe(),
                     e.error.message
                 );
-                let evidence = if e.page {
-                    keep_evidence(&session.tab, artifacts, index + 1, &log)
+                let (evidence, kept) = if e.page {
+                    keep_evidence(&session.page, place, index + 1)
                 } else {
-                    String::new()
+                    (String::new(), Vec::new())
                 };
                 return Err(StepError {
                     kind: e.error.kind,
                     message: format!("{what}{evidence}"),
+                    artifacts: kept,
                 });
             }
         }
         // A dialog nobody announced is the page refusing something (an
         // alert on a validation error): the booking did not happen.
-        let said: Vec<String> = log
-            .lock()
-            .map(|l| l.dialogs[dialogs_before..].to_vec())
+        let said: Vec<String> = session
+            .page
+            .events(|e| e.dialogs[dialogs_before..].to_vec())
             .unwrap_or_default();
         if !said.is_empty() && !runner.dialog_was_expected() {
-            let evidence = keep_evidence(&session.tab, artifacts, index + 1, &log);
-            return Err(StepError::business(format!(
+            let (evidence, kept) = keep_evidence(&session.page, place, index + 1);
+            let mut error = StepError::business(format!(
                 "action {} of step `{step}` ({}): the page said \"{}\"{evidence}",
                 index + 1,
                 action.describe(),
                 said.join(" / ")
-            )));
+            ));
+            error.artifacts = kept;
+            return Err(error);
         }
     }
     let mut output = runner.outputs;
-    output.insert("url".into(), json!(session.tab.get_url()));
-    if let Ok(log) = log.lock()
-        && !log.dialogs.is_empty()
+    let url = session
+        .page
+        .evaluate("location.href", config.action_timeout)
+        .unwrap_or_default();
+    output.insert("url".into(), url);
+    if let Some(dialogs) = session.page.events(|e| e.dialogs.clone())
+        && !dialogs.is_empty()
     {
-        output.insert("dialogs".into(), json!(log.dialogs));
+        output.insert("dialogs".into(), json!(dialogs));
     }
     Ok(Value::Object(output))
 }
 
 /// Save a screenshot, the HTML and the console of the page as it is;
-/// returns the words to add to the error.
-fn keep_evidence(tab: &Tab, dir: &Path, action: usize, log: &Mutex<PageLog>) -> String {
+/// returns the words to add to the error and the files kept.
+fn keep_evidence(
+    page: &page::PageConnection,
+    place: &Place,
+    action: usize,
+) -> (String, Vec<PathBuf>) {
+    let dir = place.artifacts;
     if std::fs::create_dir_all(dir).is_err() {
-        return String::new();
+        return (String::new(), Vec::new());
     }
+    let limit = Duration::from_secs(10);
     let mut kept = Vec::new();
     let shot = dir.join(format!("action-{action}.png"));
-    if let Ok(png) =
-        tab.capture_screenshot(Page::CaptureScreenshotFormatOption::Png, None, None, true)
+    if let Ok(png) = page.screenshot(limit)
         && std::fs::write(&shot, png).is_ok()
     {
-        kept.push(shot.display().to_string());
+        kept.push(shot);
     }
-    let page = dir.join(format!("action-{action}.html"));
-    // Not `Tab::get_content`, which panics on a page without a document.
-    let html = tab
+    let html_file = dir.join(format!("action-{action}.html"));
+    let html = page
         .evaluate(
             "(document.doctype ? new XMLSerializer().serializeToString(document.doctype) : '') + (document.documentElement ? document.documentElement.outerHTML : '')",
-            false,
+            limit,
         )
         .ok()
-        .and_then(|r| r.value)
         .and_then(|v| v.as_str().map(str::to_string));
     if let Some(html) = html
-        && std::fs::write(&page, html).is_ok()
+        && std::fs::write(&html_file, mask(html, place.secrets)).is_ok()
     {
-        kept.push(page.display().to_string());
+        kept.push(html_file);
     }
-    if let Ok(log) = log.lock() {
-        let console = dir.join(format!("action-{action}-console.txt"));
-        let mut text = log.console.join("\n");
-        for d in &log.dialogs {
+    if let Some((console, dialogs)) = page.events(|e| (e.console.clone(), e.dialogs.clone())) {
+        let file = dir.join(format!("action-{action}-console.txt"));
+        let mut text = console.join("\n");
+        for d in &dialogs {
             text.push_str(&format!("\ndialog: {d}"));
         }
-        if std::fs::write(&console, text).is_ok() {
-            kept.push(console.display().to_string());
+        if std::fs::write(&file, mask(text, place.secrets)).is_ok() {
+            kept.push(file);
         }
     }
-    let shown = actions::visible_text(tab)
+    let shown = actions::visible_text(page)
         .map(|t| {
             let t: String = t.split_whitespace().collect::<Vec<_>>().join(" ");
             let short: String = t.chars().take(300).collect();
@@ -319,14 +319,15 @@ fn keep_evidence(tab: &Tab, dir: &Path, action: usize, log: &Mutex<PageLog>) -> 
         })
         .unwrap_or_default();
     if kept.is_empty() {
-        shown
+        (shown, kept)
     } else {
-        format!("{shown}; kept: {}", kept.join(", "))
+        let names: Vec<String> = kept.iter().map(|p| p.display().to_string()).collect();
+        (format!("{shown}; kept: {}", names.join(", ")), kept)
     }
 }
 
 /// How long a wait polls between looks.
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = Duration::from_millis(10);
 
 /// Poll `look` until it gives a value or `limit` passes.
 fn poll<T>(limit: Duration, mut look: impl FnMut() -> Option<T>) -> Option<T> {

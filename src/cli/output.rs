@@ -139,8 +139,21 @@ pub(super) fn print_detail(d: &JobDetail) {
             if let Some(e) = &st.error {
                 println!("        error:  {}", one_line(e, 200));
             }
-            if let Some(o) = &st.output {
-                println!("        output: {}", one_line(&o.to_string(), 200));
+            // A failed step's output holds only the evidence it kept.
+            let kept = st
+                .error
+                .as_ref()
+                .and(st.output.as_ref())
+                .and_then(|o| o.get("artifacts"))
+                .and_then(|a| a.as_array());
+            match (kept, &st.output) {
+                (Some(files), _) => {
+                    for f in files {
+                        println!("        kept:   {}", f.as_str().unwrap_or_default());
+                    }
+                }
+                (None, Some(o)) => println!("        output: {}", one_line(&o.to_string(), 200)),
+                (None, None) => {}
             }
         }
     }

@@ -156,6 +156,7 @@ impl Step for CommandStep {
                     "cannot start `{program}` in {}: {e}",
                     self.workdir.display()
                 ),
+                artifacts: Vec::new(),
             }
         })?;
         let mut guard = GroupGuard {
@@ -237,6 +238,10 @@ impl Step for CommandStep {
             None => FailureKind::Transient,
             Some(_) => self.config.failure,
         };
-        Err(StepError { kind, message })
+        Err(StepError {
+            kind,
+            message,
+            artifacts: Vec::new(),
+        })
     }
 }

@@ -56,6 +56,9 @@ impl FailureKind {
 pub struct StepError {
     pub kind: FailureKind,
     pub message: String,
+    /// Files the step kept as evidence of the failure (a screenshot, the
+    /// page's HTML); recorded with the step run and listed by `runs show`.
+    pub artifacts: Vec<std::path::PathBuf>,
 }
 
 impl StepError {
@@ -63,12 +66,14 @@ impl StepError {
         StepError {
             kind: FailureKind::Transient,
             message: message.into(),
+            artifacts: Vec::new(),
         }
     }
     pub fn business(message: impl Into<String>) -> Self {
         StepError {
             kind: FailureKind::Business,
             message: message.into(),
+            artifacts: Vec::new(),
         }
     }
 }

@@ -7,6 +7,12 @@
 //! extract step has them) and then in the job's input:
 //! `{{invoice_number}}`. A name found with different values in two steps is
 //! an error that asks for the full path; so is a name found nowhere.
+//!
+//! Filters after a `|` shape a value for the system it goes to:
+//! `{{date | date: "%d.%m.%Y"}}` writes an ISO date (`2026-08-16`) in a
+//! chrono format (`16.08.2026`); `{{amount | decimal_comma}}` writes a
+//! number with two decimals, a decimal comma and dots between thousands
+//! (`30208.34` → `30.208,34`).
 
 use serde_json::Value;
 
@@ -20,8 +26,14 @@ pub fn render(text: &str, doc: &Value) -> Result<String, String> {
         let end = after
             .find("}}")
             .ok_or_else(|| format!("`{{{{` without its `}}}}` in {text:?}"))?;
-        let name = after[..end].trim();
-        out.push_str(&value_text(&lookup(name, doc)?));
+        let mut parts = after[..end].split('|');
+        let name = parts.next().unwrap_or_default().trim();
+        let mut value = value_text(&lookup(name, doc)?);
+        for filter in parts {
+            value = apply(filter.trim(), &value)
+                .map_err(|e| format!("in `{{{{{}}}}}`: {e}", after[..end].trim()))?;
+        }
+        out.push_str(&value);
         rest = &after[end + 2..];
     }
     out.push_str(rest);
@@ -78,6 +90,53 @@ fn lookup(name: &str, doc: &Value) -> Result<Value, String> {
     }
 }
 
+/// One filter on a value's text.
+fn apply(filter: &str, value: &str) -> Result<String, String> {
+    let (name, argument) = match filter.split_once(':') {
+        Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+        None => (filter, None),
+    };
+    match (name, argument) {
+        ("date", Some(format)) => {
+            let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .map_err(|_| format!("\"{value}\" is not a date like 2026-08-16"))?;
+            let mut text = String::new();
+            std::fmt::Write::write_fmt(&mut text, format_args!("{}", date.format(format)))
+                .map_err(|_| format!("\"{format}\" is not a date format such as \"%d.%m.%Y\""))?;
+            Ok(text)
+        }
+        ("decimal_comma", None) => {
+            let number: f64 = value
+                .parse()
+                .map_err(|_| format!("\"{value}\" is not a number"))?;
+            Ok(decimal_comma(number))
+        }
+        _ => Err(format!(
+            "unknown filter `{filter}` (there are `date: \"%d.%m.%Y\"` and `decimal_comma`)"
+        )),
+    }
+}
+
+/// `1234.5` as `1.234,50`.
+fn decimal_comma(number: f64) -> String {
+    let cents = (number.abs() * 100.0).round() as u64;
+    let (units, cents) = (cents / 100, cents % 100);
+    let digits = units.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(c);
+    }
+    let sign = if number < 0.0 && (units > 0 || cents > 0) {
+        "-"
+    } else {
+        ""
+    };
+    format!("{sign}{grouped},{cents:02}")
+}
+
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -127,5 +186,28 @@ mod tests {
         );
         assert!(render("{{input.nothing}}", &doc()).is_err());
         assert!(render("{{unclosed", &doc()).is_err());
+    }
+
+    #[test]
+    fn filters_shape_dates_and_amounts_for_old_forms() {
+        let doc = json!({"input": {"date": "2026-08-16", "amount": 30208.34, "small": "7.5", "big": 1234567.891, "neg": -0.5}});
+        assert_eq!(
+            render("{{ date | date: \"%d.%m.%Y\" }}", &doc).unwrap(),
+            "16.08.2026"
+        );
+        assert_eq!(
+            render("{{amount|decimal_comma}}", &doc).unwrap(),
+            "30.208,34"
+        );
+        assert_eq!(render("{{small | decimal_comma}}", &doc).unwrap(), "7,50");
+        assert_eq!(
+            render("{{big | decimal_comma}}", &doc).unwrap(),
+            "1.234.567,89"
+        );
+        assert_eq!(render("{{neg | decimal_comma}}", &doc).unwrap(), "-0,50");
+        let e = render("{{amount | date: \"%d.%m.%Y\"}}", &doc).unwrap_err();
+        assert!(e.contains("not a date"), "{e}");
+        let e = render("{{amount | upper}}", &doc).unwrap_err();
+        assert!(e.contains("unknown filter `upper`"), "{e}");
     }
 }

@@ -262,6 +262,9 @@ async fn run_steps(
                     FailureKind::Business => Outcome::Failed,
                 };
                 record.error = Some(error.message.clone());
+                if !error.artifacts.is_empty() {
+                    record.output = Some(serde_json::json!({ "artifacts": error.artifacts }));
+                }
                 tracing::info!(job = job.id, step = %decl.name, kind = error.kind.as_str(), error = %error.message, "step failed");
                 return Some(failure_completion(
                     job,
@@ -295,6 +298,7 @@ async fn run_steps(
                 });
             }
             StepEnd::Finished(Ok(StepOutcome::Done(output))) => {
+                tracing::debug!(job = job.id, step = %decl.name, took_ms = finished - started, "step finished");
                 record.output = Some(output.clone());
                 outputs.insert(decl.name.clone(), output.clone());
                 let is_last = index + 1 == bot.runners.len();
