@@ -45,7 +45,7 @@ status=0
 $clerk run daily-digest --input '{"folder": "inbox"}' --wait --timeout 60s || status=$?
 
 echo "== clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv"
-$clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv | cut -d, -f1,5-7,10 | head -n 6
+$clerk extract fixtures/invoices -t bots/invoice-intake/templates --csv | cut -d, -f1,5,7,8,11 | head -n 6
 
 invoice="$PWD/fixtures/invoices/acme-office/RE-2026-66261.pdf"
 echo "== clerk run invoice-intake (an ACME invoice) --wait: extracted, booked in the ERP, confirmed by mail"
