@@ -2,7 +2,8 @@
 //! fixture: invoices booked through a login, an iframe and a slow form,
 //! each once; a booking already there is found by the guard; a wrong
 //! selector and a refused form fail with the action named and the page
-//! kept; the password shows nowhere.
+//! kept; a request that never ends keeps the network from going idle; the
+//! password shows nowhere.
 
 mod common;
 
@@ -168,4 +169,59 @@ async fn a_booking_that_never_answers_times_out_and_is_retried_once() {
     assert!(first.contains("wait for `#booking-number`"), "{first}");
     assert!(first.contains("after 3s"), "{first}");
     assert_eq!(erp.bookings().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_the_network_sees_a_request_that_never_ends() {
+    let erp = Erp::start();
+    let manifest = format!(
+        r##"
+name = "book"
+[retry]
+max_attempts = 2
+backoff = "100ms"
+jitter = 0
+[[steps]]
+name = "login"
+kind = "browser"
+action_timeout = "3s"
+actions = [
+  {{ goto = "{erp}/login" }},
+  {{ fill = "#user", value = "{user}" }},
+  {{ fill = "#password", value = "${{secret:ERP_PASSWORD}}" }},
+  {{ click = "#login" }},
+  {{ wait_idle = "300ms", timeout = "2s" }},
+  {{ wait_url = "/app" }},
+  {{ read = "#main", attribute = "src", into = "frame" }},
+]
+"##,
+        erp = erp.url(),
+        user = erp::USER,
+    );
+    let s = setup(Kind::Sqlite, "book", &manifest).await;
+    // The first login sent is never answered: its request stays open.
+    erp.fail_next("hang", 1, "POST", "/login");
+    let w = worker(&s);
+    let done = run(
+        &s,
+        &[serde_json::json!({})],
+        &[JobState::Succeeded, JobState::Dead, JobState::Failed],
+    )
+    .await;
+    w.shutdown().await;
+    let job = &done[0];
+    assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
+    assert_eq!(job.summary.attempt, 2);
+    let first = job.attempts[0].error.clone().unwrap_or_default();
+    assert!(
+        first.contains("action 5 of step `login` (wait for the network to be idle for 300ms)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("request(s) still open") && !first.contains("(0 request"),
+        "{first}"
+    );
+    let output = job.output.clone().unwrap_or_default();
+    assert_eq!(output["frame"], "/book", "{output:#}");
+    assert!(output["url"].as_str().unwrap_or_default().ends_with("/app"));
 }
