@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use clerk::jobs::JobState;
 use common::erp::{self, Erp, invoice, manifest};
-use common::{Kind, Stopped, TestDb, load_bots, new_job, wait_for, write_bot};
+use common::{
+    Kind, Stopped, TestDb, enqueue_ids, load_bots, new_job, signal, wait_exit, wait_for, write_bot,
+};
 
 /// A word in the environment of the worker, which chromium inherits: it
 /// finds the browser's processes even after they lost their parent.
@@ -72,24 +74,6 @@ fn spawn_worker(db_url: &str, bots: &Path, log: &Path, mark: &str) -> Child {
         .stderr(log)
         .spawn()
         .expect("start clerk worker")
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) {
-    let start = Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the worker did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Wait until no process of the browser is left; panics naming them.
@@ -181,13 +165,7 @@ async fn two_hundred_jobs_leave_no_stray_chromium_and_no_password() {
             });
         }
     }
-    let ids: Vec<i64> = db
-        .enqueue(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue_ids(&db, &jobs).await;
 
     // While they run, the browser's processes stay few: one browser, its
     // helpers, a renderer per open job.

@@ -139,18 +139,15 @@ async fn the_example_bot_extracts_books_once_and_confirms_by_mail() {
     assert_eq!(vendors, ["V100", "V200", "V300", "V400"]);
 
     // The repeat found its booking and booked nothing.
-    let first = jobs[0].attempts[0]
-        .steps
-        .iter()
-        .find(|s| s.name == "book")
-        .and_then(|s| s.output.clone())
-        .unwrap();
-    let again = jobs[4].attempts[0]
-        .steps
-        .iter()
-        .find(|s| s.name == "book")
-        .and_then(|s| s.output.clone())
-        .unwrap();
+    let booked = |job: &clerk::jobs::JobDetail| {
+        job.attempts[0]
+            .steps
+            .iter()
+            .find(|s| s.name == "book")
+            .and_then(|s| s.output.clone())
+            .expect("the book step's output")
+    };
+    let (first, again) = (booked(&jobs[0]), booked(&jobs[4]));
     assert_eq!(again["skipped"], true, "{again:#}");
     assert_eq!(again["booking"], first["booking"]);
 

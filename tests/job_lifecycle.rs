@@ -477,13 +477,7 @@ argv = ["sh", "-c", "if ! mkdir lock 2>/dev/null; then echo overlap >> overlaps;
     .await;
     let bot = registry.get("single").unwrap().clone();
     let jobs: Vec<_> = (0..6).map(|_| new_job(&bot, json!({}))).collect();
-    let ids: Vec<i64> = db
-        .enqueue(&jobs)
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue_ids(&db, &jobs).await;
     let w1 = RunningWorker::start(t.open().await, registry.clone(), fast_config(3));
     let w2 = RunningWorker::start(t.open().await, registry.clone(), fast_config(3));
     for id in &ids {
@@ -715,17 +709,15 @@ argv = ["sh", "-c", "cat"]
     let db = t.open().await;
     let bot = registry.get("intake").unwrap().clone();
     let file = |rel: &str| json!({ "file": root.join(rel).to_str().unwrap() });
-    let ids: Vec<i64> = db
-        .enqueue(&[
+    let ids = enqueue_ids(
+        &db,
+        &[
             new_job(&bot, file("fixtures/invoices/papeterie-lumiere/F27669.pdf")),
             new_job(&bot, file("fixtures/bad/owner-only.pdf")),
             new_job(&bot, file("fixtures/bad/truncated.pdf")),
-        ])
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+        ],
+    )
+    .await;
     let w = RunningWorker::start(db.clone(), registry, fast_config(2));
     wait_for(&db, ids[0], &[JobState::Succeeded], LONG).await;
     wait_for(&db, ids[1], &[JobState::WaitingReview], LONG).await;

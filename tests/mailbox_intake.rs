@@ -256,13 +256,7 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
     let queued: Vec<_> = (0..6)
         .map(|_| new_job(bot, serde_json::json!({})))
         .collect();
-    let polls: Vec<i64> =
-        s.db.enqueue(&queued)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+    let polls = common::enqueue_ids(&s.db, &queued).await;
     let serve = |name: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_clerk"))
             .arg("--database")

@@ -104,14 +104,7 @@ async fn run_jobs(h: &Harness, files: &[PathBuf]) -> Vec<i64> {
         .iter()
         .map(|f| new_job(bot, serde_json::json!({ "file": f, "name": f.file_name().map(|n| n.to_string_lossy().into_owned()) })))
         .collect();
-    let ids: Vec<i64> =
-        h.s.db
-            .enqueue(&jobs)
-            .await
-            .expect("enqueue")
-            .iter()
-            .map(|e| e.id)
-            .collect();
+    let ids = common::enqueue_ids(&h.s.db, &jobs).await;
     let w = RunningWorker::start(h.s.db.clone(), h.s.registry.clone(), fast_config(2));
     for &id in &ids {
         wait_for(

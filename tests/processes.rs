@@ -38,27 +38,6 @@ fn spawn_worker(db_url: &str, bots: &Path, log: &Path, extra: &[&str]) -> Child 
         .expect("start clerk worker")
 }
 
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: sending a signal to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, sig);
-    }
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 async fn wait_file(path: &Path, limit: Duration) {
     let start = Instant::now();
     while !path.exists() {
@@ -133,13 +112,7 @@ async fn sigterm_drains_running_jobs_and_gives_back_the_rest(kind: Kind) {
         db,
     } = setup(kind, "booking", BOOKING_BOT).await;
     let bot = registry.get("booking").unwrap().clone();
-    let ids: Vec<i64> = db
-        .enqueue(&[new_job(&bot, json!({})), new_job(&bot, json!({}))])
-        .await
-        .unwrap()
-        .iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = enqueue_ids(&db, &[new_job(&bot, json!({})), new_job(&bot, json!({}))]).await;
     // One slot, one prefetched: the second job is claimed but not started.
     let mut w = spawn_worker(
         &t.url,

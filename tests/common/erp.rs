@@ -180,13 +180,7 @@ pub async fn run(
 ) -> Vec<clerk::jobs::JobDetail> {
     let bot = s.registry.get("book").unwrap();
     let jobs: Vec<_> = inputs.iter().map(|i| new_job(bot, i.clone())).collect();
-    let ids: Vec<i64> =
-        s.db.enqueue(&jobs)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.id)
-            .collect();
+    let ids = super::enqueue_ids(&s.db, &jobs).await;
     let mut out = Vec::new();
     for id in ids {
         wait_for(&s.db, id, end, Duration::from_secs(120)).await;

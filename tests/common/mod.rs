@@ -268,6 +268,39 @@ pub fn self_signed_certificate(dir: &Path) -> std::path::PathBuf {
     cert
 }
 
+/// Queue `jobs`; their ids, in order.
+pub async fn enqueue_ids(db: &JobDb, jobs: &[NewJob]) -> Vec<i64> {
+    db.enqueue(jobs)
+        .await
+        .expect("enqueue")
+        .iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Send `sig` to a child process.
+pub fn signal(child: &std::process::Child, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Wait for a child to exit; kills it and panics after `limit`.
+pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Processes stopped (SIGTERM, then reaped) when dropped, also when a test
 /// fails half-way.
 pub struct Stopped<const N: usize>(pub [std::process::Child; N]);
