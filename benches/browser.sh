@@ -71,7 +71,7 @@ enqueue() { # DB PREFIX
     printf '{"vendor": "%s", "invoice": "%s-%05d", "date": "23.10.2026", "amount": "%d.234,56"}\n' \
       "${vendors[$((i % 3))]}" "$2" "$i" "$i"
   done | while read -r input; do
-    "$clerk" --database "$1" --bots "$work/bots" run book --input "$input" >/dev/null
+    "$clerk" run book --database "$1" --bots "$work/bots" --input "$input" >/dev/null
   done
 }
 
@@ -82,16 +82,16 @@ for workers in 1 2; do
   start=$(date +%s.%N)
   running=()
   for w in $(seq 1 "$workers"); do
-    "$clerk" --database "$db" --bots "$work/bots" --log-format json -v \
-      worker --concurrency 1 --poll-interval 50ms 2>"$work/worker-$workers-$w.log" &
+    "$clerk" --log-format json -v worker --database "$db" --bots "$work/bots" \
+      --concurrency 1 --poll-interval 50ms 2>"$work/worker-$workers-$w.log" &
     running+=($!)
   done
   pids+=("${running[@]}")
   while :; do
-    done_count=$("$clerk" --database "$db" runs list --state succeeded --limit 100000 --json | grep -c '"id"' || true)
+    done_count=$("$clerk" runs list --database "$db" --state succeeded --limit 100000 --json | grep -c '"id"' || true)
     [ "$done_count" -ge "$n" ] && break
-    failed=$("$clerk" --database "$db" runs list --state failed --limit 100000 --json | grep -c '"id"' || true)
-    [ "$failed" -gt 0 ] && { echo "a booking failed:"; "$clerk" --database "$db" runs list --state failed; exit 1; }
+    failed=$("$clerk" runs list --database "$db" --state failed --limit 100000 --json | grep -c '"id"' || true)
+    [ "$failed" -gt 0 ] && { echo "a booking failed:"; "$clerk" runs list --database "$db" --state failed; exit 1; }
     sleep 0.1
   done
   end=$(date +%s.%N)

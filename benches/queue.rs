@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use clerk::bot::{Bot, BotRegistry, RetryPolicy, Timeouts};
+use clerk::bot::{Bot, BotRegistry, RetryPolicy, StepDecl, Timeouts};
 use clerk::jobs::{self, JobDb, NewJob};
-use clerk::step::{Step, StepConfig, StepContext, StepDecl, StepError, StepOutcome};
+use clerk::step::{Step, StepContext, StepError, StepOutcome};
 use clerk::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -103,8 +103,9 @@ fn parse_args() -> Args {
 fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
     let decl = StepDecl {
         name: "noop".into(),
+        kind: "command",
         timeout: None,
-        config: StepConfig::Command(clerk::step::command::CommandConfig {
+        config: Arc::new(clerk::command::CommandConfig {
             argv: vec!["true".into()],
             env: Default::default(),
             workdir: None,

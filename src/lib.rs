@@ -5,6 +5,8 @@
 pub mod bot;
 pub mod browser;
 pub mod cli;
+pub mod command;
+pub mod config;
 pub mod documents;
 pub mod extract;
 pub mod jobs;

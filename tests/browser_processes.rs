@@ -61,11 +61,11 @@ fn browser_processes(mark: &str) -> Vec<(u32, String)> {
 fn spawn_worker(db_url: &str, bots: &Path, log: &Path, mark: &str) -> Child {
     let log = std::fs::File::create(log).expect("log file");
     Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["worker", "--concurrency", "2", "--poll-interval", "100ms"])
         .arg("--database")
         .arg(db_url)
         .arg("--bots")
         .arg(bots)
-        .args(["worker", "--concurrency", "2", "--poll-interval", "100ms"])
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "clerk=debug")
         .env("ERP_PASSWORD", erp::PASSWORD)
@@ -220,9 +220,9 @@ async fn two_hundred_jobs_leave_no_stray_chromium_and_no_password() {
     // A refused form: its step lists the page it kept, without the password.
     let refused = &details[99];
     let show = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["runs", "show", &refused.summary.id.to_string()])
         .arg("--database")
         .arg(&t.url)
-        .args(["runs", "show", &refused.summary.id.to_string()])
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
@@ -259,9 +259,9 @@ async fn two_hundred_jobs_leave_no_stray_chromium_and_no_password() {
     for id in [details[9].summary.id, refused.summary.id] {
         for json in [false, true] {
             let mut c = Command::new(env!("CARGO_BIN_EXE_clerk"));
-            c.arg("--database")
+            c.args(["runs", "show", &id.to_string()])
+                .arg("--database")
                 .arg(&t.url)
-                .args(["runs", "show", &id.to_string()])
                 .env_remove("DATABASE_URL");
             if json {
                 c.arg("--json");

@@ -65,7 +65,7 @@ async fn the_example_bot_extracts_books_once_and_confirms_by_mail() {
     let secrets = t.path().join("secrets.env");
     std::fs::write(&secrets, format!("ERP_PASSWORD={}\n", erp::PASSWORD)).unwrap();
     let mut cfg = fast_config(2);
-    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    cfg.secrets = Arc::new(clerk::config::secrets::Secrets::with_file(&secrets).unwrap());
     let w = RunningWorker::start(db.clone(), registry.clone(), cfg);
     let bot = registry.get("invoice-intake").unwrap();
 

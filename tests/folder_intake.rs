@@ -232,10 +232,10 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     // Run from the folder above `bots`, naming it relatively, as a user does.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
         .current_dir(dir.path())
+        .args(["serve", "--poll-interval", "100ms"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--bots", "bots"])
-        .args(["serve", "--poll-interval", "100ms"])
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "clerk=debug")
         .stdout(Stdio::null())
@@ -281,9 +281,9 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     lines.dedup();
     assert_eq!(lines.len(), 2, "{lines:?}\n{log}");
     let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["runs", "list", "--json"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["runs", "list", "--json"])
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
@@ -298,9 +298,9 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     // The job's document is named absolutely: steps run in other folders.
     let id = runs[0]["id"].as_i64().unwrap().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["runs", "show", &id, "--json"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
-        .args(["runs", "show", &id, "--json"])
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();

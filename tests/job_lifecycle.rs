@@ -653,7 +653,7 @@ argv = ["echo", "${secret:CLERK_TEST_NEVER_SET}"]
         .id;
     let mut cfg = fast_config(2);
     cfg.secrets =
-        std::sync::Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets_file).unwrap());
+        std::sync::Arc::new(clerk::config::secrets::Secrets::with_file(&secrets_file).unwrap());
     let w = RunningWorker::start(db.clone(), registry, cfg);
     wait_for(&db, erp, &[JobState::Failed], LONG).await;
     wait_for(&db, missing, &[JobState::Failed], LONG).await;

@@ -76,7 +76,7 @@ fn worker(s: &common::Setup) -> RunningWorker {
     let secrets = s.t.path().join("secrets.env");
     std::fs::write(&secrets, format!("IMAP_PASSWORD={PASSWORD}\n")).unwrap();
     let mut cfg = fast_config(2);
-    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    cfg.secrets = Arc::new(clerk::config::secrets::Secrets::with_file(&secrets).unwrap());
     RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
 }
 
@@ -259,12 +259,6 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
     let polls = common::enqueue_ids(&s.db, &queued).await;
     let serve = |name: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_clerk"))
-            .arg("--database")
-            .arg(&s.t.url)
-            .arg("--data-dir")
-            .arg(s.t.path().join(name))
-            .arg("--bots")
-            .arg(&s.bots)
             .args([
                 "serve",
                 "-c",
@@ -274,6 +268,12 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
                 "--worker-id",
                 name,
             ])
+            .arg("--database")
+            .arg(&s.t.url)
+            .arg("--data-dir")
+            .arg(s.t.path().join(name))
+            .arg("--bots")
+            .arg(&s.bots)
             .env("IMAP_PASSWORD", PASSWORD)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use clerk::bot::secrets::Secrets;
+use clerk::config::secrets::Secrets;
 use clerk::jobs::{JobDb, JobState};
 use clerk::mail::notify::{Notifier, Report};
 use common::smtp::SmtpServer;

@@ -14,8 +14,9 @@ use serde_json::json;
 
 fn clerk(db_url: &str, bots: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_clerk"));
-    c.arg("--database").arg(db_url).arg("--bots").arg(bots);
-    c.env_remove("DATABASE_URL").env("RUST_LOG", "clerk=debug");
+    c.env("DATABASE_URL", db_url)
+        .env("CLERK_BOTS", bots)
+        .env("RUST_LOG", "clerk=debug");
     c
 }
 
@@ -401,9 +402,9 @@ fn processes_opening_a_new_sqlite_file_at_once_all_succeed() {
         let children: Vec<Child> = (0..6)
             .map(|_| {
                 Command::new(env!("CARGO_BIN_EXE_clerk"))
+                    .args(["runs", "list"])
                     .arg("--data-dir")
                     .arg(dir.path())
-                    .args(["runs", "list"])
                     .env_remove("DATABASE_URL")
                     .stdout(Stdio::null())
                     .stderr(Stdio::piped())

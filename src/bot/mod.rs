@@ -1,19 +1,27 @@
 //! Bots: the manifest format (`bots/<name>/bot.toml`), its validation with
-//! `file:line:column` diagnostics, and the registry of loaded bots.
+//! `file:line:column` diagnostics, the registry of step kinds a bot file
+//! may name (`kinds`), the reference of every key (`reference`), and the
+//! registry of loaded bots.
 
-mod diagnostics;
+pub mod kinds;
 mod manifest;
-pub mod secrets;
+#[cfg(test)]
+mod manifest_tests;
+pub mod reference;
+mod triggers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use diagnostics::Diagnostic;
-pub use manifest::{closest, parse_manifest};
+pub use crate::config::{Diagnostic, closest};
+pub use crate::jobs::RetryPolicy;
+pub use manifest::parse_manifest;
 
-use crate::step::{Step, StepConfig, StepDecl};
+use crate::mail::notify::{Contacts, Directory, NotifyConfig};
+use crate::mail::poll::{MailboxConfig, PollConfig, PollTarget};
+use crate::step::{Step, StepConfig};
 
 /// A loaded, valid bot.
 #[derive(Debug, Clone)]
@@ -31,7 +39,7 @@ pub struct Bot {
     pub reviewers: Vec<String>,
     /// The server owners and reviewers are mailed through; without it
     /// nobody is mailed.
-    pub notify: Option<crate::mail::notify::NotifyConfig>,
+    pub notify: Option<NotifyConfig>,
     pub triggers: Vec<Trigger>,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
@@ -46,9 +54,19 @@ pub struct Bot {
 impl Bot {
     /// Whether clerk made this bot for a mailbox trigger of another.
     pub fn is_mailbox_poll(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.config, StepConfig::MailboxPoll(_)))
+        self.steps.iter().any(|s| s.kind == POLL_KIND)
+    }
+
+    /// Who hears about this bot's jobs.
+    pub fn contacts(&self) -> Contacts {
+        Contacts {
+            bot: self.name.clone(),
+            file: self.file.clone(),
+            dir: self.dir.clone(),
+            owners: self.owners.clone(),
+            reviewers: self.reviewers.clone(),
+            notify: self.notify.clone(),
+        }
     }
 
     /// Timeout of step `index`: its own, else the bot's default.
@@ -59,6 +77,22 @@ impl Bot {
             .unwrap_or(self.timeouts.step)
     }
 }
+
+/// A step as declared in a bot file: the keys every kind shares plus the
+/// kind's own config.
+#[derive(Debug, Clone)]
+pub struct StepDecl {
+    /// Unique within the bot; later steps read this step's output by it.
+    pub name: String,
+    /// The kind's name, as in `kind = "…"`.
+    pub kind: &'static str,
+    /// Overrides the bot's default step timeout.
+    pub timeout: Option<Duration>,
+    pub config: Arc<dyn StepConfig>,
+}
+
+/// The kind of a poll bot's one step; not written in bot files.
+const POLL_KIND: &str = "mailbox_poll";
 
 #[derive(Debug, Clone)]
 pub struct Trigger {
@@ -87,11 +121,11 @@ pub enum TriggerKind {
     /// Only `clerk run` or the API start it. Every bot can be run by hand;
     /// this trigger documents that it is meant to be.
     Manual,
-    /// A job for every file dropped into a folder (see
-    /// [`crate::scheduler::folder`]).
     /// A mailbox polled for documents; becomes a poll bot of its own (see
     /// [`crate::mail::poll`]).
-    Mailbox(Box<crate::mail::poll::MailboxConfig>),
+    Mailbox(Box<MailboxConfig>),
+    /// A job for every file dropped into a folder (see
+    /// [`crate::scheduler::folder`]).
     Folder {
         /// As written: relative paths start at the bot's folder.
         path: std::path::PathBuf,
@@ -110,34 +144,6 @@ pub enum CatchUp {
     Once,
     /// After downtime, run nothing for missed slots; wait for the next one.
     Skip,
-}
-
-/// How a job is retried after a transient failure.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts that may end in a transient error before the job is dead.
-    pub max_attempts: u32,
-    /// Delay before the second attempt; doubles with each further attempt.
-    pub backoff: Duration,
-    /// No delay is longer than this.
-    pub backoff_cap: Duration,
-    /// Fraction of the delay added or taken at random (0.0–1.0) so that jobs
-    /// that failed together do not all come back together.
-    pub jitter: f64,
-    /// Attempts whose worker vanished (lease expired) before the job is dead.
-    pub max_lost: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            backoff: Duration::from_secs(10),
-            backoff_cap: Duration::from_secs(3600),
-            jitter: 0.2,
-            max_lost: 3,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -236,12 +242,18 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
             _ => None,
         })
         .map(|(trigger, config)| {
-            let step = crate::mail::poll::MailboxPollStep::new(
-                (**config).clone(),
-                bot,
-                &trigger.id,
-                trigger.input.clone(),
-            );
+            let poll = PollConfig {
+                mailbox: (**config).clone(),
+                target: PollTarget {
+                    bot: bot.name.clone(),
+                    dir: bot.dir.clone(),
+                    max_attempts: bot.retry.max_attempts,
+                    max_lost: bot.retry.max_lost,
+                },
+                trigger: trigger.id.clone(),
+                input: trigger.input.clone(),
+            };
+            let runner: Arc<dyn Step> = Arc::new(poll.step());
             Arc::new(Bot {
                 name: format!("{}:{}", bot.name, trigger.id),
                 description: format!("Polls {} for {}", trigger.id, bot.name),
@@ -274,10 +286,11 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                 concurrency: Some(1),
                 steps: vec![StepDecl {
                     name: "poll".into(),
+                    kind: POLL_KIND,
                     timeout: None,
-                    config: StepConfig::MailboxPoll(config.clone()),
+                    config: Arc::new(poll),
                 }],
-                runners: vec![Arc::new(step)],
+                runners: vec![runner],
             })
         })
         .collect()
@@ -306,5 +319,11 @@ impl BotRegistry {
     }
     pub fn is_empty(&self) -> bool {
         self.bots.is_empty()
+    }
+}
+
+impl Directory for BotRegistry {
+    fn contacts(&self) -> Vec<Contacts> {
+        self.bots.values().map(|b| b.contacts()).collect()
     }
 }

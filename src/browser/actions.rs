@@ -1,170 +1,13 @@
 //! The actions of a browser script and how each runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::ActionError;
+use super::kind::Action;
 use super::page::PageConnection;
-use super::{ActionError, poll};
-
-/// A `browser` step as written in `bot.toml`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BrowserConfig {
-    pub actions: Vec<Action>,
-    /// Time limit of an action that sets none.
-    pub action_timeout: Duration,
-    /// The browser to start; found on its own when absent.
-    pub chromium: Option<PathBuf>,
-}
-
-/// One action. Texts may hold `{{…}}` placeholders and `${secret:NAME}`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Goto {
-        url: String,
-        timeout: Option<Duration>,
-    },
-    Fill {
-        selector: String,
-        value: String,
-        timeout: Option<Duration>,
-    },
-    Select {
-        selector: String,
-        value: String,
-        timeout: Option<Duration>,
-    },
-    Check {
-        selector: String,
-        checked: bool,
-        timeout: Option<Duration>,
-    },
-    Click {
-        selector: String,
-        timeout: Option<Duration>,
-    },
-    Press {
-        key: String,
-    },
-    WaitFor {
-        selector: String,
-        timeout: Option<Duration>,
-    },
-    WaitText {
-        text: String,
-        timeout: Option<Duration>,
-    },
-    /// Until the page (or the frame worked in) shows an address containing
-    /// `part` and has finished loading: the end of a navigation.
-    WaitUrl {
-        part: String,
-        timeout: Option<Duration>,
-    },
-    /// Until no request has been in flight for `quiet`.
-    WaitIdle {
-        quiet: Duration,
-        timeout: Option<Duration>,
-    },
-    /// Put a file (the job's document, say) into a file input.
-    Upload {
-        selector: String,
-        file: String,
-        timeout: Option<Duration>,
-    },
-    /// Work inside this frame or iframe of the current document from now on.
-    Frame {
-        selector: String,
-        timeout: Option<Duration>,
-    },
-    /// Back to the page itself.
-    Top,
-    /// The next dialog is expected, and accepted (or dismissed).
-    Dialog {
-        accept: bool,
-    },
-    Read {
-        selector: String,
-        into: String,
-        attribute: Option<String>,
-        timeout: Option<Duration>,
-    },
-    AssertText {
-        text: String,
-        timeout: Option<Duration>,
-    },
-    Screenshot {
-        name: String,
-    },
-    /// Open `url`; if `found` is there, the work is done already: the step
-    /// ends, its output saying so (with the found element's text).
-    Guard {
-        url: String,
-        found: String,
-        into: Option<String>,
-        timeout: Option<Duration>,
-    },
-}
-
-impl Action {
-    /// The texts placeholders and secrets are filled into.
-    pub(super) fn texts_mut(&mut self) -> Vec<&mut String> {
-        match self {
-            Action::Goto { url, .. } => vec![url],
-            Action::Fill {
-                selector, value, ..
-            }
-            | Action::Select {
-                selector, value, ..
-            } => {
-                vec![selector, value]
-            }
-            Action::WaitText { text, .. } | Action::AssertText { text, .. } => vec![text],
-            Action::WaitUrl { part, .. } => vec![part],
-            Action::Upload { selector, file, .. } => vec![selector, file],
-            Action::Guard { url, found, .. } => vec![url, found],
-            Action::Read { selector, .. }
-            | Action::Click { selector, .. }
-            | Action::Check { selector, .. }
-            | Action::WaitFor { selector, .. }
-            | Action::Frame { selector, .. } => vec![selector],
-            Action::Press { .. }
-            | Action::WaitIdle { .. }
-            | Action::Top
-            | Action::Dialog { .. }
-            | Action::Screenshot { .. } => Vec::new(),
-        }
-    }
-
-    /// The action in a few words, for errors: never a filled-in value.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Goto { url, .. } => format!("goto {url}"),
-            Action::Fill { selector, .. } => format!("fill `{selector}`"),
-            Action::Select { selector, .. } => format!("select in `{selector}`"),
-            Action::Check { selector, .. } => format!("check `{selector}`"),
-            Action::Click { selector, .. } => format!("click `{selector}`"),
-            Action::Press { key } => format!("press {key}"),
-            Action::WaitFor { selector, .. } => format!("wait for `{selector}`"),
-            Action::WaitText { text, .. } => format!("wait for the text \"{text}\""),
-            Action::WaitUrl { part, .. } => format!("wait for an address with \"{part}\""),
-            Action::WaitIdle { quiet, .. } => format!(
-                "wait for the network to be idle for {}",
-                humantime::format_duration(*quiet)
-            ),
-            Action::Upload { selector, .. } => format!("upload into `{selector}`"),
-            Action::Frame { selector, .. } => format!("frame `{selector}`"),
-            Action::Top => "top".into(),
-            Action::Dialog { accept } => {
-                format!("dialog {}", if *accept { "accept" } else { "dismiss" })
-            }
-            Action::Read { selector, .. } => format!("read `{selector}`"),
-            Action::AssertText { text, .. } => format!("assert the text \"{text}\""),
-            Action::Screenshot { name } => format!("screenshot {name}"),
-            Action::Guard { url, found, .. } => format!("guard {url} for `{found}`"),
-        }
-    }
-}
 
 pub(super) enum Next {
     Go,
@@ -184,6 +27,8 @@ pub(super) struct Runner<'a> {
     pub default_timeout: Duration,
     /// A `dialog` action announced the next dialog.
     pub announced: bool,
+    /// Fired when the job is stopped: every wait ends at once.
+    pub cancel: &'a tokio_util::sync::CancellationToken,
 }
 
 /// A JavaScript string literal.
@@ -202,6 +47,17 @@ enum Found {
 }
 
 impl Runner<'_> {
+    /// Look until `look` gives a value, `limit` passes or the job is stopped.
+    fn poll<T>(&self, limit: Duration, mut look: impl FnMut() -> Option<T>) -> Option<T> {
+        super::poll(limit, || {
+            if self.cancel.is_cancelled() {
+                return None;
+            }
+            look()
+        })
+        .filter(|_| !self.cancel.is_cancelled())
+    }
+
     fn limit(&self, timeout: &Option<Duration>) -> Duration {
         timeout.unwrap_or(self.default_timeout)
     }
@@ -268,7 +124,7 @@ impl Runner<'_> {
         let limit = self.limit(timeout);
         let mut last = Found::NoElement;
         let mut server_error = None;
-        let done = poll(limit, || match self.on_element(selector, body) {
+        let done = self.poll(limit, || match self.on_element(selector, body) {
             Found::Value(v) => Some(v),
             // No use waiting on an error page.
             Found::ServerError(status) => {
@@ -393,7 +249,7 @@ impl Runner<'_> {
                 "the page did not load: {error}"
             )));
         }
-        let loaded = poll(limit, || {
+        let loaded = self.poll(limit, || {
             let (ready, href, origin) = state(self.page)?;
             let new = before != Some(origin) || href == url;
             (ready == "complete" && href != "about:blank" && new).then_some(())
@@ -450,23 +306,7 @@ impl Runner<'_> {
                 selector,
                 value,
                 timeout,
-            } => {
-                let got = self.act(
-                    selector,
-                    timeout,
-                    &format!(
-                        "const want = {v}; const o = Array.from(el.options || []).find(o => o.value === want || o.text.trim() === want);
-                         if (!o) return {{missing: Array.from(el.options || []).map(o => o.text.trim())}};
-                         el.value = o.value; el.dispatchEvent(new Event('change', {{bubbles: true}})); return true;",
-                        v = js(value)
-                    ),
-                )?;
-                if let Some(options) = got.get("missing") {
-                    return Err(ActionError::business(format!(
-                        "`{selector}` has no option \"{value}\"; it has {options}"
-                    )));
-                }
-            }
+            } => self.select(selector, value, timeout)?,
             Action::Check {
                 selector,
                 checked,
@@ -491,65 +331,10 @@ impl Runner<'_> {
             Action::WaitFor { selector, timeout } => {
                 self.act(selector, timeout, "return true;")?;
             }
-            Action::WaitText { text, timeout } | Action::AssertText { text, timeout } => {
-                let limit = self.limit(timeout);
-                if poll(limit, || self.text_present(text).then_some(())).is_none() {
-                    let message = format!(
-                        "the text \"{text}\" did not appear within {}",
-                        humantime::format_duration(limit)
-                    );
-                    return Err(if matches!(action, Action::AssertText { .. }) {
-                        ActionError::business(message)
-                    } else {
-                        ActionError::transient(message)
-                    });
-                }
-            }
-            Action::WaitUrl { part, timeout } => {
-                let limit = self.limit(timeout);
-                let script = format!(
-                    "(() => {{ try {{ const d = {doc}; return JSON.stringify({{value: !!d && d.readyState === 'complete' && d.location.href.includes({p})}}); }}
-                       catch (e) {{ return JSON.stringify({{error: String(e)}}); }} }})()",
-                    doc = self.document(),
-                    p = js(part)
-                );
-                let arrived = poll(limit, || {
-                    matches!(self.evaluate(&script), Found::Value(Value::Bool(true))).then_some(())
-                });
-                if arrived.is_none() {
-                    let at = self
-                        .evaluate(&format!(
-                            "(() => {{ const d = {}; return JSON.stringify({{value: d ? d.location.href : ''}}); }})()",
-                            self.document()
-                        ));
-                    let at = match at {
-                        Found::Value(Value::String(url)) => format!(" (the page is at {url})"),
-                        _ => String::new(),
-                    };
-                    return Err(ActionError::transient(format!(
-                        "no page with \"{part}\" in its address loaded within {}{at}",
-                        humantime::format_duration(limit)
-                    )));
-                }
-            }
-            Action::WaitIdle { quiet, timeout } => {
-                let limit = self.limit(timeout);
-                let idle = poll(limit, || {
-                    // A call reads the events that came meanwhile.
-                    let _ = self.page.evaluate("0", self.script_limit());
-                    self.page
-                        .events(|e| e.requests.is_empty() && e.last_request.elapsed() >= *quiet)
-                        .unwrap_or(false)
-                        .then_some(())
-                });
-                if idle.is_none() {
-                    let busy = self.page.events(|e| e.requests.len()).unwrap_or(0);
-                    return Err(ActionError::transient(format!(
-                        "the network was not idle within {} ({busy} request(s) still open)",
-                        humantime::format_duration(limit)
-                    )));
-                }
-            }
+            Action::WaitText { text, timeout } => self.wait_text(text, timeout, false)?,
+            Action::AssertText { text, timeout } => self.wait_text(text, timeout, true)?,
+            Action::WaitUrl { part, timeout } => self.wait_url(part, timeout)?,
+            Action::WaitIdle { quiet, timeout } => self.wait_idle(*quiet, timeout)?,
             Action::Upload {
                 selector,
                 file,
@@ -587,48 +372,163 @@ impl Runner<'_> {
                 let value = self.act(selector, timeout, &body)?;
                 self.outputs.insert(into.clone(), value);
             }
-            Action::Screenshot { name } => {
-                let png = self
-                    .page
-                    .screenshot(self.script_limit())
-                    .map_err(|e| ActionError::transient(format!("no screenshot: {e}")))?;
-                std::fs::create_dir_all(self.artifacts)
-                    .and_then(|()| std::fs::write(self.artifacts.join(format!("{name}.png")), png))
-                    .map_err(|e| ActionError {
-                        error: crate::step::StepError::transient(format!(
-                            "cannot keep the screenshot: {e}"
-                        )),
-                        page: false,
-                    })?;
-                let path = self.artifacts.join(format!("{name}.png"));
-                let list = self
-                    .outputs
-                    .entry("screenshots")
-                    .or_insert_with(|| json!([]));
-                if let Some(list) = list.as_array_mut() {
-                    list.push(json!(path.strip_prefix(self.bot_dir).unwrap_or(&path)));
-                }
-            }
+            Action::Screenshot { name } => self.screenshot(name)?,
             Action::Guard {
                 url,
                 found,
                 into,
                 timeout,
-            } => {
-                self.frames.clear();
-                self.goto(url, timeout)?;
-                if let Found::Value(text) =
-                    self.on_element(found, "return (el.innerText || '').trim();")
-                {
-                    tracing::info!(step = self.step, %url, "the guard found the work done; skipping the rest");
-                    self.outputs.insert("skipped".into(), Value::Bool(true));
-                    self.outputs
-                        .insert(into.clone().unwrap_or_else(|| "found".into()), text);
-                    return Ok(Next::Stop);
-                }
-            }
+            } => return self.guard(url, found, into.as_deref(), timeout),
         }
         Ok(Next::Go)
+    }
+
+    /// Choose an option by its value or its visible text.
+    fn select(
+        &self,
+        selector: &str,
+        value: &str,
+        timeout: &Option<Duration>,
+    ) -> Result<(), ActionError> {
+        let got = self.act(
+            selector,
+            timeout,
+            &format!(
+                "const want = {v}; const o = Array.from(el.options || []).find(o => o.value === want || o.text.trim() === want);
+                 if (!o) return {{missing: Array.from(el.options || []).map(o => o.text.trim())}};
+                 el.value = o.value; el.dispatchEvent(new Event('change', {{bubbles: true}})); return true;",
+                v = js(value)
+            ),
+        )?;
+        if let Some(options) = got.get("missing") {
+            return Err(ActionError::business(format!(
+                "`{selector}` has no option \"{value}\"; it has {options}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Until the text is shown: a business error for an assertion that
+    /// fails, a transient one for a wait.
+    fn wait_text(
+        &self,
+        text: &str,
+        timeout: &Option<Duration>,
+        assertion: bool,
+    ) -> Result<(), ActionError> {
+        let limit = self.limit(timeout);
+        if self
+            .poll(limit, || self.text_present(text).then_some(()))
+            .is_some()
+        {
+            return Ok(());
+        }
+        let message = format!(
+            "the text \"{text}\" did not appear within {}",
+            humantime::format_duration(limit)
+        );
+        Err(if assertion {
+            ActionError::business(message)
+        } else {
+            ActionError::transient(message)
+        })
+    }
+
+    /// Until a document whose address contains `part` has loaded.
+    fn wait_url(&self, part: &str, timeout: &Option<Duration>) -> Result<(), ActionError> {
+        let limit = self.limit(timeout);
+        let script = format!(
+            "(() => {{ try {{ const d = {doc}; return JSON.stringify({{value: !!d && d.readyState === 'complete' && d.location.href.includes({p})}}); }}
+               catch (e) {{ return JSON.stringify({{error: String(e)}}); }} }})()",
+            doc = self.document(),
+            p = js(part)
+        );
+        let arrived = self.poll(limit, || {
+            matches!(self.evaluate(&script), Found::Value(Value::Bool(true))).then_some(())
+        });
+        if arrived.is_some() {
+            return Ok(());
+        }
+        let at = self.evaluate(&format!(
+            "(() => {{ const d = {}; return JSON.stringify({{value: d ? d.location.href : ''}}); }})()",
+            self.document()
+        ));
+        let at = match at {
+            Found::Value(Value::String(url)) => format!(" (the page is at {url})"),
+            _ => String::new(),
+        };
+        Err(ActionError::transient(format!(
+            "no page with \"{part}\" in its address loaded within {}{at}",
+            humantime::format_duration(limit)
+        )))
+    }
+
+    /// Until no request has been open for `quiet`.
+    fn wait_idle(&self, quiet: Duration, timeout: &Option<Duration>) -> Result<(), ActionError> {
+        let limit = self.limit(timeout);
+        let idle = self.poll(limit, || {
+            // A call reads the events that came meanwhile.
+            let _ = self.page.evaluate("0", self.script_limit());
+            self.page
+                .events(|e| e.requests.is_empty() && e.last_request.elapsed() >= quiet)
+                .unwrap_or(false)
+                .then_some(())
+        });
+        if idle.is_some() {
+            return Ok(());
+        }
+        let busy = self.page.events(|e| e.requests.len()).unwrap_or(0);
+        Err(ActionError::transient(format!(
+            "the network was not idle within {} ({busy} request(s) still open)",
+            humantime::format_duration(limit)
+        )))
+    }
+
+    /// Keep a PNG of the page, listed in the step's output.
+    fn screenshot(&mut self, name: &str) -> Result<(), ActionError> {
+        let png = self
+            .page
+            .screenshot(self.script_limit())
+            .map_err(|e| ActionError::transient(format!("no screenshot: {e}")))?;
+        std::fs::create_dir_all(self.artifacts)
+            .and_then(|()| std::fs::write(self.artifacts.join(format!("{name}.png")), png))
+            .map_err(|e| ActionError {
+                error: crate::step::StepError::transient(format!(
+                    "cannot keep the screenshot: {e}"
+                )),
+                page: false,
+            })?;
+        let path = self.artifacts.join(format!("{name}.png"));
+        let list = self
+            .outputs
+            .entry("screenshots")
+            .or_insert_with(|| json!([]));
+        if let Some(list) = list.as_array_mut() {
+            list.push(json!(path.strip_prefix(self.bot_dir).unwrap_or(&path)));
+        }
+        Ok(())
+    }
+
+    /// Open `url`; when `found` is there the work is done already and the
+    /// rest of the script is skipped.
+    fn guard(
+        &mut self,
+        url: &str,
+        found: &str,
+        into: Option<&str>,
+        timeout: &Option<Duration>,
+    ) -> Result<Next, ActionError> {
+        self.frames.clear();
+        self.goto(url, timeout)?;
+        let Found::Value(text) = self.on_element(found, "return (el.innerText || '').trim();")
+        else {
+            return Ok(Next::Go);
+        };
+        tracing::info!(step = self.step, %url, "the guard found the work done; skipping the rest");
+        self.outputs.insert("skipped".into(), Value::Bool(true));
+        self.outputs
+            .insert(into.unwrap_or("found").to_string(), text);
+        Ok(Next::Stop)
     }
 }
 

@@ -199,9 +199,36 @@ extern "C" fn stop_browser() {
     }
 }
 
-/// Whether the browser still answers.
-pub(super) fn alive(browser: &Browser) -> bool {
-    browser.get_version().is_ok()
+/// Whether the browser still runs and answers. clerk's own connection is
+/// asked first: headless_chrome's can close on its own (it did under load)
+/// while chromium is fine, and a job must not be retried for that.
+pub(super) fn alive(launched: &Launched) -> bool {
+    if let Some(pid) = launched.browser.get_process_id()
+        && !process_running(pid)
+    {
+        return false;
+    }
+    if let Some(direct) = &launched.direct
+        && direct
+            .call("Browser.getVersion", json!({}), Duration::from_secs(5))
+            .is_ok()
+    {
+        return true;
+    }
+    launched.browser.get_version().is_ok()
+}
+
+/// Whether process `pid` runs: it exists and is not a zombie (exited, not
+/// yet reaped).
+fn process_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name, which is in parentheses.
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_none_or(|rest| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// Drop the process's browser (it died); the next step starts another.

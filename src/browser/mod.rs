@@ -18,10 +18,11 @@
 //! `<bot>/artifacts/job-<id>/attempt-<n>/`, listed by `clerk runs show`.
 
 mod actions;
+mod kind;
 mod launch;
 mod page;
 
-pub use actions::{Action, BrowserConfig};
+pub use kind::{Action, BrowserConfig, BrowserKind};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -191,6 +192,7 @@ fn run_script(
         step,
         default_timeout: config.action_timeout,
         announced: false,
+        cancel,
     };
     for (index, action) in script.iter().enumerate() {
         if cancel.is_cancelled() {
@@ -210,8 +212,11 @@ fn run_script(
         match ran {
             Ok(actions::Next::Go) => {}
             Ok(actions::Next::Stop) => break,
+            Err(_) if cancel.is_cancelled() => {
+                return Err(StepError::transient("the step was stopped"));
+            }
             Err(mut e) => {
-                if !launch::alive(browser) {
+                if !launch::alive(&launched) {
                     // Chromium died under the step: a new one next time,
                     // and the job comes back.
                     launch::forget(browser);

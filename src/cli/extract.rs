@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{ExtractArgs, exit};
+use super::args::ExtractArgs;
+use super::exit;
 use crate::documents::ReadOptions;
 use crate::extract::template::find_files;
 use crate::extract::{Extraction, Template, extract_file, load_templates};

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{WorkerArgs, exit};
+use super::args::WorkerArgs;
+use super::exit;
 use crate::bot::BotRegistry;
-use crate::bot::secrets::Secrets;
+use crate::config::secrets::Secrets;
 use crate::jobs::{JobDb, now_ms};
 use crate::mail::notify::Notifier;
 use crate::scheduler::Scheduler;

@@ -7,6 +7,7 @@
 //! columns aligned the way `pdftotext -layout` does, so that "label   value"
 //! rules and table rows work on it.
 
+pub mod image;
 pub mod isolation;
 mod layout;
 pub mod ocr;
@@ -267,14 +268,14 @@ pub fn read_file_here(path: &Path, limits: &ReadOptions) -> Result<Document, Doc
 /// Read a document from its bytes: a PDF (text layer, OCR for pages that
 /// are only an image) or a scan (PNG, JPEG, TIFF with any number of pages).
 pub fn read_bytes(bytes: &[u8], limits: &ReadOptions) -> Result<Document, DocumentError> {
-    let Some(kind) = ocr::sniff(bytes) else {
+    let Some(kind) = image::sniff(bytes) else {
         return pdf::read_pdf(bytes, limits);
     };
-    ocr::check_size(kind, bytes)?;
+    image::check_size(kind, bytes)?;
     let image: std::sync::Arc<[u8]> = bytes.into();
     let scans: Vec<ocr::PageScan> = match kind {
-        ocr::ImageKind::Tiff => {
-            let pages = ocr::tiff_page_count(bytes)
+        image::ImageKind::Tiff => {
+            let pages = image::tiff_page_count(bytes)
                 .filter(|&n| n > 0)
                 .ok_or_else(|| {
                     DocumentError::Ocr("the TIFF file is damaged: it has no readable page".into())
@@ -294,7 +295,7 @@ pub fn read_bytes(bytes: &[u8], limits: &ReadOptions) -> Result<Document, Docume
                 })
                 .collect()
         }
-        ocr::ImageKind::Png | ocr::ImageKind::Jpeg => vec![ocr::PageScan {
+        image::ImageKind::Png | image::ImageKind::Jpeg => vec![ocr::PageScan {
             number: 1,
             image,
             tiff_page: None,

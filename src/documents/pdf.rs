@@ -207,7 +207,7 @@ fn read_pages(bytes: &[u8], options: &ReadOptions) -> Result<Document, DocumentE
         let content = if !words.is_empty() {
             PageContent::Text(Page::new(number, width, height, words))
         } else if let Some(jpeg) = id.and_then(|id| page_jpeg(&doc, id)) {
-            super::ocr::check_size(super::ocr::ImageKind::Jpeg, &jpeg)?;
+            super::image::check_size(super::image::ImageKind::Jpeg, &jpeg)?;
             PageContent::Scan(PageScan {
                 number,
                 image: jpeg.into(),

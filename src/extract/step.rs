@@ -7,19 +7,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
+use super::kind::ExtractConfig;
 use super::{Template, extract_file, load_templates};
 use crate::documents::ReadOptions;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
-
-/// Config of an `extract` step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExtractConfig {
-    /// Folder of invoice2data templates, relative to the bot's folder.
-    pub templates: PathBuf,
-    /// Where the document's path is in the job document, as a dotted path:
-    /// `input.file` (the default) or, say, `steps.fetch.path`.
-    pub document: String,
-}
 
 #[derive(Debug)]
 pub struct ExtractStep {

@@ -192,143 +192,7 @@ fn unconfirmed(fields: &mut BTreeMap<String, Field>, names: &[String]) {
 /// involves and says why.
 pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chrono::NaiveDate) {
     for check in checks {
-        let (involved, problem): (Vec<String>, Option<String>) = match check {
-            Check::Sum {
-                fields: parts,
-                equals,
-                tolerance,
-            } => {
-                let values: Option<Vec<f64>> = parts.iter().map(|p| number(fields, p)).collect();
-                match (values, number(fields, equals)) {
-                    (Some(values), Some(total)) => {
-                        let sum: f64 = values.iter().sum();
-                        let bad = (sum - total).abs() > *tolerance;
-                        let mut all = parts.clone();
-                        all.push(equals.clone());
-                        (
-                            all,
-                            bad.then(|| {
-                                format!(
-                                    "{equals} {total:.2} is not {} = {sum:.2}",
-                                    parts.join(" + ")
-                                )
-                            }),
-                        )
-                    }
-                    _ => {
-                        let mut all = parts.clone();
-                        all.push(equals.clone());
-                        unconfirmed(fields, &all);
-                        (Vec::new(), None)
-                    }
-                }
-            }
-            Check::LinesSum {
-                column,
-                equals,
-                tolerance,
-            } => {
-                let rows = fields.get("lines").and_then(|f| f.value.as_array());
-                match (rows, number(fields, equals)) {
-                    (Some(rows), Some(total)) => {
-                        let sum: f64 = rows
-                            .iter()
-                            .filter_map(|r| r.get(column).and_then(Value::as_f64))
-                            .sum();
-                        let bad = (sum - total).abs() > *tolerance;
-                        (
-                            vec![equals.clone(), "lines".into()],
-                            bad.then(|| format!("the lines' {column} add up to {sum:.2}, not {equals} {total:.2}")),
-                        )
-                    }
-                    _ => {
-                        unconfirmed(fields, &["lines".to_string(), equals.clone()]);
-                        (Vec::new(), None)
-                    }
-                }
-            }
-            Check::LinesProduct {
-                columns,
-                equals,
-                tolerance,
-            } => match fields.get("lines").and_then(|f| f.value.as_array()) {
-                Some(rows) => {
-                    let wrong: Vec<String> = rows
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, row)| {
-                            let factors: Option<Vec<f64>> = columns
-                                .iter()
-                                .map(|c| row.get(c).and_then(Value::as_f64))
-                                .collect();
-                            let product: f64 = factors?.iter().product();
-                            let amount = row.get(equals).and_then(Value::as_f64)?;
-                            ((product - amount).abs() > *tolerance).then(|| {
-                                format!(
-                                    "row {}: {} = {product:.2}, not {equals} {amount:.2}",
-                                    i + 1,
-                                    columns.join(" × ")
-                                )
-                            })
-                        })
-                        .collect();
-                    (
-                        vec!["lines".into()],
-                        (!wrong.is_empty()).then(|| wrong.join("; ")),
-                    )
-                }
-                None => (Vec::new(), None),
-            },
-            Check::Iban { field } => match fields.get(field).and_then(|f| f.value.as_str()) {
-                Some(iban) => (
-                    vec![field.clone()],
-                    (!iban_valid(iban)).then(|| format!("{field} `{iban}` has a wrong checksum")),
-                ),
-                None => (Vec::new(), None),
-            },
-            Check::DateRange {
-                field,
-                max_age_days,
-                max_future_days,
-            } => {
-                let date = fields
-                    .get(field)
-                    .and_then(|f| f.value.as_str())
-                    .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
-                match date {
-                    Some(d) => {
-                        let age = (today - d).num_days();
-                        let problem = if age > *max_age_days {
-                            Some(format!("{field} {d} is more than {max_age_days} days ago"))
-                        } else if -age > *max_future_days {
-                            Some(format!(
-                                "{field} {d} is more than {max_future_days} days ahead"
-                            ))
-                        } else {
-                            None
-                        };
-                        (vec![field.clone()], problem)
-                    }
-                    None => (Vec::new(), None),
-                }
-            }
-            Check::Pattern { field, regex } => match fields.get(field) {
-                Some(f) => {
-                    let text = match &f.value {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    let ok = regex.is_match(&text).unwrap_or(false);
-                    (
-                        vec![field.clone()],
-                        (!ok).then(|| {
-                            format!("{field} `{text}` does not match `{}`", regex.as_str())
-                        }),
-                    )
-                }
-                None => (Vec::new(), None),
-            },
-        };
+        let (involved, problem) = run(check, fields, today);
         if let Some(problem) = problem {
             for name in involved {
                 if let Some(f) = fields.get_mut(&name) {
@@ -338,6 +202,181 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
             }
         }
     }
+}
+
+/// One check: the fields it involves, and what is wrong if anything is.
+/// A check that cannot run for a missing field confirms nothing.
+fn run(
+    check: &Check,
+    fields: &mut BTreeMap<String, Field>,
+    today: chrono::NaiveDate,
+) -> (Vec<String>, Option<String>) {
+    match check {
+        Check::Sum {
+            fields: parts,
+            equals,
+            tolerance,
+        } => sum(fields, parts, equals, *tolerance),
+        Check::LinesSum {
+            column,
+            equals,
+            tolerance,
+        } => lines_sum(fields, column, equals, *tolerance),
+        Check::LinesProduct {
+            columns,
+            equals,
+            tolerance,
+        } => lines_product(fields, columns, equals, *tolerance),
+        Check::Iban { field } => match fields.get(field).and_then(|f| f.value.as_str()) {
+            Some(iban) => (
+                vec![field.clone()],
+                (!iban_valid(iban)).then(|| format!("{field} `{iban}` has a wrong checksum")),
+            ),
+            None => (Vec::new(), None),
+        },
+        Check::DateRange {
+            field,
+            max_age_days,
+            max_future_days,
+        } => date_range(fields, field, *max_age_days, *max_future_days, today),
+        Check::Pattern { field, regex } => match fields.get(field) {
+            Some(f) => {
+                let text = match &f.value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let ok = regex.is_match(&text).unwrap_or(false);
+                (
+                    vec![field.clone()],
+                    (!ok).then(|| format!("{field} `{text}` does not match `{}`", regex.as_str())),
+                )
+            }
+            None => (Vec::new(), None),
+        },
+    }
+}
+
+/// `parts` add up to `equals`.
+fn sum(
+    fields: &mut BTreeMap<String, Field>,
+    parts: &[String],
+    equals: &str,
+    tolerance: f64,
+) -> (Vec<String>, Option<String>) {
+    let mut all = parts.to_vec();
+    all.push(equals.to_string());
+    let values: Option<Vec<f64>> = parts.iter().map(|p| number(fields, p)).collect();
+    match (values, number(fields, equals)) {
+        (Some(values), Some(total)) => {
+            let sum: f64 = values.iter().sum();
+            let bad = (sum - total).abs() > tolerance;
+            (
+                all,
+                bad.then(|| {
+                    format!(
+                        "{equals} {total:.2} is not {} = {sum:.2}",
+                        parts.join(" + ")
+                    )
+                }),
+            )
+        }
+        _ => {
+            unconfirmed(fields, &all);
+            (Vec::new(), None)
+        }
+    }
+}
+
+/// The lines' `column` adds up to `equals`.
+fn lines_sum(
+    fields: &mut BTreeMap<String, Field>,
+    column: &str,
+    equals: &str,
+    tolerance: f64,
+) -> (Vec<String>, Option<String>) {
+    let rows = fields.get("lines").and_then(|f| f.value.as_array());
+    match (rows, number(fields, equals)) {
+        (Some(rows), Some(total)) => {
+            let sum: f64 = rows
+                .iter()
+                .filter_map(|r| r.get(column).and_then(Value::as_f64))
+                .sum();
+            let bad = (sum - total).abs() > tolerance;
+            (
+                vec![equals.to_string(), "lines".into()],
+                bad.then(|| {
+                    format!("the lines' {column} add up to {sum:.2}, not {equals} {total:.2}")
+                }),
+            )
+        }
+        _ => {
+            unconfirmed(fields, &["lines".to_string(), equals.to_string()]);
+            (Vec::new(), None)
+        }
+    }
+}
+
+/// In every row, the product of `columns` is `equals`.
+fn lines_product(
+    fields: &BTreeMap<String, Field>,
+    columns: &[String],
+    equals: &str,
+    tolerance: f64,
+) -> (Vec<String>, Option<String>) {
+    let Some(rows) = fields.get("lines").and_then(|f| f.value.as_array()) else {
+        return (Vec::new(), None);
+    };
+    let wrong: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let factors: Option<Vec<f64>> = columns
+                .iter()
+                .map(|c| row.get(c).and_then(Value::as_f64))
+                .collect();
+            let product: f64 = factors?.iter().product();
+            let amount = row.get(equals).and_then(Value::as_f64)?;
+            ((product - amount).abs() > tolerance).then(|| {
+                format!(
+                    "row {}: {} = {product:.2}, not {equals} {amount:.2}",
+                    i + 1,
+                    columns.join(" × ")
+                )
+            })
+        })
+        .collect();
+    (
+        vec!["lines".into()],
+        (!wrong.is_empty()).then(|| wrong.join("; ")),
+    )
+}
+
+/// A date neither too old nor too far ahead.
+fn date_range(
+    fields: &BTreeMap<String, Field>,
+    field: &str,
+    max_age_days: i64,
+    max_future_days: i64,
+    today: chrono::NaiveDate,
+) -> (Vec<String>, Option<String>) {
+    let date = fields
+        .get(field)
+        .and_then(|f| f.value.as_str())
+        .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    let Some(d) = date else {
+        return (Vec::new(), None);
+    };
+    let age = (today - d).num_days();
+    let problem = if age > max_age_days {
+        Some(format!("{field} {d} is more than {max_age_days} days ago"))
+    } else if -age > max_future_days {
+        Some(format!(
+            "{field} {d} is more than {max_future_days} days ahead"
+        ))
+    } else {
+        None
+    };
+    (vec![field.to_string()], problem)
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub(super) fn detail<R: JobRow>(
             name: s.text("step_name")?,
             started_at: s.int("started_at")?,
             finished_at: s.int("finished_at")?,
-            outcome: parse_outcome(&s.text("outcome")?),
+            outcome: parse_outcome(&s.text("outcome")?)?,
             error: s.text_opt("error")?,
             output: parse_json(s.text_opt("output")?),
         };
@@ -195,4 +195,14 @@ pub(super) fn notice(row: &impl JobRow) -> Result<Notice> {
         at: row.int("at")?,
         tries: row.int("tries")?,
     })
+}
+
+/// Job inputs by id, from rows of `id` and `input`.
+pub(super) fn inputs(rows: &[impl JobRow]) -> Result<HashMap<i64, Value>> {
+    rows.iter()
+        .map(|row| {
+            let input = serde_json::from_str(&row.text("input")?).unwrap_or(Value::Null);
+            Ok((row.int("id")?, input))
+        })
+        .collect()
 }

@@ -178,7 +178,7 @@ fn collect(
             continue;
         }
         let bytes = part.contents();
-        let media_type = sniff(bytes).map_or(declared, String::from);
+        let media_type = crate::documents::image::media_type(bytes).map_or(declared, String::from);
         let name = name.unwrap_or_else(|| {
             format!(
                 "attachment-{}{}",
@@ -214,20 +214,6 @@ fn take(mail: &mut Mail, filter: &AttachmentFilter, name: &str, media_type: &str
             sha256: crate::documents::store::sha256_hex(bytes),
         });
     }
-}
-
-/// The media type of a document by its first bytes, for the kinds clerk
-/// reads; senders label them `application/octet-stream` often enough.
-pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    use crate::documents::ocr::{ImageKind, sniff as image_kind};
-    if crate::documents::pdf::header_offset(bytes).is_some() {
-        return Some("application/pdf");
-    }
-    image_kind(bytes).map(|kind| match kind {
-        ImageKind::Png => "image/png",
-        ImageKind::Jpeg => "image/jpeg",
-        ImageKind::Tiff => "image/tiff",
-    })
 }
 
 fn extension(media_type: &str) -> &'static str {

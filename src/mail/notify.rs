@@ -22,10 +22,10 @@ use lettre::Message;
 use lettre::message::Mailbox;
 use tokio_util::sync::CancellationToken;
 
-use super::send::SmtpServer;
-use crate::bot::secrets::Secrets;
-use crate::bot::{Bot, BotRegistry};
-use crate::jobs::{JobDb, JobState, Notice, now_ms};
+use super::smtp::{SMTP_REFERENCE, SmtpServer, read_smtp};
+use crate::config::secrets::Secrets;
+use crate::config::{Problem, TableReader, at_least_a_second};
+use crate::jobs::{JobState, Notice, NoticeStore, now_ms};
 
 /// Reviewers get at most one mail per bot this often, unless the bot says.
 pub const DEFAULT_REVIEW_EVERY: Duration = Duration::from_secs(600);
@@ -49,6 +49,77 @@ pub struct NotifyConfig {
     pub review_every: Duration,
 }
 
+/// The reference of `[notify]`.
+pub const REFERENCE: &str = r#"How owners and reviewers are mailed. Without it nobody is.
+
+The server, as in the `email` step:
+
+{smtp}
+The sender, and how often reviewers hear:
+
+- `from`: required, the sender's address.
+- `review_every`: duration of at least `"1s"`, default `"10m"`. Reviewers
+  get at most one mail per this long, listing every job that started
+  waiting since the last. Failures are mailed at once, several together
+  when they come together.
+
+`clerk serve` mails a bot's `owners` when its jobs fail or go dead, and its
+`reviewers` when jobs wait for review. The database records each such
+change in the same transaction as the change itself, so none is missed,
+and every one is mailed once: several at once make one message, each job
+with its document, the reason and the command to act on it (`clerk runs
+retry 12`, `clerk runs approve 14`). While the SMTP server is down,
+notices wait and are sent when it is back (after 30 s, then doubling
+pauses up to an hour). Several `clerk serve` processes on one PostgreSQL
+send each notice once between them. A mailbox trigger's poll bot mails the
+owners too, when the mailbox cannot be read.
+"#;
+
+/// The reference of `[notify]`, with the server keys filled in.
+pub fn reference() -> String {
+    REFERENCE.replace("{smtp}", SMTP_REFERENCE)
+}
+
+/// Read `[notify]`: through which server, and from whom, owners and
+/// reviewers are mailed. `None` when a key is wrong (reported).
+pub fn read_config(mut r: TableReader) -> Option<NotifyConfig> {
+    let server = read_smtp(&mut r);
+    let from = r.required_with("from", |f: String| {
+        f.trim()
+            .parse::<lettre::message::Mailbox>()
+            .map(|_| f.clone())
+            .map_err(|e| Problem::new(format!("`{f}` is not a mail address: {e}")))
+    });
+    let review_every = r.optional_or("review_every", DEFAULT_REVIEW_EVERY, at_least_a_second);
+    r.finish();
+    Some(NotifyConfig {
+        server: server?,
+        from: from?,
+        review_every: review_every?,
+    })
+}
+
+/// Who hears about one bot's jobs, and through which server.
+#[derive(Debug, Clone)]
+pub struct Contacts {
+    pub bot: String,
+    /// The bot's file, named at the foot of each message.
+    pub file: std::path::PathBuf,
+    /// Where a relative `ca_file` starts.
+    pub dir: std::path::PathBuf,
+    /// Mailed when jobs fail or go dead.
+    pub owners: Vec<String>,
+    /// Mailed, in batches, when jobs wait for review.
+    pub reviewers: Vec<String>,
+    /// `None`: nobody is mailed.
+    pub notify: Option<NotifyConfig>,
+}
+
+/// The bots a notifier mails about; the loaded bots implement it.
+pub trait Directory: Send + Sync {
+    fn contacts(&self) -> Vec<Contacts>;
+}
+
 /// What one look at the notices did, per bot and kind.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -63,8 +134,8 @@ pub struct Report {
 }
 
 pub struct Notifier {
-    db: JobDb,
-    bots: Arc<BotRegistry>,
+    db: Arc<dyn NoticeStore>,
+    bots: Arc<dyn Directory>,
     secrets: Arc<Secrets>,
     worker: String,
     /// Pause after a first failed send; it doubles with each further one.
@@ -86,7 +157,7 @@ impl Audience {
         }
     }
 
-    fn recipients(self, bot: &Bot) -> &[String] {
+    fn recipients(self, bot: &Contacts) -> &[String] {
         match self {
             Audience::Owners => &bot.owners,
             Audience::Reviewers => &bot.reviewers,
@@ -95,7 +166,12 @@ impl Audience {
 }
 
 impl Notifier {
-    pub fn new(db: JobDb, bots: Arc<BotRegistry>, secrets: Arc<Secrets>, worker: &str) -> Self {
+    pub fn new(
+        db: Arc<dyn NoticeStore>,
+        bots: Arc<dyn Directory>,
+        secrets: Arc<Secrets>,
+        worker: &str,
+    ) -> Self {
         Notifier {
             db,
             bots,
@@ -128,9 +204,9 @@ impl Notifier {
     /// Send what is due now.
     pub async fn check(&self) -> crate::jobs::Result<Report> {
         let mut report = Report::default();
-        for bot in self.bots.iter() {
+        for bot in self.bots.contacts() {
             for audience in [Audience::Owners, Audience::Reviewers] {
-                self.check_bot(bot, audience, &mut report).await?;
+                self.check_bot(&bot, audience, &mut report).await?;
             }
         }
         Ok(report)
@@ -138,7 +214,7 @@ impl Notifier {
 
     async fn check_bot(
         &self,
-        bot: &Bot,
+        bot: &Contacts,
         audience: Audience,
         report: &mut Report,
     ) -> crate::jobs::Result<()> {
@@ -148,7 +224,7 @@ impl Notifier {
             loop {
                 let notices = self
                     .db
-                    .claim_notices(&bot.name, audience.kinds(), &self.worker, HOLD, 1000)
+                    .claim_notices(&bot.bot, audience.kinds(), &self.worker, HOLD, 1000)
                     .await?;
                 if notices.is_empty() {
                     return Ok(());
@@ -161,7 +237,7 @@ impl Notifier {
         if audience == Audience::Reviewers
             && let Some(last) = self
                 .db
-                .last_notice_sent(&bot.name, JobState::WaitingReview)
+                .last_notice_sent(&bot.bot, JobState::WaitingReview)
                 .await?
             && now_ms() - last < config.review_every.as_millis() as i64
         {
@@ -169,7 +245,7 @@ impl Notifier {
         }
         let notices = self
             .db
-            .claim_notices(&bot.name, audience.kinds(), &self.worker, HOLD, BATCH)
+            .claim_notices(&bot.bot, audience.kinds(), &self.worker, HOLD, BATCH)
             .await?;
         if notices.is_empty() {
             return Ok(());
@@ -189,14 +265,14 @@ impl Notifier {
         match outcome {
             Ok(_) => {
                 self.db.finish_notices(&ids, "sent").await?;
-                tracing::info!(bot = %bot.name, jobs = ids.len(), to = %recipients.join(", "), "notification sent");
+                tracing::info!(bot = %bot.bot, jobs = ids.len(), to = %recipients.join(", "), "notification sent");
                 report.sent += 1;
                 report.notices += ids.len();
             }
             Err(error) => {
                 let tries = notices.iter().map(|n| n.tries).max().unwrap_or(0);
                 let pause = retry_pause(self.retry_pause, tries);
-                tracing::warn!(bot = %bot.name, jobs = ids.len(), %error, retry_in = %humantime::format_duration(pause), "notification not sent");
+                tracing::warn!(bot = %bot.bot, jobs = ids.len(), %error, retry_in = %humantime::format_duration(pause), "notification not sent");
                 self.db
                     .postpone_notices(&ids, &error, now_ms() + pause.as_millis() as i64)
                     .await?;
@@ -208,7 +284,7 @@ impl Notifier {
 
     async fn message(
         &self,
-        bot: &Bot,
+        bot: &Contacts,
         config: &NotifyConfig,
         recipients: &[String],
         audience: Audience,
@@ -222,19 +298,21 @@ impl Notifier {
         let domain = from.email.domain().to_string();
         let first = notices.first().map_or(0, |n| n.id);
         let last = notices.last().map_or(0, |n| n.id);
-        let subject = subject(&bot.name, audience, notices);
+        let subject = subject(&bot.bot, audience, notices);
+        let ids: Vec<i64> = notices.iter().map(|n| n.job_id).collect();
+        // Without the inputs a paragraph still names the job and the reason.
+        let inputs = self.db.job_inputs(&ids).await.unwrap_or_default();
         let mut body = String::new();
         for notice in notices {
-            let input = match self.db.job(notice.job_id).await {
-                Ok(Some(job)) => job.input,
-                _ => serde_json::Value::Null,
-            };
-            body.push_str(&describe(notice, &input));
+            let input = inputs
+                .get(&notice.job_id)
+                .unwrap_or(&serde_json::Value::Null);
+            body.push_str(&describe(notice, input));
         }
         let _ = write!(
             body,
             "\n-- \nclerk, bot `{}` ({})\n",
-            bot.name,
+            bot.bot,
             bot.file.display()
         );
         let mut builder = Message::builder()

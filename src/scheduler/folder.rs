@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bot::{BotRegistry, TriggerKind};
 use crate::documents::store;
-use crate::jobs::{JobDb, NewJob};
+use crate::jobs::{IntakeStore, NewJob};
 
 /// Where taken files go, inside the watched folder.
 pub const PROCESSED: &str = "processed";
@@ -98,14 +98,14 @@ enum StageError {
 
 /// Watches every folder trigger of the loaded bots.
 pub struct FolderIntake {
-    db: JobDb,
+    db: Arc<dyn IntakeStore>,
     actor: String,
     watched: Vec<Watched>,
     seen: HashMap<PathBuf, Seen>,
 }
 
 impl FolderIntake {
-    pub fn new(db: JobDb, bots: &BotRegistry, id: &str) -> FolderIntake {
+    pub fn new(db: Arc<dyn IntakeStore>, bots: &BotRegistry, id: &str) -> FolderIntake {
         let mut watched = Vec::new();
         for bot in bots.iter() {
             for trigger in &bot.triggers {

@@ -18,7 +18,7 @@ use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::{Bot, BotRegistry, CatchUp, Trigger, TriggerKind};
-use crate::jobs::{JobDb, NewJob, now_ms};
+use crate::jobs::{NewJob, ScheduleStore, now_ms};
 
 /// A slot seen more than this long after its time counts as missed.
 const LATE_AFTER_MS: i64 = 60_000;
@@ -112,13 +112,13 @@ pub fn slot_key(trigger: &Trigger, slot: i64) -> String {
 }
 
 pub struct Scheduler {
-    db: JobDb,
+    db: Arc<dyn ScheduleStore>,
     bots: Arc<BotRegistry>,
     actor: String,
 }
 
 impl Scheduler {
-    pub fn new(db: JobDb, bots: Arc<BotRegistry>, id: &str) -> Self {
+    pub fn new(db: Arc<dyn ScheduleStore>, bots: Arc<BotRegistry>, id: &str) -> Self {
         Scheduler {
             db,
             bots,

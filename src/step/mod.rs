@@ -1,22 +1,24 @@
 //! The step seam: one narrow trait that every kind of step implements.
 //!
-//! The worker knows only [`Step`]; each kind lives in the module that owns its
-//! concern (the `command` kind here, `extract` in `extract`, `browser` in
-//! `browser`, …) and is built from its config by [`StepConfig::build`].
+//! The worker knows only [`Step`]; each kind lives in the module that owns
+//! its concern (`command`, `extract`, `mail`, `browser`), reads its own keys
+//! through [`StepKind`] and is built from its [`StepConfig`]. This module
+//! names no kind: it holds the trait, what a step may read about its job
+//! ([`StepContext`]), how it fails ([`StepError`]) and the `{{…}}`
+//! placeholders every kind renders ([`template`]).
 
-pub mod command;
+pub mod kind;
 pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use command::CommandStep;
+pub use kind::{StepConfig, StepKind};
 
 /// What a step hands back when it did its work.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,23 +94,24 @@ pub struct StepContext {
     /// Outputs of the steps that already finished, by step name.
     pub outputs: BTreeMap<String, Value>,
     /// Where `${secret:NAME}` references are resolved.
-    pub secrets: Arc<crate::bot::secrets::Secrets>,
+    pub secrets: Arc<crate::config::secrets::Secrets>,
     /// Fired when the job is cancelled, the worker shuts down past its grace
     /// period, or the step's time is up. A step that holds resources (a child
     /// process, a browser tab) must release them when this fires.
     pub cancel: CancellationToken,
-    /// The job database, for steps that start jobs of their own (an intake
-    /// poll queues one job per document it finds).
-    pub jobs: JobsHandle,
+    /// The part of the job database a step may use: queueing jobs of its
+    /// own and remembering where it got to (a mailbox poll queues one job
+    /// per document it finds). Nothing else of the queue is a step's business.
+    pub intake: Intake,
 }
 
 /// The job database as a step sees it.
 #[derive(Clone)]
-pub struct JobsHandle(pub crate::jobs::JobDb);
+pub struct Intake(pub Arc<dyn crate::jobs::IntakeStore>);
 
-impl std::fmt::Debug for JobsHandle {
+impl std::fmt::Debug for Intake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JobsHandle")
+        f.write_str("Intake")
     }
 }
 
@@ -133,48 +136,4 @@ pub trait Step: Send + Sync + std::fmt::Debug {
     /// Run once for one job. Returning after `ctx.cancel` fired is allowed
     /// but the result is ignored.
     async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError>;
-}
-
-/// A step as declared in a bot file: the fields shared by every kind plus the
-/// kind's own config.
-#[derive(Debug, Clone)]
-pub struct StepDecl {
-    /// Unique within the bot; later steps read this step's output by it.
-    pub name: String,
-    /// Overrides the bot's default step timeout.
-    pub timeout: Option<Duration>,
-    pub config: StepConfig,
-}
-
-/// The config of each step kind, as read from the bot file.
-#[derive(Debug, Clone)]
-pub enum StepConfig {
-    Command(command::CommandConfig),
-    Extract(crate::extract::step::ExtractConfig),
-    Email(crate::mail::send::EmailConfig),
-    Browser(crate::browser::BrowserConfig),
-    /// Not written in bot files: a mailbox trigger's poll bot has it.
-    MailboxPoll(Box<crate::mail::poll::MailboxConfig>),
-}
-
-impl StepConfig {
-    /// Turn the config into the running thing. Fails when what the config
-    /// names is not usable (a templates folder with a broken template).
-    pub fn build(&self, bot_dir: &std::path::Path) -> Result<Arc<dyn Step>, String> {
-        Ok(match self {
-            StepConfig::Command(c) => Arc::new(CommandStep::new(c.clone(), bot_dir)),
-            StepConfig::Extract(c) => {
-                Arc::new(crate::extract::step::ExtractStep::build(c, bot_dir)?)
-            }
-            StepConfig::Email(c) => Arc::new(crate::mail::send::EmailStep::new(c.clone(), bot_dir)),
-            StepConfig::Browser(c) => {
-                Arc::new(crate::browser::BrowserStep::new(c.clone(), bot_dir))
-            }
-            StepConfig::MailboxPoll(_) => {
-                return Err(
-                    "a mailbox poll is built from its trigger, not declared as a step".into(),
-                );
-            }
-        })
-    }
 }

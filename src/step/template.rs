@@ -16,6 +16,28 @@
 
 use serde_json::Value;
 
+/// The reference of placeholders, as the bot file reference shows it.
+pub const REFERENCE: &str = r#"Texts of `email` and `browser` steps may hold `{{…}}` placeholders,
+filled from the job when the step runs:
+
+- a dotted path in the job: `{{input.file}}`, `{{steps.book.booking}}`,
+  `{{job.id}}` (`job` has `id`, `attempt`, `bot` and `step`);
+- a bare name, looked up in the earlier steps' outputs (a key of the
+  output, or a key of its `values`, as the extract step has them) and then
+  in the job's input: `{{invoice_number}}`. A name two steps give different
+  values is an error that asks for the full path.
+
+Filters after `|` shape a value for the system it goes to:
+
+- `{{date | date: "%d.%m.%Y"}}` writes an ISO date (`2026-08-16`) in a
+  chrono format (`16.08.2026`);
+- `{{amount | decimal_comma}}` writes a number with two decimals, a decimal
+  comma and dots between thousands (`30208.34` → `30.208,34`).
+
+A placeholder that names nothing, an unknown filter or a value a filter
+cannot take fails the job with the placeholder in the error.
+"#;
+
 /// Fill every `{{…}}` of `text` from the job document (`StepContext::document`).
 pub fn render(text: &str, doc: &Value) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());

@@ -164,89 +164,25 @@ async fn run_steps(
     writes: &mpsc::UnboundedSender<Write>,
 ) -> Option<Completion> {
     let first = usize::try_from(job.next_step).unwrap_or(0);
-    let mut outputs: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    if first > 0 {
-        match shared.db.step_outputs(job.id).await {
-            Ok(saved) => {
-                for (index, name, output) in saved {
-                    if (index as usize) < first {
-                        outputs.insert(name, output);
-                    }
-                }
-            }
-            Err(e) => {
-                return Some(failure_completion(
-                    job,
-                    &bot.retry,
-                    job.next_step,
-                    StepError::transient(format!("cannot load outputs of earlier steps: {e}")),
-                    Vec::new(),
-                ));
-            }
+    let mut outputs = match earlier_outputs(shared, job, first).await {
+        Ok(outputs) => outputs,
+        Err(error) => {
+            return Some(failure_completion(
+                job,
+                &bot.retry,
+                job.next_step,
+                error,
+                Vec::new(),
+            ));
         }
-    }
+    };
     tracing::debug!(job = job.id, bot = %bot.name, attempt = job.attempt, from_step = first, "job started");
     let deadline = bot.timeouts.job.map(|t| Instant::now() + t);
     let mut last_output = None;
     for index in first..bot.runners.len() {
         let decl = &bot.steps[index];
-        let runner = &bot.runners[index];
-        let mut limit = bot.step_timeout(index);
-        let mut job_limited = false;
-        if let Some(deadline) = deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left < limit {
-                limit = left;
-                job_limited = true;
-            }
-        }
-        let ctx = StepContext {
-            job_id: job.id,
-            attempt: job.attempt,
-            bot: bot.name.clone(),
-            bot_dir: bot.dir.clone(),
-            step_name: decl.name.clone(),
-            input: job.input.clone(),
-            outputs: outputs.clone(),
-            secrets: shared.config.secrets.clone(),
-            cancel: control.token.child_token(),
-            jobs: crate::step::JobsHandle(shared.db.clone()),
-        };
-        let started = now_ms();
-        let end = tokio::select! {
-            // A step that notices the stop itself returns an error; the stop
-            // is what happened, so it must win the race.
-            biased;
-            () = control.token.cancelled() => StepEnd::Stopped(control.reason().unwrap_or(StopReason::Cancelled)),
-            r = tokio::time::timeout(limit, runner.run(&ctx)) => match r {
-                Ok(r) => StepEnd::Finished(r),
-                Err(_) if job_limited => StepEnd::Finished(Err(StepError::transient(format!(
-                    "job timed out after {} (in step `{}`)",
-                    humantime::format_duration(bot.timeouts.job.unwrap_or_default()),
-                    decl.name
-                )))),
-                Err(_) => StepEnd::Finished(Err(StepError::transient(format!(
-                    "step `{}` timed out after {}",
-                    decl.name,
-                    humantime::format_duration(limit)
-                )))),
-            },
-        };
-        let end = match (end, control.reason()) {
-            (StepEnd::Finished(Err(_)), Some(reason)) => StepEnd::Stopped(reason),
-            (end, _) => end,
-        };
-        ctx.cancel.cancel();
-        let finished = now_ms();
-        let mut record = StepRecord {
-            index: index as i64,
-            name: decl.name.clone(),
-            started_at: started,
-            finished_at: finished,
-            outcome: Outcome::Succeeded,
-            error: None,
-            output: None,
-        };
+        let (end, mut record) =
+            run_step(shared, &bot, job, control, index, &outputs, deadline).await;
         match end {
             StepEnd::Stopped(reason) => {
                 record.outcome = match reason {
@@ -276,55 +212,20 @@ async fn run_steps(
             }
             StepEnd::Finished(Ok(StepOutcome::NeedsReview { output, reasons })) => {
                 record.outcome = Outcome::WaitingReview;
-                record.output = Some(output.clone());
-                let review = serde_json::json!({ "step": decl.name, "reasons": reasons });
-                return Some(Completion {
-                    job_id: job.id,
-                    attempt: job.attempt,
-                    state: JobState::WaitingReview,
-                    attempt_outcome: Outcome::WaitingReview,
-                    run_after: now_ms(),
-                    errors: job.errors,
-                    next_step: index as i64 + 1,
-                    error: None,
-                    output: None,
-                    review: Some(review),
-                    reason: format!(
-                        "step `{}` asks for review: {}",
-                        decl.name,
-                        reasons.join("; ")
-                    ),
-                    steps: vec![record],
-                });
+                record.output = Some(output);
+                return Some(review_completion(job, &decl.name, index, reasons, record));
             }
             StepEnd::Finished(Ok(StepOutcome::Done(output))) => {
-                tracing::debug!(job = job.id, step = %decl.name, took_ms = finished - started, "step finished");
+                tracing::debug!(job = job.id, step = %decl.name, took_ms = record.finished_at - record.started_at, "step finished");
                 record.output = Some(output.clone());
                 outputs.insert(decl.name.clone(), output.clone());
-                let is_last = index + 1 == bot.runners.len();
-                if is_last {
+                if index + 1 == bot.runners.len() {
                     last_output = Some((output, record));
                     break;
                 }
                 // Durable before the next step acts, so a retry resumes after it.
-                let (ack_tx, ack_rx) = oneshot::channel();
-                let save = StepSave {
-                    job_id: job.id,
-                    attempt: job.attempt,
-                    step: record,
-                };
-                if writes.send(Write::Step(save, ack_tx)).is_err() {
+                if !save_step(job, record, writes).await {
                     return None;
-                }
-                match ack_rx.await {
-                    Ok(true) => {}
-                    _ => {
-                        tracing::warn!(
-                            job = job.id,
-                            "lost the job while saving a step; abandoning it"
-                        );
-                        return None;
-                    }
                 }
             }
         }
@@ -347,6 +248,153 @@ async fn run_steps(
         reason: "all steps succeeded".into(),
         steps,
     })
+}
+
+/// Outputs of the steps before `first` that an earlier attempt finished.
+async fn earlier_outputs(
+    shared: &Shared,
+    job: &ClaimedJob,
+    first: usize,
+) -> Result<BTreeMap<String, serde_json::Value>, StepError> {
+    let mut outputs = BTreeMap::new();
+    if first == 0 {
+        return Ok(outputs);
+    }
+    let saved =
+        shared.db.step_outputs(job.id).await.map_err(|e| {
+            StepError::transient(format!("cannot load outputs of earlier steps: {e}"))
+        })?;
+    for (index, name, output) in saved {
+        if (index as usize) < first {
+            outputs.insert(name, output);
+        }
+    }
+    Ok(outputs)
+}
+
+/// Run step `index` under its time limit (the job's, if that ends first),
+/// stopped when its job is; how it ended, and its record so far.
+async fn run_step(
+    shared: &Shared,
+    bot: &Bot,
+    job: &ClaimedJob,
+    control: &JobControl,
+    index: usize,
+    outputs: &BTreeMap<String, serde_json::Value>,
+    deadline: Option<Instant>,
+) -> (StepEnd, StepRecord) {
+    let decl = &bot.steps[index];
+    let runner = &bot.runners[index];
+    let mut limit = bot.step_timeout(index);
+    let mut job_limited = false;
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < limit {
+            limit = left;
+            job_limited = true;
+        }
+    }
+    let ctx = StepContext {
+        job_id: job.id,
+        attempt: job.attempt,
+        bot: bot.name.clone(),
+        bot_dir: bot.dir.clone(),
+        step_name: decl.name.clone(),
+        input: job.input.clone(),
+        outputs: outputs.clone(),
+        secrets: shared.config.secrets.clone(),
+        cancel: control.token.child_token(),
+        intake: crate::step::Intake(shared.db.clone()),
+    };
+    let started = now_ms();
+    let end = tokio::select! {
+        // A step that notices the stop itself returns an error; the stop
+        // is what happened, so it must win the race.
+        biased;
+        () = control.token.cancelled() => StepEnd::Stopped(control.reason().unwrap_or(StopReason::Cancelled)),
+        r = tokio::time::timeout(limit, runner.run(&ctx)) => match r {
+            Ok(r) => StepEnd::Finished(r),
+            Err(_) if job_limited => StepEnd::Finished(Err(StepError::transient(format!(
+                "job timed out after {} (in step `{}`)",
+                humantime::format_duration(bot.timeouts.job.unwrap_or_default()),
+                decl.name
+            )))),
+            Err(_) => StepEnd::Finished(Err(StepError::transient(format!(
+                "step `{}` timed out after {}",
+                decl.name,
+                humantime::format_duration(limit)
+            )))),
+        },
+    };
+    let end = match (end, control.reason()) {
+        (StepEnd::Finished(Err(_)), Some(reason)) => StepEnd::Stopped(reason),
+        (end, _) => end,
+    };
+    ctx.cancel.cancel();
+    let record = StepRecord {
+        index: index as i64,
+        name: decl.name.clone(),
+        started_at: started,
+        finished_at: now_ms(),
+        outcome: Outcome::Succeeded,
+        error: None,
+        output: None,
+    };
+    (end, record)
+}
+
+/// A step asked for a person to look: the job waits for review and goes
+/// on at the next step once approved.
+fn review_completion(
+    job: &ClaimedJob,
+    step: &str,
+    index: usize,
+    reasons: Vec<String>,
+    record: StepRecord,
+) -> Completion {
+    let reason = format!("step `{step}` asks for review: {}", reasons.join("; "));
+    Completion {
+        job_id: job.id,
+        attempt: job.attempt,
+        state: JobState::WaitingReview,
+        attempt_outcome: Outcome::WaitingReview,
+        run_after: now_ms(),
+        errors: job.errors,
+        next_step: index as i64 + 1,
+        error: None,
+        output: None,
+        review: Some(serde_json::json!({ "step": step, "reasons": reasons })),
+        reason,
+        steps: vec![record],
+    }
+}
+
+/// Save a finished step through the committer and wait for it; false when
+/// the job was lost meanwhile.
+async fn save_step(
+    job: &ClaimedJob,
+    record: StepRecord,
+    writes: &mpsc::UnboundedSender<Write>,
+) -> bool {
+    let (ack_tx, ack_rx) = oneshot::channel();
+    let save = StepSave {
+        job_id: job.id,
+        attempt: job.attempt,
+        step: record,
+    };
+    if writes.send(Write::Step(save, ack_tx)).is_err() {
+        return false;
+    }
+    match ack_rx.await {
+        Ok(true) => true,
+        _ => {
+            tracing::warn!(
+                job = job.id,
+                "lost the job while saving a step; abandoning it"
+            );
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 //!
 //! A rescuer also runs here: any worker may requeue jobs whose lease expired.
 
+#[cfg(test)]
+mod contract;
 mod execute;
 
 use std::collections::HashMap;
@@ -52,7 +54,7 @@ pub struct WorkerConfig {
     /// How long running steps may take to finish after a shutdown signal.
     pub grace: Duration,
     /// Where steps resolve `${secret:NAME}`.
-    pub secrets: Arc<crate::bot::secrets::Secrets>,
+    pub secrets: Arc<crate::config::secrets::Secrets>,
 }
 
 impl WorkerConfig {
@@ -67,7 +69,7 @@ impl WorkerConfig {
             poll_interval: Duration::from_secs(1),
             rescue_interval: Duration::from_secs(5),
             grace: Duration::from_secs(30),
-            secrets: Arc::new(crate::bot::secrets::Secrets::from_env()),
+            secrets: Arc::new(crate::config::secrets::Secrets::from_env()),
         }
     }
 }

@@ -155,7 +155,7 @@ pub fn worker(s: &Setup) -> RunningWorker {
     let secrets = s.t.path().join("secrets.env");
     std::fs::write(&secrets, format!("ERP_PASSWORD={}\n", PASSWORD)).unwrap();
     let mut cfg = fast_config(2);
-    cfg.secrets = Arc::new(clerk::bot::secrets::Secrets::with_file(&secrets).unwrap());
+    cfg.secrets = Arc::new(clerk::config::secrets::Secrets::with_file(&secrets).unwrap());
     RunningWorker::start(s.db.clone(), s.registry.clone(), cfg)
 }
 

@@ -32,49 +32,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
-use super::imap::{self, Account, Tls};
+mod trigger;
+
+pub use trigger::{After, MailboxConfig, PollConfig, PollTarget, REFERENCE, read_mailbox};
+
+use super::imap::{self, Account};
 use super::mime::{AttachmentFilter, parse};
 use crate::documents::store;
 use crate::jobs::NewJob;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
-
-/// What happens to a message once its documents are queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum After {
-    /// Moved to `move_to`.
-    Move,
-    /// Flagged `\Seen` and left in place.
-    Flag,
-    /// Left as it is; the checkpoint alone remembers it.
-    Leave,
-}
-
-/// A mailbox trigger as written in `bot.toml`.
-#[derive(Debug, Clone)]
-pub struct MailboxConfig {
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub user: String,
-    /// `${secret:NAME}`, resolved for each poll.
-    pub password: String,
-    pub folder: String,
-    pub every: Duration,
-    pub after: After,
-    pub move_to: String,
-    pub failed_to: String,
-    pub filter: AttachmentFilter,
-    /// Where documents are saved, relative to the bot's folder.
-    pub store: PathBuf,
-    /// Certificates to trust besides the system's, relative to the bot's
-    /// folder.
-    pub ca_file: Option<PathBuf>,
-    /// Listen for new mail (IMAP IDLE) for `every`, instead of looking
-    /// once every `every`.
-    pub idle: bool,
-    /// Limit on connecting and on each server answer.
-    pub timeout: Duration,
-}
 
 /// The step of a poll bot.
 #[derive(Debug)]
@@ -114,16 +80,16 @@ struct Taken {
 impl MailboxPollStep {
     pub fn new(
         config: MailboxConfig,
-        target: &crate::bot::Bot,
+        target: &PollTarget,
         trigger: &str,
         input: Value,
     ) -> MailboxPollStep {
         let store = target.dir.join(&config.store);
         let intake = Intake {
             store: std::path::absolute(&store).unwrap_or(store),
-            target: target.name.clone(),
-            max_attempts: target.retry.max_attempts,
-            max_lost: target.retry.max_lost,
+            target: target.bot.clone(),
+            max_attempts: target.max_attempts,
+            max_lost: target.max_lost,
             trigger: trigger.to_string(),
             input,
             filter: config.filter.clone(),
@@ -277,7 +243,7 @@ impl Step for MailboxPollStep {
             ca_file: self.config.ca_file.as_ref().map(|f| self.bot_dir.join(f)),
             timeout: self.config.timeout,
         };
-        let db = ctx.jobs.0.clone();
+        let db = ctx.intake.0.clone();
         let checkpoint_name = self.checkpoint_name();
         let checkpoint = db
             .checkpoint(&ctx.bot, &checkpoint_name)
@@ -373,7 +339,7 @@ struct Totals {
 
 /// One poll job's state between batches.
 struct Round {
-    db: crate::jobs::JobDb,
+    db: Arc<dyn crate::jobs::IntakeStore>,
     poll_bot: String,
     checkpoint_name: String,
     validity: u32,
@@ -437,77 +403,90 @@ impl MailboxPollStep {
                 ahead = Some(fetched);
             }
             let taken = taken?;
-            let jobs: Vec<NewJob> = taken
-                .iter()
-                .filter_map(|t| t.jobs.as_ref().ok())
-                .flatten()
-                .cloned()
-                .collect();
-            // Durably queued before any message is touched.
-            if !jobs.is_empty() {
-                let enqueued = round.db.enqueue(&jobs).await.map_err(|e| {
-                    StepError::transient(format!("cannot queue the documents: {e}"))
-                })?;
-                round.totals.created += enqueued.iter().filter(|e| e.created).count();
-            }
-            let taken_uids: Vec<u32> = taken
-                .iter()
-                .filter(|t| t.jobs.is_ok())
-                .map(|t| t.uid)
-                .collect();
-            let failed_uids: Vec<u32> = taken
-                .iter()
-                .filter(|t| t.jobs.is_err())
-                .map(|t| t.uid)
-                .collect();
-            let config = self.config.clone();
-            let failed_now = failed_uids.len();
-            let mut s = session.take().ok_or_else(lost)?;
-            session = Some(
-                blocking(move || {
-                    match config.after {
-                        After::Move => s.move_to(&taken_uids, &config.move_to),
-                        After::Flag => s.mark_seen(&taken_uids),
-                        After::Leave => Ok(()),
-                    }
-                    .map_err(imap_failure)?;
-                    s.move_to(&failed_uids, &config.failed_to)
-                        .map_err(imap_failure)?;
-                    Ok(s)
-                })
-                .await?,
-            );
-            // The batch's highest UID, or the batch's own when every message
-            // of it vanished before the fetch.
-            let last = taken
-                .iter()
-                .map(|t| t.uid)
-                .chain(batch.last().copied())
-                .max()
-                .unwrap_or(round.last_uid);
-            round
-                .db
-                .set_checkpoint(
-                    &round.poll_bot,
-                    &round.checkpoint_name,
-                    &format!("{}:{last}", round.validity),
-                )
-                .await
-                .map_err(|e| StepError::transient(format!("cannot save the checkpoint: {e}")))?;
-            round.last_uid = round.last_uid.max(last);
-            tracing::debug!(
-                bot = %round.poll_bot,
-                messages = taken.len(),
-                ms = started.elapsed().as_millis() as u64,
-                "batch taken"
-            );
-            let t = &mut round.totals;
-            t.messages += taken.len();
-            t.documents += jobs.len();
-            t.failed += failed_now;
-            t.report.extend(taken.into_iter().map(|t| t.report));
+            let s = session.take().ok_or_else(lost)?;
+            session = Some(self.settle(round, s, taken, batch, started).await?);
         }
         session.ok_or_else(lost)
+    }
+
+    /// Queue a fetched batch's jobs, durably, before any message is touched;
+    /// then move (or flag) its messages and remember how far the poll got.
+    async fn settle(
+        &self,
+        round: &mut Round,
+        s: imap::Session,
+        taken: Vec<Taken>,
+        batch: &[u32],
+        started: std::time::Instant,
+    ) -> Result<imap::Session, StepError> {
+        let jobs: Vec<NewJob> = taken
+            .iter()
+            .filter_map(|t| t.jobs.as_ref().ok())
+            .flatten()
+            .cloned()
+            .collect();
+        if !jobs.is_empty() {
+            let enqueued =
+                round.db.enqueue(&jobs).await.map_err(|e| {
+                    StepError::transient(format!("cannot queue the documents: {e}"))
+                })?;
+            round.totals.created += enqueued.iter().filter(|e| e.created).count();
+        }
+        let taken_uids: Vec<u32> = taken
+            .iter()
+            .filter(|t| t.jobs.is_ok())
+            .map(|t| t.uid)
+            .collect();
+        let failed_uids: Vec<u32> = taken
+            .iter()
+            .filter(|t| t.jobs.is_err())
+            .map(|t| t.uid)
+            .collect();
+        let config = self.config.clone();
+        let failed_now = failed_uids.len();
+        let mut s = s;
+        let session = blocking(move || {
+            match config.after {
+                After::Move => s.move_to(&taken_uids, &config.move_to),
+                After::Flag => s.mark_seen(&taken_uids),
+                After::Leave => Ok(()),
+            }
+            .map_err(imap_failure)?;
+            s.move_to(&failed_uids, &config.failed_to)
+                .map_err(imap_failure)?;
+            Ok(s)
+        })
+        .await?;
+        // The batch's highest UID, or the batch's own when every message
+        // of it vanished before the fetch.
+        let last = taken
+            .iter()
+            .map(|t| t.uid)
+            .chain(batch.last().copied())
+            .max()
+            .unwrap_or(round.last_uid);
+        round
+            .db
+            .set_checkpoint(
+                &round.poll_bot,
+                &round.checkpoint_name,
+                &format!("{}:{last}", round.validity),
+            )
+            .await
+            .map_err(|e| StepError::transient(format!("cannot save the checkpoint: {e}")))?;
+        round.last_uid = round.last_uid.max(last);
+        tracing::debug!(
+            bot = %round.poll_bot,
+            messages = taken.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "batch taken"
+        );
+        let t = &mut round.totals;
+        t.messages += taken.len();
+        t.documents += jobs.len();
+        t.failed += failed_now;
+        t.report.extend(taken.into_iter().map(|t| t.report));
+        Ok(session)
     }
 }
 

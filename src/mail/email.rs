@@ -1,5 +1,5 @@
-//! The `email` step: a message built from the job (templated recipients,
-//! subject, body and attachments) sent through an SMTP server with lettre.
+//! The `email` step kind: a message built from the job (templated
+//! recipients, subject, body and attachments) sent through an SMTP server.
 //!
 //! Sending has effects outside clerk, and a step can run again after a lost
 //! worker. Every message of a job's step carries the same Message-ID,
@@ -7,123 +7,18 @@
 //! recognisably the same message (mail clients and archives fold it).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use lettre::Message;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls as SmtpTls, TlsParameters};
-use lettre::{Message, SmtpTransport, Transport};
 use serde_json::json;
 
-use super::imap::Tls;
+use super::smtp::{SMTP_REFERENCE, SmtpServer, read_smtp};
+use crate::config::{Problem, TableReader};
 use crate::step::template::render;
-use crate::step::{Step, StepContext, StepError, StepOutcome};
-
-/// An SMTP server and how to reach it: the `email` step's, and the one a
-/// bot's notifications go through.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmtpServer {
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub user: Option<String>,
-    /// `${secret:NAME}`.
-    pub password: Option<String>,
-    /// A PEM file of certificates to trust besides the system's (a company
-    /// CA, or a test server's own), relative to the bot's folder.
-    pub ca_file: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-/// Why a message was not sent.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    /// The server refused this message (5xx), or the settings are wrong:
-    /// sending it again will not help.
-    pub permanent: bool,
-    pub message: String,
-}
-
-impl SendError {
-    fn permanent(message: String) -> SendError {
-        SendError {
-            permanent: true,
-            message,
-        }
-    }
-}
-
-impl SmtpServer {
-    /// Send `message`, off the async threads; returns the server's reply
-    /// code. `bot_dir` is where a relative `ca_file` starts.
-    pub async fn send(
-        &self,
-        message: Message,
-        secrets: &crate::bot::secrets::Secrets,
-        bot_dir: &Path,
-    ) -> Result<String, SendError> {
-        let password = match &self.password {
-            Some(p) => Some(
-                secrets
-                    .resolve(p)
-                    .map_err(|e| SendError::permanent(format!("the SMTP password: {e}")))?
-                    .text,
-            ),
-            None => None,
-        };
-        let server = self.clone();
-        let ca_file = self.ca_file.as_ref().map(|f| bot_dir.join(f));
-        tokio::task::spawn_blocking(move || server.send_blocking(&message, password, ca_file))
-            .await
-            .map_err(|e| SendError {
-                permanent: false,
-                message: format!("the sending task failed: {e}"),
-            })?
-    }
-
-    fn send_blocking(
-        &self,
-        message: &Message,
-        password: Option<String>,
-        ca_file: Option<PathBuf>,
-    ) -> Result<String, SendError> {
-        let at = format!("{}:{}", self.host, self.port);
-        let settings =
-            |e: &dyn std::fmt::Display| SendError::permanent(format!("SMTP server {at}: {e}"));
-        let tls = || -> Result<TlsParameters, SendError> {
-            let mut params = TlsParameters::builder(self.host.clone());
-            if let Some(file) = &ca_file {
-                let pem = std::fs::read(file)
-                    .map_err(|e| settings(&format!("cannot read {}: {e}", file.display())))?;
-                let certificate = Certificate::from_pem(&pem)
-                    .map_err(|e| settings(&format!("{}: {e}", file.display())))?;
-                params = params.add_root_certificate(certificate);
-            }
-            params.build().map_err(|e| settings(&e))
-        };
-        let mut builder = SmtpTransport::builder_dangerous(&self.host)
-            .port(self.port)
-            .timeout(Some(self.timeout));
-        builder = match self.tls {
-            Tls::Plain => builder,
-            Tls::StartTls => builder.tls(SmtpTls::Required(tls()?)),
-            Tls::Implicit => builder.tls(SmtpTls::Wrapper(tls()?)),
-        };
-        if let (Some(user), Some(password)) = (self.user.clone(), password) {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
-        let reply = builder.build().send(message).map_err(|e| SendError {
-            // A refusal of this message (5xx) will not change on a retry; a
-            // server down or busy may.
-            permanent: e.is_permanent(),
-            message: format!("sending through {at}: {e}"),
-        })?;
-        Ok(reply.code().to_string())
-    }
-}
+use crate::step::{Step, StepConfig, StepContext, StepError, StepKind, StepOutcome};
 
 /// An `email` step as written in `bot.toml`; every text may hold `{{…}}`
 /// placeholders (see [`crate::step::template`]).
@@ -139,6 +34,134 @@ pub struct EmailConfig {
     pub attach: Vec<String>,
 }
 
+impl StepConfig for EmailConfig {
+    fn build(&self, bot_dir: &Path) -> Result<Arc<dyn Step>, String> {
+        Ok(Arc::new(EmailStep::new(self.clone(), bot_dir)))
+    }
+}
+
+/// The `email` kind, as the registry lists it.
+pub struct EmailKind;
+
+const REFERENCE: &str = r#"Sends a message built from the job through an SMTP server.
+
+```toml
+[[steps]]
+name = "reply"
+kind = "email"
+host = "smtp.example.com"
+user = "clerk@example.com"
+password = "${secret:SMTP_PASSWORD}"
+from = "clerk <clerk@example.com>"
+to = ["{{input.mail.from}}"]
+cc = ["finance-ops@example.com"]
+subject = "Invoice {{invoice_number}} received"
+body = "Invoice {{invoice_number}} is booked as {{booking}}."
+attach = ["{{input.file}}"]
+```
+
+The server:
+
+{smtp}
+The message:
+
+- `from`: required, the sender's address (`a@b.example` or
+  `Name <a@b.example>`).
+- `to`: required, a non-empty array of addresses; one entry may hold
+  several, separated by commas.
+- `cc`: optional array of addresses.
+- `subject`, `body`: required texts.
+- `attach`: optional array of paths of files to attach, relative to the
+  bot's folder; the media type is recognised from the file's bytes.
+
+Every text may hold `{{…}}` placeholders (see *Placeholders* below). A
+placeholder that names nothing fails the job and sends nothing. A server
+that cannot be reached or answers 4xx is a transient error (retried); a
+5xx refusal, a bad address or a missing attachment fails the job. Every
+message a step sends for a job has the same Message-ID,
+`<clerk-job-<id>-<step>@<sender's domain>>`, so a copy sent again after a
+lost worker is recognisably the same message.
+"#;
+
+impl StepKind for EmailKind {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn reference(&self) -> &'static str {
+        static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| REFERENCE.replace("{smtp}", SMTP_REFERENCE))
+    }
+
+    fn read(&self, s: &mut TableReader<'_, '_>) -> Option<Arc<dyn StepConfig>> {
+        let server = read_smtp(s);
+        let from = s.required_with("from", |f: String| Ok::<_, Problem>(f));
+        let to = s.required_with("to", |to: Vec<String>| {
+            if to.is_empty() {
+                Err(Problem::new("must name at least one recipient".into()))
+            } else {
+                Ok(to)
+            }
+        });
+        let cc = s.optional::<Vec<String>>("cc").unwrap_or_default();
+        let subject = s.required_with("subject", |t: String| Ok::<_, Problem>(t));
+        let body = s.required_with("body", |t: String| Ok::<_, Problem>(t));
+        let attach = s.optional::<Vec<String>>("attach").unwrap_or_default();
+        Some(Arc::new(EmailConfig {
+            server: server?,
+            from: from?,
+            to: to?,
+            cc,
+            subject: subject?,
+            body: body?,
+            attach,
+        }))
+    }
+
+    #[cfg(test)]
+    fn contract(&self) -> crate::step::kind::contract::Cases {
+        use crate::step::kind::contract::{Case, Cases};
+        Cases {
+            // A server that takes the connection and never greets.
+            runs_until_stopped: Case::step(
+                r#"kind = "email"
+host = "127.0.0.1"
+port = {silent_port}
+tls = "plain"
+allow_plain = true
+from = "clerk@example.com"
+to = ["ap@example.com"]
+subject = "s"
+body = "b""#,
+            ),
+            // The password goes to a server that is not there.
+            reports_a_secret: Ok(Case::step(
+                r#"kind = "email"
+host = "127.0.0.1"
+port = 9
+tls = "plain"
+allow_plain = true
+user = "clerk"
+password = "${secret:CONTRACT_SECRET}"
+from = "clerk@example.com"
+to = ["ap@example.com"]
+subject = "s"
+body = "b""#,
+            )),
+            business_error: Case::step(
+                r#"kind = "email"
+host = "127.0.0.1"
+tls = "plain"
+allow_plain = true
+from = "clerk@example.com"
+to = ["not an address"]
+subject = "s"
+body = "b""#,
+            ),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct EmailStep {
     config: EmailConfig,
@@ -146,7 +169,7 @@ pub struct EmailStep {
 }
 
 impl EmailStep {
-    pub fn new(config: EmailConfig, bot_dir: &std::path::Path) -> EmailStep {
+    pub fn new(config: EmailConfig, bot_dir: &Path) -> EmailStep {
         EmailStep {
             config,
             bot_dir: bot_dir.to_path_buf(),
@@ -220,7 +243,8 @@ impl Step for EmailStep {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "attachment".into());
-            let media = super::mime::sniff(&bytes).unwrap_or("application/octet-stream");
+            let media =
+                crate::documents::image::media_type(&bytes).unwrap_or("application/octet-stream");
             let content_type = ContentType::parse(media)
                 .map_err(|e| StepError::business(format!("attachment type {media}: {e}")))?;
             parts = parts.singlepart(Attachment::new(name.clone()).body(bytes, content_type));

@@ -1,9 +1,12 @@
-//! The `command` step: run a program, hand it the job on stdin, read its
-//! answer from stdout.
+//! The `command` step kind: run a program, hand it the job on stdin, read
+//! its answer from stdout.
 //!
 //! Exit code 0 is success (stdout parsed as JSON becomes the step's output;
 //! anything else is kept as text), 75 (`EX_TEMPFAIL`) is a transient failure
 //! that is retried, any other code is a failure of the kind the bot declares.
+//! `kind` holds the keys a bot file gives it and their reference.
+
+mod kind;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,27 +16,16 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{FailureKind, Step, StepContext, StepError, StepOutcome};
-use crate::bot::secrets::redact;
+pub use kind::{CommandConfig, CommandKind};
+
+use crate::config::secrets::redact;
+use crate::step::{FailureKind, Step, StepContext, StepError, StepOutcome};
 
 /// Exit code that asks for a retry (`EX_TEMPFAIL` from sysexits.h).
 pub const EXIT_TRANSIENT: i32 = 75;
 
 /// Keep at most this much of a command's stderr in an error message.
 const STDERR_TAIL: usize = 2000;
-
-/// Config of a `command` step.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandConfig {
-    /// Program and arguments; no shell is involved unless you name one.
-    pub argv: Vec<String>,
-    /// Extra environment variables; the worker's own environment is kept.
-    pub env: BTreeMap<String, String>,
-    /// Working directory, relative to the bot's folder. Default: the bot's folder.
-    pub workdir: Option<PathBuf>,
-    /// What a non-zero exit other than 75 means. Default: transient.
-    pub failure: FailureKind,
-}
 
 #[derive(Debug)]
 pub struct CommandStep {
@@ -86,23 +78,25 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
-#[async_trait]
-impl Step for CommandStep {
-    fn kind(&self) -> &'static str {
-        "command"
-    }
+/// The program's words and environment with their secrets filled in, and
+/// every value filled in, to hide it again in what the program reports.
+struct Resolved {
+    argv: Vec<String>,
+    env: BTreeMap<String, String>,
+    secrets: Vec<String>,
+}
 
-    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
-        // Secrets are resolved per run, so a rotated password is picked up
-        // without a restart, and every value used is hidden in what the
-        // program reports back.
-        let mut secret_values = Vec::new();
+impl CommandStep {
+    /// Secrets are resolved per run, so a rotated password is picked up
+    /// without a restart.
+    fn resolve(&self, ctx: &StepContext) -> Result<Resolved, StepError> {
+        let mut secrets = Vec::new();
         let mut resolve = |text: &str| -> Result<String, StepError> {
             let r = ctx
                 .secrets
                 .resolve(text)
                 .map_err(|e| StepError::business(e.to_string()))?;
-            secret_values.extend(r.values);
+            secrets.extend(r.values);
             Ok(r.text)
         };
         let argv = self
@@ -117,16 +111,17 @@ impl Step for CommandStep {
             .iter()
             .map(|(k, v)| Ok((k.clone(), resolve(v)?)))
             .collect::<Result<BTreeMap<_, _>, StepError>>()?;
-        let Some((_, args)) = argv.split_first() else {
-            return Err(StepError::business("command step has an empty argv"));
-        };
-        // Messages name the program as written in the bot file, never with
-        // a resolved secret in it.
-        let program = self.config.argv.first().map(String::as_str).unwrap_or("");
-        let mut cmd = tokio::process::Command::new(&argv[0]);
+        Ok(Resolved { argv, env, secrets })
+    }
+
+    /// The process to start: in its own group, in the step's folder, with
+    /// the job's identity in its environment, dying with the worker.
+    fn command(&self, resolved: &Resolved, ctx: &StepContext) -> Option<tokio::process::Command> {
+        let (program, args) = resolved.argv.split_first()?;
+        let mut cmd = tokio::process::Command::new(program);
         cmd.args(args)
             .current_dir(&self.workdir)
-            .envs(&env)
+            .envs(&resolved.env)
             .env("CLERK_JOB_ID", ctx.job_id.to_string())
             .env("CLERK_ATTEMPT", ctx.attempt.to_string())
             .env("CLERK_BOT", &ctx.bot)
@@ -144,6 +139,56 @@ impl Step for CommandStep {
                 Ok(())
             });
         }
+        Some(cmd)
+    }
+
+    /// What a program that did not succeed means, with the end of what it
+    /// said on stderr.
+    fn failure(&self, program: &str, status: std::process::ExitStatus, stderr: &str) -> StepError {
+        let what = match status.code() {
+            Some(code) => format!("`{program}` exited with code {code}"),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                format!(
+                    "`{program}` was killed by signal {}",
+                    status.signal().unwrap_or(0)
+                )
+            }
+        };
+        let detail = tail(stderr.trim(), STDERR_TAIL);
+        let message = if detail.is_empty() {
+            what
+        } else {
+            format!("{what}: {detail}")
+        };
+        let kind = match status.code() {
+            Some(EXIT_TRANSIENT) => FailureKind::Transient,
+            // Killed by a signal (OOM killer, a person): not the document's fault.
+            None => FailureKind::Transient,
+            Some(_) => self.config.failure,
+        };
+        StepError {
+            kind,
+            message,
+            artifacts: Vec::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Step for CommandStep {
+    fn kind(&self) -> &'static str {
+        "command"
+    }
+
+    async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
+        let resolved = self.resolve(ctx)?;
+        let Some(mut cmd) = self.command(&resolved, ctx) else {
+            return Err(StepError::business("command step has an empty argv"));
+        };
+        // Messages name the program as written in the bot file, never with
+        // a resolved secret in it.
+        let program = self.config.argv.first().map(String::as_str).unwrap_or("");
         let mut child = cmd.spawn().map_err(|e| {
             let kind = if e.kind() == std::io::ErrorKind::NotFound {
                 FailureKind::Business
@@ -204,44 +249,18 @@ impl Step for CommandStep {
             status.map_err(|e| StepError::transient(format!("waiting for `{program}`: {e}")))?;
         // The direct child is gone; a leftover grandchild is the group's and
         // still gets killed with it.
-        let stdout = redact(&String::from_utf8_lossy(&out), &secret_values);
-        let stderr = redact(&String::from_utf8_lossy(&err), &secret_values);
-        if status.success() {
-            guard.disarm();
-            let trimmed = stdout.trim();
-            let output = if trimmed.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(stdout.clone()))
-            };
-            return Ok(StepOutcome::Done(output));
+        let stdout = redact(&String::from_utf8_lossy(&out), &resolved.secrets);
+        let stderr = redact(&String::from_utf8_lossy(&err), &resolved.secrets);
+        if !status.success() {
+            return Err(self.failure(program, status, &stderr));
         }
-        let what = match status.code() {
-            Some(code) => format!("`{program}` exited with code {code}"),
-            None => {
-                use std::os::unix::process::ExitStatusExt;
-                format!(
-                    "`{program}` was killed by signal {}",
-                    status.signal().unwrap_or(0)
-                )
-            }
-        };
-        let detail = tail(stderr.trim(), STDERR_TAIL);
-        let message = if detail.is_empty() {
-            what
+        guard.disarm();
+        let trimmed = stdout.trim();
+        let output = if trimmed.is_empty() {
+            Value::Null
         } else {
-            format!("{what}: {detail}")
+            serde_json::from_str(trimmed).unwrap_or_else(|_| Value::String(stdout.clone()))
         };
-        let kind = match status.code() {
-            Some(EXIT_TRANSIENT) => FailureKind::Transient,
-            // Killed by a signal (OOM killer, a person): not the document's fault.
-            None => FailureKind::Transient,
-            Some(_) => self.config.failure,
-        };
-        Err(StepError {
-            kind,
-            message,
-            artifacts: Vec::new(),
-        })
+        Ok(StepOutcome::Done(output))
     }
 }

@@ -1,4 +1,5 @@
-//! Delay before the next attempt after a transient error.
+//! How a job is retried after a transient error: the policy a bot declares
+//! and the delay before the next attempt.
 //!
 //! `delay(n) = min(cap, base · 2^(n−1) · (1 + jitter · u))`, where `n` is the
 //! number of attempts that have failed so far (1 after the first failure) and
@@ -8,7 +9,33 @@
 
 use std::time::Duration;
 
-use crate::bot::RetryPolicy;
+/// How a job is retried after a transient failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts that may end in a transient error before the job is dead.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles with each further attempt.
+    pub backoff: Duration,
+    /// No delay is longer than this.
+    pub backoff_cap: Duration,
+    /// Fraction of the delay added or taken at random (0.0–1.0) so that jobs
+    /// that failed together do not all come back together.
+    pub jitter: f64,
+    /// Attempts whose worker vanished (lease expired) before the job is dead.
+    pub max_lost: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            backoff: Duration::from_secs(10),
+            backoff_cap: Duration::from_secs(3600),
+            jitter: 0.2,
+            max_lost: 3,
+        }
+    }
+}
 
 /// Delay before the next attempt after `failed` transient failures, with a
 /// random jitter.

@@ -12,6 +12,18 @@ use std::path::{Path, PathBuf};
 
 const OPEN: &str = "${secret:";
 
+/// The reference of secret references, as the bot file reference shows it.
+pub const REFERENCE: &str = r#"A bot file names a secret, never holds it: `${secret:NAME}` (in a
+command's `argv` or `env`, a browser action's values, a mail server's
+`password`) is replaced when the step runs by the environment variable
+`NAME`, or else by the line `NAME=value` of the secrets file (`--secrets
+FILE` or `CLERK_SECRETS_FILE`; `#` starts a comment). A secret that is not
+set fails the job with its name. Whatever a step reports back (its output,
+its error text, the evidence it keeps) has every secret value it was given
+replaced by `***` before it is stored or logged, so `clerk runs show` never
+shows one. Passwords of mail servers must be secret references.
+"#;
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SecretError {
     #[error(

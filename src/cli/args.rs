@@ -1,0 +1,436 @@
+//! The `clerk` command line: every command, its flags and their help.
+//! Options appear on the commands they matter to: the job database on
+//! those that open it, the bots folder on those that load bots, the secrets
+//! file on those that run steps.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::jobs::JobState;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success; 1 error; 2 bad usage or invalid bot files;
+3 job failed, dead or cancelled; 4 job waiting for review; 5 --wait timed out.
+
+Examples:
+  clerk bots validate                 check every bots/*/bot.toml
+  clerk serve                         scheduler + workers on ./data/clerk.db
+  clerk run nightly-report --wait     run a bot now and wait for the outcome
+  clerk runs list --state dead        what needs attention
+  DATABASE_URL=postgres://localhost/clerk clerk worker --concurrency 8";
+
+/// clerk runs document-processing bots: a scheduler starts jobs, workers run
+/// each job's steps in order, and every run is recorded with its retries in
+/// a job database (an SQLite file by default, PostgreSQL to scale out).
+#[derive(Debug, Parser)]
+#[command(name = "clerk", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub logging: Logging,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How much clerk logs, and how; every command logs to stderr.
+#[derive(Debug, Args)]
+pub struct Logging {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// More log output (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Where the job database is.
+#[derive(Debug, Args, Clone)]
+pub struct Database {
+    /// Job database URL: sqlite://PATH or postgres://USER@HOST/DB.
+    /// Default: sqlite://DATA_DIR/clerk.db
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database: Option<String>,
+    /// Folder of the embedded SQLite database when no --database is given.
+    #[arg(
+        long,
+        env = "CLERK_DATA_DIR",
+        default_value = "data",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+}
+
+/// Where the bots are.
+#[derive(Debug, Args, Clone)]
+pub struct BotsFolder {
+    /// Folder holding one sub-folder per bot, each with a bot.toml.
+    #[arg(long, env = "CLERK_BOTS", default_value = "bots", value_name = "DIR")]
+    pub bots: PathBuf,
+}
+
+/// Where secrets come from besides the environment.
+#[derive(Debug, Args, Clone)]
+pub struct SecretsFile {
+    /// File of NAME=value lines for `${secret:NAME}` references that are not
+    /// set in the environment. Keep it readable by clerk's user only.
+    #[arg(long, env = "CLERK_SECRETS_FILE", value_name = "FILE")]
+    pub secrets: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scheduler and workers until stopped (SIGTERM or Ctrl-C drains).
+    Serve(ServeArgs),
+    /// Run workers only (no scheduler), e.g. on extra machines sharing PostgreSQL.
+    Worker(WorkerCommand),
+    /// Enqueue one job of a bot now.
+    Run(RunArgs),
+    /// Look at and act on jobs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Check and list bots, and print the reference of bot files.
+    #[command(subcommand)]
+    Bots(BotsCommand),
+    /// Manage the job database.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Extract fields from documents with invoice2data-style templates.
+    Extract(ExtractArgs),
+    /// The document reader process clerk starts for itself.
+    #[command(name = "__reader", hide = true)]
+    Reader,
+    /// Read documents and print their text with columns kept in place, as
+    /// extraction rules see it (with --json: pages, words, boxes, confidence).
+    Read(ReadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    /// PDFs and scans (PNG, JPEG, TIFF), or folders of them (searched recursively).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Folder of templates (.yml, .yaml, .json), searched recursively.
+    #[arg(long, short = 't')]
+    pub templates: PathBuf,
+    /// One JSON document per input, in a list.
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// One CSV row per document: file, template, then every field.
+    #[arg(long)]
+    pub csv: bool,
+    /// Say which template matched and why the others did not, and for each
+    /// field the rule and the text it matched.
+    #[arg(long)]
+    pub explain: bool,
+    /// Documents read at once (default: one per core). Cores left over read
+    /// the pages of a scan in parallel.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Languages scanned pages are first read in (ISO codes such as `de` or
+    /// tesseract's `deu`; English is always added). A matching template's
+    /// own `languages` then reads its documents again in those.
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    pub languages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// PDFs and scans (PNG, JPEG, TIFF).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Print pages, words with their boxes and confidence, and the layout
+    /// text as JSON, one object per file in a list.
+    #[arg(long)]
+    pub json: bool,
+    /// Refuse documents with more pages than this.
+    #[arg(long, default_value_t = 500)]
+    pub max_pages: usize,
+    /// Languages scanned pages are read in (ISO codes such as `de` or
+    /// tesseract's `deu`; English is always added).
+    #[arg(long, value_delimiter = ',', default_value = "en")]
+    pub languages: Vec<String>,
+    /// Documents read at once (default: one per core). Cores left over read
+    /// the pages of a scan in parallel.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// How a process's workers run jobs.
+#[derive(Debug, Args, Clone)]
+pub struct WorkerArgs {
+    /// Jobs run at once by this process.
+    #[arg(long, short = 'c', default_value_t = 4)]
+    pub concurrency: usize,
+    /// Jobs claimed ahead of free slots (default: as many as --concurrency).
+    #[arg(long)]
+    pub prefetch: Option<usize>,
+    /// How long a claimed job stays reserved without a heartbeat; a worker
+    /// that dies loses its jobs after this.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
+    /// How often leases are renewed and cancels noticed.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// How often to look for due jobs when no wake-up arrives.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// On shutdown, how long running steps may take to finish before they are
+    /// interrupted and their jobs given back to the queue.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// Name of this worker in leases and the audit trail.
+    #[arg(long)]
+    pub worker_id: Option<String>,
+}
+
+/// What every process that runs bots needs: the database, the bots, the
+/// secrets.
+#[derive(Debug, Args, Clone)]
+pub struct Running {
+    #[command(flatten)]
+    pub db: Database,
+    #[command(flatten)]
+    pub bots: BotsFolder,
+    #[command(flatten)]
+    pub secrets: SecretsFile,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub running: Running,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+    /// Delete finished jobs (and their history) older than this.
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention: Duration,
+    /// Do not start workers; only schedule.
+    #[arg(long)]
+    pub no_workers: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerCommand {
+    #[command(flatten)]
+    pub running: Running,
+    #[command(flatten)]
+    pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub db: Database,
+    #[command(flatten)]
+    pub bots: BotsFolder,
+    /// Name of the bot.
+    pub bot: String,
+    /// Input of the job as JSON, or @FILE to read it from a file.
+    #[arg(long, default_value = "{}")]
+    pub input: String,
+    /// Idempotency key: a second run with the same key returns the first job.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Wait until the job ends; the exit code tells how it ended.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (exit code 5).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One job, by its id.
+#[derive(Debug, Args)]
+pub struct JobId {
+    /// The job's id, as `clerk runs list` shows it.
+    pub id: i64,
+    #[command(flatten)]
+    pub db: Database,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List jobs, newest first.
+    List {
+        #[command(flatten)]
+        db: Database,
+        /// Only jobs of this bot.
+        #[arg(long)]
+        bot: Option<String>,
+        /// Only jobs in this state: queued, running, waiting_review,
+        /// succeeded, failed, dead or cancelled.
+        #[arg(long)]
+        state: Option<JobState>,
+        /// At most this many jobs.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print the jobs as JSON, a list of objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one job: every attempt and step with times, outcome, error and
+    /// output, and the audit trail.
+    Show {
+        #[command(flatten)]
+        job: JobId,
+        /// Print the job as JSON, with every attempt, step and event.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue a failed, dead or cancelled job again; it resumes at the step
+    /// that failed.
+    Retry {
+        #[command(flatten)]
+        job: JobId,
+    },
+    /// Cancel a queued, waiting or running job.
+    Cancel {
+        #[command(flatten)]
+        job: JobId,
+    },
+    /// Let a job waiting for review go on at its next step.
+    Approve {
+        #[command(flatten)]
+        job: JobId,
+        /// Why, for the audit trail.
+        #[arg(long, default_value = "approved")]
+        note: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BotsCommand {
+    /// Check bot files; prints every problem as FILE:LINE:COLUMN. The keys
+    /// a bot file may hold are in docs/bot-reference.md (or `clerk bots
+    /// reference`).
+    Validate {
+        /// Folder of bots (default: --bots).
+        dir: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        bots: BotsFolder,
+        /// Print the valid bots and every problem as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List valid bots with their triggers and steps.
+    List {
+        #[command(flatten)]
+        bots: BotsFolder,
+        /// Print the bots as JSON, a list of objects.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the reference of every key a bot file may hold, as Markdown
+    /// (the same text as docs/bot-reference.md).
+    Reference,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Create or upgrade the job database schema.
+    Migrate {
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Delete finished jobs older than the given age now.
+    Prune {
+        #[command(flatten)]
+        db: Database,
+        /// Age of the finished jobs to delete, as "30d" or "12h".
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// Every command and every argument a person can see explains itself.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty())
+                {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() || sub.get_name() == "help" {
+                    continue;
+                }
+                let name = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(format!("{name} (the command)"));
+                }
+                walk(sub, &name, missing);
+            }
+        }
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cli, "clerk", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
+
+    /// Options are offered where they matter, and only there.
+    #[test]
+    fn options_appear_only_on_the_commands_they_matter_to() {
+        let cli = Cli::command();
+        let find = |path: &[&str]| {
+            let mut cmd = &cli;
+            for name in path {
+                cmd = cmd.find_subcommand(name).expect("a command");
+            }
+            cmd.get_arguments()
+                .map(|a| a.get_id().as_str().to_string())
+                .collect::<Vec<_>>()
+        };
+        for path in [&["extract"][..], &["read"], &["bots", "reference"]] {
+            let args = find(path);
+            for option in ["database", "data_dir", "bots", "secrets"] {
+                assert!(
+                    !args.iter().any(|a| a == option),
+                    "{path:?} offers --{option}"
+                );
+            }
+        }
+        for path in [
+            &["serve"][..],
+            &["worker"],
+            &["run"],
+            &["runs", "list"],
+            &["runs", "show"],
+            &["db", "migrate"],
+        ] {
+            assert!(find(path).iter().any(|a| a == "database"), "{path:?}");
+        }
+        for path in [&["serve"][..], &["worker"]] {
+            assert!(find(path).iter().any(|a| a == "secrets"), "{path:?}");
+        }
+        for path in [&["runs", "list"][..], &["run"], &["db", "prune"]] {
+            assert!(!find(path).iter().any(|a| a == "secrets"), "{path:?}");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! `clerk run` and `clerk runs`: queue a job, wait for it, look at jobs
+//! and act on them.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::args::{RunArgs, RunsCommand};
+use super::{exit, output, read_input, whoami};
+use crate::bot;
+use crate::jobs::{self, JobState, ListFilter, NewJob};
+
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let input = read_input(&args.input)?;
+    let registry = args.bots.load();
+    let Some(bot) = registry.get(&args.bot) else {
+        let known = registry.names();
+        let names: Vec<&str> = known.iter().map(String::as_str).collect();
+        let hint = bot::closest(&args.bot, &names)
+            .map(|n| format!("; did you mean `{n}`?"))
+            .unwrap_or_default();
+        eprintln!(
+            "error: no valid bot named `{}` in {} (known: {}){hint}",
+            args.bot,
+            args.bots.bots.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+        return Ok(exit::USAGE);
+    };
+    let db = args.db.open().await?;
+    let job = NewJob {
+        bot: bot.name.clone(),
+        input,
+        idempotency_key: args.key.clone(),
+        max_attempts: bot.retry.max_attempts,
+        max_lost: bot.retry.max_lost,
+        run_after: None,
+        created_by: format!("cli:{}", whoami()),
+    };
+    let enq = db
+        .enqueue(std::slice::from_ref(&job))
+        .await?
+        .into_iter()
+        .next()
+        .context("enqueue returned nothing")?;
+    if !args.wait {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&enq)?);
+        } else if enq.created {
+            println!("job {} queued for bot {}", enq.id, bot.name);
+        } else {
+            println!("job {} already exists for this key ({})", enq.id, enq.state);
+        }
+        return Ok(exit::OK);
+    }
+    if !args.json {
+        eprintln!("job {} queued for bot {}; waiting", enq.id, bot.name);
+    }
+    let started = Instant::now();
+    let mut hinted = false;
+    let state = loop {
+        let state = db
+            .state(enq.id)
+            .await?
+            .context("the job vanished while waiting")?;
+        if state.is_finished() || state == JobState::WaitingReview {
+            break state;
+        }
+        if !hinted && state == JobState::Queued && started.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "job {} is still queued: is a worker running (`clerk serve`)?",
+                enq.id
+            );
+            hinted = true;
+        }
+        if let Some(t) = args.timeout
+            && started.elapsed() > t
+        {
+            eprintln!(
+                "gave up waiting for job {} after {}; it is {state}",
+                enq.id,
+                humantime::format_duration(t)
+            );
+            return Ok(exit::WAIT_TIMEOUT);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let detail = db.job(enq.id).await?.context("the job vanished")?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&detail)?);
+    } else {
+        output::print_outcome(&detail);
+    }
+    Ok(match state {
+        JobState::Succeeded => exit::OK,
+        JobState::WaitingReview => exit::JOB_IN_REVIEW,
+        _ => exit::JOB_FAILED,
+    })
+}
+
+pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
+    let actor = format!("cli:{}", whoami());
+    match cmd {
+        RunsCommand::List {
+            db,
+            bot,
+            state,
+            limit,
+            json,
+        } => {
+            let jobs = db
+                .open()
+                .await?
+                .list(&ListFilter {
+                    bot,
+                    state,
+                    limit,
+                    before_id: None,
+                })
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else {
+                output::print_list(&jobs);
+            }
+        }
+        RunsCommand::Show { job, json } => {
+            let id = job.id;
+            let Some(detail) = job.db.open().await?.job(id).await? else {
+                eprintln!("error: job {id} does not exist");
+                return Ok(exit::ERROR);
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                output::print_detail(&detail);
+            }
+        }
+        RunsCommand::Retry { job } => {
+            job.db.open().await?.retry(job.id, &actor).await?;
+            println!(
+                "job {} queued again; it resumes at the step that failed",
+                job.id
+            );
+        }
+        RunsCommand::Approve { job, note } => {
+            job.db.open().await?.approve(job.id, &actor, &note).await?;
+            println!("job {} approved; it goes on at its next step", job.id);
+        }
+        RunsCommand::Cancel { job } => {
+            let id = job.id;
+            match job.db.open().await?.cancel(id, &actor).await? {
+                jobs::CancelOutcome::Cancelled => println!("job {id} cancelled"),
+                jobs::CancelOutcome::Requested => {
+                    println!("job {id} is running; its worker stops it within a few seconds")
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,146 @@
+use super::*;
+
+#[async_trait]
+impl AdminStore for PgStore {
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let state = lock_state(&mut tx, id).await?;
+        let (outcome, change) = transitions::cancel(id, state)?;
+        let sql = match outcome {
+            CancelOutcome::Cancelled => {
+                "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2"
+            }
+            CancelOutcome::Requested => {
+                "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2"
+            }
+        };
+        sqlx::query(sql)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let change = transitions::retry(id, lock_state(&mut tx, id).await?)?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
+                    finished_at = NULL, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let change = transitions::approve(id, lock_state(&mut tx, id).await?, reason)?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        notify(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
+        let sql = format!(
+            "SELECT {}, input::text AS input, output::text AS output, review::text AS review,
+                    errors, lost, max_attempts, max_lost, next_step, worker, lease_expires_at,
+                    cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = $1",
+            rows::SUMMARY_COLUMNS
+        );
+        let Some(job) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let attempts = sqlx::query(
+            "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = $1 ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps = sqlx::query(
+            "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output::text AS output
+             FROM step_runs WHERE job_id = $1 ORDER BY attempt, step_index",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = sqlx::query(
+            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::detail(&job, &attempts, &steps, &events).map(Some)
+    }
+
+    async fn state(&self, id: i64) -> Result<Option<JobState>> {
+        let s: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        s.map(|s| parse_state(&s)).transpose()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
+        let sql = format!(
+            "SELECT {} FROM jobs
+             WHERE ($1::text IS NULL OR bot = $1) AND ($2::text IS NULL OR state = $2)
+               AND ($3::bigint IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4",
+            rows::SUMMARY_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.bot)
+            .bind(filter.state.map(|s| s.as_str()))
+            .bind(filter.before_id)
+            .bind(i64::from(filter.limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::summary).collect()
+    }
+
+    async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
+        let n = sqlx::query(
+            "WITH gone AS (
+                DELETE FROM jobs WHERE id IN (
+                    SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
+                    AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT $2
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING id
+             ), e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
+             a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)),
+             s AS (DELETE FROM step_runs WHERE job_id IN (SELECT id FROM gone)),
+             n AS (DELETE FROM notifications WHERE job_id IN (SELECT id FROM gone))
+             SELECT id FROM gone",
+        )
+        .bind(finished_before)
+        .bind(i64::from(batch))
+        .fetch_all(&self.pool)
+        .await?
+        .len() as u64;
+        Ok(n)
+    }
+}

@@ -1,0 +1,167 @@
+use super::*;
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let state = read_state(&mut tx, id).await?;
+        let (outcome, change) = transitions::cancel(id, state)?;
+        let sql = match outcome {
+            CancelOutcome::Cancelled => {
+                "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2"
+            }
+            CancelOutcome::Requested => {
+                "UPDATE jobs SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2"
+            }
+        };
+        sqlx::query(sql)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let change = transitions::retry(id, read_state(&mut tx, id).await?)?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = ?1, errors = 0, lost = 0, cancel_requested = 0,
+                    finished_at = NULL, updated_at = ?1 WHERE id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        tx.commit().await?;
+        self.poke();
+        Ok(())
+    }
+
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let change = transitions::approve(id, read_state(&mut tx, id).await?, reason)?;
+        sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_after = ?1, updated_at = ?1 WHERE id = ?2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        record(&mut tx, id, now, actor, &change).await?;
+        tx.commit().await?;
+        self.poke();
+        Ok(())
+    }
+
+    async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
+        let sql = format!(
+            "SELECT {}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
+                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at FROM jobs WHERE id = ?",
+            rows::SUMMARY_COLUMNS
+        );
+        let Some(job) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let attempts = sqlx::query(
+            "SELECT attempt, worker, started_at, finished_at, outcome, error FROM attempts WHERE job_id = ? ORDER BY attempt",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        let steps = sqlx::query(
+            "SELECT attempt, step_index, step_name, started_at, finished_at, outcome, error, output
+             FROM step_runs WHERE job_id = ? ORDER BY attempt, step_index",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        let events = sqlx::query(
+            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows::detail(&job, &attempts, &steps, &events).map(Some)
+    }
+
+    async fn state(&self, id: i64) -> Result<Option<JobState>> {
+        let s: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        s.map(|s| parse_state(&s)).transpose()
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {} FROM jobs WHERE 1 = 1",
+            rows::SUMMARY_COLUMNS
+        ));
+        if let Some(bot) = &filter.bot {
+            q.push(" AND bot = ").push_bind(bot.clone());
+        }
+        if let Some(state) = filter.state {
+            q.push(" AND state = ").push_bind(state.as_str());
+        }
+        if let Some(before) = filter.before_id {
+            q.push(" AND id < ").push_bind(before);
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.max(1)));
+        let rows = q.build().fetch_all(&self.reader).await?;
+        rows.iter().map(rows::summary).collect()
+    }
+
+    async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < ?
+             AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT ?",
+        )
+        .bind(finished_before)
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let list = ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        for table in ["events", "attempts", "step_runs", "notifications"] {
+            let sql = format!("DELETE FROM {table} WHERE job_id IN ({list})");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = format!("DELETE FROM jobs WHERE id IN ({list})");
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+/// A job's state, read inside the write transaction that changes it.
+async fn read_state(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<JobState> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM jobs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    parse_state(&state.ok_or(JobsError::NotFound(id))?)
+}

@@ -1,0 +1,49 @@
+use super::*;
+
+#[async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn fire_slot(&self, trigger_id: &str, slot: i64, job: &NewJob) -> Result<Enqueued> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let enq = enqueue_in(&mut tx, job, now).await?;
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES (?, ?, ?)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = MAX(last_slot, excluded.last_slot)",
+        )
+        .bind(&job.bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        if enq.created {
+            self.poke();
+        }
+        Ok(enq)
+    }
+
+    async fn mark_slot(&self, bot: &str, trigger_id: &str, slot: i64) -> Result<()> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO schedules (bot, trigger_id, last_slot) VALUES (?, ?, ?)
+             ON CONFLICT (bot, trigger_id) DO UPDATE SET last_slot = MAX(last_slot, excluded.last_slot)",
+        )
+        .bind(bot)
+        .bind(trigger_id)
+        .bind(slot)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT last_slot FROM schedules WHERE bot = ? AND trigger_id = ?")
+                .bind(bot)
+                .bind(trigger_id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,177 @@
+//! The job database as its users see it: one narrow trait per use, so each
+//! part of clerk is handed only what it does with the queue.
+//!
+//! - [`QueueStore`]: the worker's claim, step saves, completions, leases,
+//!   and the rescue of lost leases;
+//! - [`IntakeStore`]: what intake needs (a mailbox poll, a folder trigger):
+//!   enqueue, and where it got to in its source;
+//! - [`ScheduleStore`]: the scheduler's slots;
+//! - [`AdminStore`]: what people do and read (`clerk runs`, the API);
+//! - [`NoticeStore`]: the notifications of failed and waiting jobs.
+//!
+//! [`JobStore`] is all of them; each back end implements every trait with
+//! the same guarantees and is run through the same tests.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::Result;
+use super::model::*;
+
+/// Which database is behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What every handle on the job database can say of itself.
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+}
+
+/// The worker's side of the queue.
+#[async_trait]
+pub trait QueueStore: Store {
+    /// Claim up to `limit` due jobs of the given bots for `worker`, holding a
+    /// lease until now + `lease`, respecting each bot's concurrency limit.
+    async fn claim(
+        &self,
+        worker: &str,
+        bots: &[BotClaim],
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedJob>>;
+
+    /// Store steps that succeeded, so a retry resumes after them. Returns per
+    /// save whether the worker still held the job.
+    async fn save_steps(&self, worker: &str, saves: &[StepSave]) -> Result<Vec<bool>>;
+
+    /// End attempts, in one transaction. Returns per completion whether it was
+    /// applied (false: the worker had lost the job; nothing was written).
+    async fn complete(&self, worker: &str, completions: &[Completion]) -> Result<Vec<bool>>;
+
+    /// Renew the leases of the jobs `worker` holds.
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        held: &[(i64, i64)],
+        lease: Duration,
+    ) -> Result<Heartbeat>;
+
+    /// Give claimed jobs back at once (graceful shutdown): they are queued
+    /// again, due now, and the attempt does not count.
+    async fn release(&self, worker: &str, held: &[(i64, i64)], reason: &str) -> Result<u64>;
+
+    /// Find running jobs whose lease expired, record the attempt as lost and
+    /// queue them again, or mark them dead past their limit of lost attempts.
+    async fn rescue_expired(&self, actor: &str, limit: u32) -> Result<Vec<Rescued>>;
+
+    /// Outputs of the steps of a job that succeeded, by step index.
+    async fn step_outputs(&self, job_id: i64) -> Result<Vec<(i64, String, Value)>>;
+
+    /// A counter that moves whenever jobs may have become claimable (an
+    /// enqueue in this process, or a NOTIFY from another one on PostgreSQL).
+    fn wakeups(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Start listening for other processes' enqueues, where the back end can.
+    async fn listen(&self) -> Result<()>;
+}
+
+/// What intake needs: queue the jobs of what it found, and remember where
+/// it got to in its source.
+#[async_trait]
+pub trait IntakeStore: Store {
+    /// Put jobs in the queue, in one transaction. A job whose idempotency key
+    /// exists for its bot is not created again; the existing one is returned.
+    async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>>;
+
+    /// Where an intake of a bot got to in its source (`name` says which).
+    async fn checkpoint(&self, bot: &str, name: &str) -> Result<Option<String>>;
+
+    /// Remember where an intake got to.
+    async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()>;
+}
+
+/// The scheduler's memory of the slots it fired.
+#[async_trait]
+pub trait ScheduleStore: Store {
+    /// Enqueue the job of one schedule slot and remember the slot as fired,
+    /// in one transaction. The job's idempotency key makes a slot fire once
+    /// however many schedulers race for it.
+    async fn fire_slot(&self, trigger_id: &str, slot: i64, job: &NewJob) -> Result<Enqueued>;
+
+    /// Remember a slot as seen without running it (a new trigger's baseline,
+    /// or a missed slot skipped by `catch_up = "skip"`).
+    async fn mark_slot(&self, bot: &str, trigger_id: &str, slot: i64) -> Result<()>;
+
+    /// The last slot fired for a trigger of a bot.
+    async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>>;
+}
+
+/// What people read and do: `clerk runs`, retention.
+#[async_trait]
+pub trait AdminStore: Store {
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome>;
+
+    /// Queue a failed, dead or cancelled job again with fresh attempts; it
+    /// resumes at the step that failed.
+    async fn retry(&self, id: i64, actor: &str) -> Result<()>;
+
+    /// A reviewer approved a job waiting for review: queue it to go on at
+    /// its next step.
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()>;
+
+    async fn job(&self, id: i64) -> Result<Option<JobDetail>>;
+
+    async fn state(&self, id: i64) -> Result<Option<JobState>>;
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<JobSummary>>;
+
+    /// Delete up to `batch` finished jobs (with their attempts, steps and
+    /// events) that finished before `finished_before`. Returns how many.
+    async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64>;
+}
+
+/// Notifications of jobs that failed or wait for review.
+#[async_trait]
+pub trait NoticeStore: Store {
+    /// Reserve for `worker`, until now + `hold`, up to `limit` notices of
+    /// `bot` of the given kinds that are neither done nor held by another,
+    /// oldest first.
+    async fn claim_notices(
+        &self,
+        bot: &str,
+        kinds: &[JobState],
+        worker: &str,
+        hold: Duration,
+        limit: u32,
+    ) -> Result<Vec<Notice>>;
+
+    /// Mark notices done; `outcome` says how (`sent`, `no recipients`).
+    async fn finish_notices(&self, ids: &[i64], outcome: &str) -> Result<()>;
+
+    /// Sending failed: keep the notices pending, not to be claimed again
+    /// before `retry_at`.
+    async fn postpone_notices(&self, ids: &[i64], error: &str, retry_at: i64) -> Result<()>;
+
+    /// When a notice of `kind` of `bot` was last sent.
+    async fn last_notice_sent(&self, bot: &str, kind: JobState) -> Result<Option<i64>>;
+
+    /// The input of each of these jobs that still exists, for the
+    /// paragraph a notice gets (which document, which mail).
+    async fn job_inputs(&self, ids: &[i64]) -> Result<HashMap<i64, Value>>;
+}
+
+/// The whole job database: every use above, and its schema.
+#[async_trait]
+pub trait JobStore: QueueStore + IntakeStore + ScheduleStore + AdminStore + NoticeStore {
+    /// Apply pending migrations. Safe to call from several processes at once.
+    async fn migrate(&self) -> Result<()>;
+}
+
+pub type JobDb = Arc<dyn JobStore>;
