@@ -32,6 +32,7 @@ pub use store::{
     AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore, ScheduleStore,
     Store,
 };
+pub use transitions::{ChangeRequest, Decision, RowChange, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::Result;
 use super::model::*;
+use super::transitions::{ChangeRequest, Decision};
 
 /// Which database is behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,15 +117,32 @@ pub trait ScheduleStore: Store {
 /// What people read and do: `clerk runs`, retention.
 #[async_trait]
 pub trait AdminStore: Store {
-    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome>;
+    /// Carry out a change a person asks for, if the job's state allows it
+    /// (the rules are in `transitions`, the same for every back end): the
+    /// state read and changed in one transaction, with its event.
+    async fn change(&self, id: i64, actor: &str, request: &ChangeRequest) -> Result<Decision>;
+
+    /// Cancel a queued or waiting job now, or ask a running one to stop.
+    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+        let decision = self.change(id, actor, &ChangeRequest::Cancel).await?;
+        Ok(decision.cancel_outcome())
+    }
 
     /// Queue a failed, dead or cancelled job again with fresh attempts; it
     /// resumes at the step that failed.
-    async fn retry(&self, id: i64, actor: &str) -> Result<()>;
+    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        self.change(id, actor, &ChangeRequest::Retry).await?;
+        Ok(())
+    }
 
     /// A reviewer approved a job waiting for review: queue it to go on at
     /// its next step.
-    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()>;
+    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
+        let note = reason.to_string();
+        self.change(id, actor, &ChangeRequest::Approve { note })
+            .await?;
+        Ok(())
+    }
 
     async fn job(&self, id: i64) -> Result<Option<JobDetail>>;
 

@@ -14,26 +14,85 @@ pub struct Transition {
     pub reason: String,
 }
 
-/// What a cancel does to a job in `state`: a job that waits is cancelled at
-/// once; a running one is asked to stop by its worker's next heartbeat and
-/// keeps its state until then.
-pub fn cancel(id: i64, state: JobState) -> Result<(CancelOutcome, Transition)> {
+/// How a change a person asked for alters the job's row; each back end
+/// has its statement for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowChange {
+    /// Finished as cancelled, now.
+    Cancelled,
+    /// Marked for its worker to stop at the next heartbeat.
+    CancelRequested,
+    /// Queued again, due now, its attempts counted afresh; it resumes at
+    /// the step that failed.
+    Retried,
+    /// Queued again, due now, to go on at its next step.
+    Approved,
+}
+
+/// A change a person asked for, allowed: what happens to the row, and the
+/// transition the audit trail records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub row: RowChange,
+    pub change: Transition,
+}
+
+impl Decision {
+    fn new(row: RowChange, from: JobState, to: JobState, reason: impl Into<String>) -> Self {
+        Decision {
+            row,
+            change: Transition {
+                from,
+                to,
+                reason: reason.into(),
+            },
+        }
+    }
+
+    /// What a cancel that was allowed did.
+    pub fn cancel_outcome(&self) -> CancelOutcome {
+        match self.row {
+            RowChange::CancelRequested => CancelOutcome::Requested,
+            _ => CancelOutcome::Cancelled,
+        }
+    }
+}
+
+/// A change a person asks for (`clerk runs`, the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeRequest {
+    Cancel,
+    Retry,
+    /// With the reviewer's note, for the audit trail.
+    Approve {
+        note: String,
+    },
+}
+
+/// Whether the job's `state` allows the change, and what it does.
+pub fn decide(id: i64, state: JobState, request: &ChangeRequest) -> Result<Decision> {
+    match request {
+        ChangeRequest::Cancel => cancel(id, state),
+        ChangeRequest::Retry => retry(id, state),
+        ChangeRequest::Approve { note } => approve(id, state, note),
+    }
+}
+
+/// A cancel: a job that waits is cancelled at once; a running one is asked
+/// to stop by its worker's next heartbeat and keeps its state until then.
+fn cancel(id: i64, state: JobState) -> Result<Decision> {
     match state {
-        JobState::Queued | JobState::WaitingReview => Ok((
-            CancelOutcome::Cancelled,
-            Transition {
-                from: state,
-                to: JobState::Cancelled,
-                reason: "cancelled".into(),
-            },
+        JobState::Queued | JobState::WaitingReview => Ok(Decision::new(
+            RowChange::Cancelled,
+            state,
+            JobState::Cancelled,
+            "cancelled",
         )),
-        JobState::Running => Ok((
-            CancelOutcome::Requested,
-            Transition {
-                from: state,
-                to: state,
-                reason: "cancel requested".into(),
-            },
+        JobState::Running => Ok(Decision::new(
+            RowChange::CancelRequested,
+            state,
+            state,
+            "cancel requested",
         )),
         _ => Err(JobsError::WrongState {
             id,
@@ -43,18 +102,18 @@ pub fn cancel(id: i64, state: JobState) -> Result<(CancelOutcome, Transition)> {
     }
 }
 
-/// A retry by hand: only a job that ended badly is queued again, with its
-/// attempts counted afresh.
-pub fn retry(id: i64, state: JobState) -> Result<Transition> {
+/// A retry by hand: only a job that ended badly is queued again.
+fn retry(id: i64, state: JobState) -> Result<Decision> {
     if matches!(
         state,
         JobState::Failed | JobState::Dead | JobState::Cancelled
     ) {
-        Ok(Transition {
-            from: state,
-            to: JobState::Queued,
-            reason: "retried by hand".into(),
-        })
+        Ok(Decision::new(
+            RowChange::Retried,
+            state,
+            JobState::Queued,
+            "retried by hand",
+        ))
     } else {
         Err(JobsError::WrongState {
             id,
@@ -64,15 +123,16 @@ pub fn retry(id: i64, state: JobState) -> Result<Transition> {
     }
 }
 
-/// An approval: only a job waiting for review goes on, queued at its next
-/// step; `reason` is the reviewer's note.
-pub fn approve(id: i64, state: JobState, reason: &str) -> Result<Transition> {
+/// An approval: only a job waiting for review goes on; `reason` is the
+/// reviewer's note.
+fn approve(id: i64, state: JobState, reason: &str) -> Result<Decision> {
     if state == JobState::WaitingReview {
-        Ok(Transition {
-            from: state,
-            to: JobState::Queued,
-            reason: reason.to_string(),
-        })
+        Ok(Decision::new(
+            RowChange::Approved,
+            state,
+            JobState::Queued,
+            reason,
+        ))
     } else {
         Err(JobsError::WrongState {
             id,
@@ -122,14 +182,18 @@ mod tests {
             let approve = approve(7, state, "ok");
             match state {
                 JobState::Queued | JobState::WaitingReview => {
-                    let (outcome, t) = cancel.expect("cancellable");
-                    assert_eq!(outcome, CancelOutcome::Cancelled);
-                    assert_eq!(t.to, JobState::Cancelled);
+                    let d = cancel.expect("cancellable");
+                    assert_eq!(d.cancel_outcome(), CancelOutcome::Cancelled);
+                    assert_eq!(d.change.to, JobState::Cancelled);
                 }
                 JobState::Running => {
-                    let (outcome, t) = cancel.expect("cancellable");
-                    assert_eq!(outcome, CancelOutcome::Requested);
-                    assert_eq!(t.to, JobState::Running, "stays running until it stops");
+                    let d = cancel.expect("cancellable");
+                    assert_eq!(d.cancel_outcome(), CancelOutcome::Requested);
+                    assert_eq!(
+                        d.change.to,
+                        JobState::Running,
+                        "stays running until it stops"
+                    );
                 }
                 _ => assert!(matches!(cancel, Err(JobsError::WrongState { id: 7, .. }))),
             }
@@ -146,6 +210,7 @@ mod tests {
         assert_eq!(
             approve(3, JobState::WaitingReview, "booked by hand")
                 .unwrap()
+                .change
                 .reason,
             "booked by hand"
         );

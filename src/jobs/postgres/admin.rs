@@ -1,18 +1,27 @@
+use super::transitions::RowChange;
 use super::*;
 
 #[async_trait]
 impl AdminStore for PgStore {
-    async fn cancel(&self, id: i64, actor: &str) -> Result<CancelOutcome> {
+    /// The state is read inside the transaction that changes it, so two
+    /// people acting at once cannot both change one job.
+    async fn change(&self, id: i64, actor: &str, request: &ChangeRequest) -> Result<Decision> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let state = lock_state(&mut tx, id).await?;
-        let (outcome, change) = transitions::cancel(id, state)?;
-        let sql = match outcome {
-            CancelOutcome::Cancelled => {
+        let decision = transitions::decide(id, lock_state(&mut tx, id).await?, request)?;
+        let sql = match decision.row {
+            RowChange::Cancelled => {
                 "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2"
             }
-            CancelOutcome::Requested => {
+            RowChange::CancelRequested => {
                 "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2"
+            }
+            RowChange::Retried => {
+                "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
+                    finished_at = NULL, updated_at = $1 WHERE id = $2"
+            }
+            RowChange::Approved => {
+                "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2"
             }
         };
         sqlx::query(sql)
@@ -20,44 +29,12 @@ impl AdminStore for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        record(&mut tx, id, now, actor, &change).await?;
+        record(&mut tx, id, now, actor, &decision.change).await?;
+        if decision.change.to == JobState::Queued {
+            notify(&mut tx).await?;
+        }
         tx.commit().await?;
-        Ok(outcome)
-    }
-
-    async fn retry(&self, id: i64, actor: &str) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let change = transitions::retry(id, lock_state(&mut tx, id).await?)?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
-                    finished_at = NULL, updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        record(&mut tx, id, now, actor, &change).await?;
-        notify(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn approve(&self, id: i64, actor: &str, reason: &str) -> Result<()> {
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let change = transitions::approve(id, lock_state(&mut tx, id).await?, reason)?;
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        record(&mut tx, id, now, actor, &change).await?;
-        notify(&mut tx).await?;
-        tx.commit().await?;
-        Ok(())
+        Ok(decision)
     }
 
     async fn job(&self, id: i64) -> Result<Option<JobDetail>> {
