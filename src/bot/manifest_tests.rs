@@ -366,9 +366,22 @@ fn unknown_step_kind_lists_known_kinds_with_suggestion() {
     // Only the kind: its keys are not reported as unknown on top.
     assert_eq!(diags.len(), 1, "{diags:#?}");
     let d = &diags[0];
+    // Every kind the registry lists, in its order; a new kind joins the list.
+    let kinds: Vec<String> = kinds::KINDS
+        .iter()
+        .map(|k| format!("`{}`", k.name()))
+        .collect();
+    assert!(
+        kinds
+            .join(", ")
+            .starts_with("`command`, `extract`, `email`, `browser`")
+    );
     assert_eq!(
         d.message,
-        "`kind` in step `fetch` must be one of `command`, `extract`, `email`, `browser`, found \"comand\""
+        format!(
+            "`kind` in step `fetch` must be one of {}, found \"comand\"",
+            kinds.join(", ")
+        )
     );
     assert_eq!((d.line, d.column), (4, 8));
     assert_eq!(d.hint.as_deref(), Some("did you mean `command`?"));
