@@ -11,6 +11,7 @@ pub mod documents;
 pub mod extract;
 pub mod jobs;
 pub mod mail;
+pub mod review;
 pub mod scheduler;
 pub mod step;
 pub mod worker;

@@ -55,6 +55,34 @@ pub(super) fn typed(
     }
 }
 
+/// A value a person typed for a field of `kind`: first in the plain form
+/// the review page shows values in (`1234.56`, `2026-08-16`), then as the
+/// template's documents print them (`1.234,56`, `16.08.2026`).
+pub fn read_value(
+    raw: &str,
+    kind: FieldType,
+    options: &template::Options,
+) -> Result<Value, String> {
+    let text = raw.trim();
+    let plain = match kind {
+        FieldType::Text => return Ok(Value::String(text.to_string())),
+        FieldType::Float => text.parse::<f64>().ok().and_then(cents),
+        FieldType::Int => text.parse::<i64>().ok().map(Value::from),
+        FieldType::Date => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| Value::String(d.to_string())),
+    };
+    if let Some(value) = plain {
+        return Ok(value);
+    }
+    typed(text, kind, options).map_err(|_| match kind {
+        FieldType::Float => format!("must be a number such as 1234.56, found {text:?}"),
+        FieldType::Int => format!("must be a whole number, found {text:?}"),
+        FieldType::Date => format!("must be a date such as 2026-08-16, found {text:?}"),
+        FieldType::Text => format!("cannot be read: {text:?}"),
+    })
+}
+
 /// A number rounded to cents, as amounts are printed; `None` if not finite.
 fn cents(f: f64) -> Option<Value> {
     serde_json::Number::from_f64((f * 100.0).round() / 100.0).map(Value::Number)

@@ -30,7 +30,7 @@ pub use template::{
 pub use values::{parse_date, parse_number};
 
 /// One extracted field.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Field {
     /// Typed: a number, a date as `YYYY-MM-DD`, text, or a list of them.
     pub value: Value,
@@ -49,8 +49,9 @@ pub struct Field {
     pub bbox: Option<crate::documents::BBox>,
 }
 
-/// How one template fared against the document, for `--explain`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// How one template fared against the document, for `--explain` and for
+/// a reviewer choosing a template.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TemplateCheck {
     pub template: PathBuf,
     pub issuer: String,
@@ -78,8 +79,30 @@ impl Extraction {
     pub fn needs_review(&self) -> bool {
         !self.review.is_empty()
     }
+
+    /// The output of an extract step that read `file`: each field's value
+    /// (`values`, what later steps use), each field in full (`fields`), the
+    /// template, the review reasons, and how each template fared (`checks`:
+    /// a reviewer of a document none matched sees which keywords were
+    /// missing).
+    pub fn output(&self, file: &std::path::Path) -> Value {
+        let values: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(k, f)| (k.clone(), f.value.clone()))
+            .collect();
+        serde_json::json!({
+            "file": file,
+            "template": self.template,
+            "values": values,
+            "fields": self.fields,
+            "review": self.review,
+            "checks": self.checks,
+        })
+    }
 }
 
+pub use fields::read_value;
 pub use text::{Prepared, prepare, prepare_mapped};
 
 /// Read a file and extract it. Scanned pages are first read in
@@ -121,8 +144,7 @@ pub fn extract_file(
 /// with the highest priority, the first by file name among equals.
 pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
     let document_text = doc.text();
-    let text = &document_text.text;
-    let (best, checks) = choose::choose(text, templates);
+    let (best, checks) = choose::choose(&document_text.text, templates);
     let Some(template) = best else {
         return Extraction {
             template: None,
@@ -131,10 +153,30 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
             checks,
         };
     };
+    apply_template(doc, &document_text, template, checks)
+}
+
+/// Extract a document with `template` whether its keywords match or not:
+/// a reviewer who knows the vendor picks its template for a document no
+/// template recognised. What the keywords say is in `checks`.
+pub fn extract_with(doc: &Document, template: &Template) -> Extraction {
+    let document_text = doc.text();
+    let (_, checks) = choose::choose(&document_text.text, std::slice::from_ref(template));
+    apply_template(doc, &document_text, template, checks)
+}
+
+/// The fields `template` finds in the document, checked and validated.
+fn apply_template(
+    doc: &Document,
+    document_text: &crate::documents::DocumentText,
+    template: &Template,
+    checks: Vec<TemplateCheck>,
+) -> Extraction {
+    let text = &document_text.text;
     let prepared = prepare_mapped(text, &template.options);
     let source = evidence::Source {
         doc,
-        text: &document_text,
+        text: document_text,
         prepared: &prepared,
     };
     let mut fields = BTreeMap::new();

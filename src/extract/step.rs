@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::kind::ExtractConfig;
 use super::{Template, extract_file, load_templates};
@@ -83,18 +83,7 @@ impl Step for ExtractStep {
         .map_err(|e| StepError::transient(format!("the extraction task failed: {e}")))?;
         let extraction =
             result.map_err(|e| StepError::business(format!("{}: {e}", path.display())))?;
-        let values: serde_json::Map<String, Value> = extraction
-            .fields
-            .iter()
-            .map(|(k, f)| (k.clone(), f.value.clone()))
-            .collect();
-        let output = json!({
-            "file": path,
-            "template": extraction.template,
-            "values": values,
-            "fields": extraction.fields,
-            "review": extraction.review,
-        });
+        let output = extraction.output(&path);
         if extraction.needs_review() {
             Ok(StepOutcome::NeedsReview {
                 output,

@@ -204,6 +204,24 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
     }
 }
 
+/// What is wrong with `fields`, check by check: the fields each failing
+/// check involves and the problem, for a reviewer to see before approving.
+/// The fields themselves are left as they are.
+pub fn failures(
+    checks: &[Check],
+    fields: &BTreeMap<String, Field>,
+    today: chrono::NaiveDate,
+) -> Vec<(Vec<String>, String)> {
+    let mut scratch = fields.clone();
+    checks
+        .iter()
+        .filter_map(|check| {
+            let (involved, problem) = run(check, &mut scratch, today);
+            problem.map(|p| (involved, p))
+        })
+        .collect()
+}
+
 /// One check: the fields it involves, and what is wrong if anything is.
 /// A check that cannot run for a missing field confirms nothing.
 fn run(

@@ -12,9 +12,11 @@
 //!
 //! Nothing outside this module writes SQL.
 
+mod access;
 mod model;
 mod postgres;
 mod retry;
+mod reviews;
 mod rows;
 mod sqlite;
 mod store;
@@ -26,11 +28,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use access::{ApiToken, Role, Session, User};
 pub use model::*;
 pub use retry::{RetryPolicy, backoff_delay};
+pub use reviews::{Review, ReviewEvent, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
 pub use store::{
-    AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore, ScheduleStore,
-    Store,
+    AccessStore, AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore,
+    ReviewStore, ScheduleStore, Store,
 };
 pub use transitions::{ChangeRequest, Decision, RowChange, Transition};
 
@@ -58,6 +62,16 @@ pub enum JobsError {
     },
     #[error("corrupt row in the job database: {0}")]
     Corrupt(String),
+    #[error("{what} `{name}` exists already")]
+    AlreadyExists { what: &'static str, name: String },
+    #[error("job {id} is held for review by {by} until {until}; wait, or ask them to let go")]
+    HeldBy { id: i64, by: String, until: String },
+    #[error(
+        "the review of job {id} changed since it was read (version {found}, not {expected}); reload it"
+    )]
+    Conflict { id: i64, expected: i64, found: i64 },
+    #[error("job {0} is not waiting for review")]
+    NoReview(i64),
 }
 
 pub type Result<T, E = JobsError> = std::result::Result<T, E>;
@@ -112,6 +126,13 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A time for messages: `2026-12-01 23:05:00Z`.
+pub fn time_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 fn duration_ms(d: Duration) -> i64 {

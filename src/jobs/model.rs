@@ -306,6 +306,9 @@ pub struct EventRecord {
     pub from_state: Option<String>,
     pub to_state: String,
     pub reason: String,
+    /// What a review action changed (`field`, `old`, `new`, `note`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
 }
 
 /// A change of a job that a person hears about: a failed or dead job

@@ -135,6 +135,7 @@ pub(super) fn detail<R: JobRow>(
                 from_state: e.text_opt("from_state")?,
                 to_state: e.text("to_state")?,
                 reason: e.text("reason")?,
+                detail: parse_json(e.text_opt("detail")?),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -205,4 +206,99 @@ pub(super) fn inputs(rows: &[impl JobRow]) -> Result<HashMap<i64, Value>> {
             Ok((row.int("id")?, input))
         })
         .collect()
+}
+
+/// Columns of a [`User`], for the statements that read one.
+pub(super) const USER_COLUMNS: &str = "id, name, role, created_at, created_by";
+
+pub(super) fn user(row: &impl JobRow) -> Result<User> {
+    Ok(User {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        role: row.text("role")?.parse().map_err(JobsError::Corrupt)?,
+        created_at: row.int("created_at")?,
+        created_by: row.text("created_by")?,
+    })
+}
+
+/// Columns of an [`ApiToken`], for the statements that read one.
+pub(super) const TOKEN_COLUMNS: &str = "id, name, role, created_at, created_by, last_used_at";
+
+pub(super) fn token(row: &impl JobRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.int("id")?,
+        name: row.text("name")?,
+        role: row.text("role")?.parse().map_err(JobsError::Corrupt)?,
+        created_at: row.int("created_at")?,
+        created_by: row.text("created_by")?,
+        last_used_at: row.int_opt("last_used_at")?,
+    })
+}
+
+/// The columns a review queue line is read from: the job's and its
+/// review's (`j.` and `r.`).
+pub(super) const REVIEW_COLUMNS: &str = "j.id, j.bot, j.input, j.review, j.updated_at, r.claimed_by, r.claimed_until, r.version, r.note";
+
+/// A line of the review queue.
+pub(super) fn review_item(row: &impl JobRow) -> Result<ReviewItem> {
+    let input: Value = serde_json::from_str(&row.text("input")?).unwrap_or(Value::Null);
+    let review = parse_json(row.text_opt("review")?).unwrap_or(Value::Null);
+    let document = input
+        .get("name")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            let file = input.get("file").and_then(Value::as_str)?;
+            std::path::Path::new(file)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        });
+    Ok(ReviewItem {
+        job_id: row.int("id")?,
+        bot: row.text("bot")?,
+        document,
+        step: review
+            .get("step")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        reasons: review
+            .get("reasons")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        waiting_since: row.int("updated_at")?,
+        claimed_by: row.text_opt("claimed_by")?,
+        claimed_until: row.int_opt("claimed_until")?,
+        version: row.int_opt("version")?.unwrap_or(0),
+        note: row.text_opt("note")?,
+    })
+}
+
+/// A review in full, from its queue columns plus `template`, `extraction`
+/// and `corrections`, and the output of the step that asked for it.
+pub(super) fn review(
+    row: &impl JobRow,
+    step_index: i64,
+    original: Option<Value>,
+) -> Result<Review> {
+    let original = original.unwrap_or(Value::Null);
+    let corrections = match parse_json(row.text_opt("corrections")?) {
+        Some(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    Ok(Review {
+        item: review_item(row)?,
+        input: serde_json::from_str(&row.text("input")?).unwrap_or(Value::Null),
+        step_index,
+        extraction: parse_json(row.text_opt("extraction")?).unwrap_or_else(|| original.clone()),
+        original,
+        template: row.text_opt("template")?,
+        corrections,
+    })
 }

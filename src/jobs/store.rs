@@ -7,7 +7,9 @@
 //!   enqueue, and where it got to in its source;
 //! - [`ScheduleStore`]: the scheduler's slots;
 //! - [`AdminStore`]: what people do and read (`clerk runs`, the API);
-//! - [`NoticeStore`]: the notifications of failed and waiting jobs.
+//! - [`NoticeStore`]: the notifications of failed and waiting jobs;
+//! - [`AccessStore`]: users, API tokens and sessions;
+//! - [`ReviewStore`]: the review queue, claims, corrections, approvals.
 //!
 //! [`JobStore`] is all of them; each back end implements every trait with
 //! the same guarantees and is run through the same tests.
@@ -20,7 +22,9 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::Result;
+use super::access::{ApiToken, Role, Session, User};
 use super::model::*;
+use super::reviews::{Review, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
 use super::transitions::{ChangeRequest, Decision};
 
 /// Which database is behind a store.
@@ -185,9 +189,104 @@ pub trait NoticeStore: Store {
     async fn job_inputs(&self, ids: &[i64]) -> Result<HashMap<i64, Value>>;
 }
 
+/// Who may use the web pages and the API.
+#[async_trait]
+pub trait AccessStore: Store {
+    /// Add a user; fails with `AlreadyExists` for a taken name.
+    async fn add_user(
+        &self,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        actor: &str,
+    ) -> Result<User>;
+
+    async fn users(&self) -> Result<Vec<User>>;
+
+    /// Remove a user and end their sessions; false when there was none.
+    async fn remove_user(&self, name: &str) -> Result<bool>;
+
+    /// A user and the hash of their password, to check a sign-in.
+    async fn user_with_password(&self, name: &str) -> Result<Option<(User, String)>>;
+
+    /// Add a token, stored by its hash; fails with `AlreadyExists` for a
+    /// taken name.
+    async fn add_token(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+        actor: &str,
+    ) -> Result<ApiToken>;
+
+    async fn tokens(&self) -> Result<Vec<ApiToken>>;
+
+    /// Remove a token; false when there was none.
+    async fn remove_token(&self, name: &str) -> Result<bool>;
+
+    /// The token with this hash, its use recorded.
+    async fn token_by_hash(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+
+    /// Start a session of `user_id` until `expires_at`.
+    async fn add_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        csrf: &str,
+        expires_at: i64,
+    ) -> Result<()>;
+
+    /// The session with this id hash, unless it expired; `extend_to`
+    /// moves its end (sliding expiry).
+    async fn session(&self, id_hash: &str, extend_to: i64) -> Result<Option<Session>>;
+
+    async fn end_session(&self, id_hash: &str) -> Result<()>;
+}
+
+/// The reviews of jobs waiting for a person.
+#[async_trait]
+pub trait ReviewStore: Store {
+    /// Jobs waiting for review, oldest first.
+    async fn review_queue(&self, filter: &ReviewFilter) -> Result<Vec<ReviewItem>>;
+
+    /// One job waiting for review, with what its step read and what was
+    /// corrected so far.
+    async fn review(&self, job_id: i64) -> Result<Option<Review>>;
+
+    /// Hold a review for `user` until now + `hold` (again, if they hold it
+    /// already). Fails with `HeldBy` while another holds it.
+    async fn claim_review(&self, job_id: i64, user: &str, hold: Duration) -> Result<ReviewItem>;
+
+    /// Let go of a review `user` holds.
+    async fn release_review(&self, job_id: i64, user: &str) -> Result<()>;
+
+    /// Save corrections, if the review is at `version` (else `Conflict`)
+    /// and nobody else holds it; returns the new version. Every event is
+    /// written to the job's audit trail in the same transaction.
+    async fn save_review(
+        &self,
+        job_id: i64,
+        user: &str,
+        version: i64,
+        update: &ReviewUpdate,
+    ) -> Result<i64>;
+
+    /// End (or put off) a review at `version`, in one transaction: the
+    /// reviewed output, the job's state, the audit trail.
+    async fn finish_review(
+        &self,
+        job_id: i64,
+        user: &str,
+        version: i64,
+        outcome: &ReviewOutcome,
+    ) -> Result<()>;
+}
+
 /// The whole job database: every use above, and its schema.
 #[async_trait]
-pub trait JobStore: QueueStore + IntakeStore + ScheduleStore + AdminStore + NoticeStore {
+pub trait JobStore:
+    QueueStore + IntakeStore + ScheduleStore + AdminStore + NoticeStore + AccessStore + ReviewStore
+{
     /// Apply pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> Result<()>;
 }

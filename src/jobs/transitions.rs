@@ -27,6 +27,8 @@ pub enum RowChange {
     Retried,
     /// Queued again, due now, to go on at its next step.
     Approved,
+    /// Failed by a reviewer, with the reason as its error.
+    Rejected,
 }
 
 /// A change a person asked for, allowed: what happens to the row, and the
@@ -67,6 +69,10 @@ pub enum ChangeRequest {
     Approve {
         note: String,
     },
+    /// With the reviewer's reason, which becomes the job's error.
+    Reject {
+        reason: String,
+    },
 }
 
 /// Whether the job's `state` allows the change, and what it does.
@@ -75,6 +81,7 @@ pub fn decide(id: i64, state: JobState, request: &ChangeRequest) -> Result<Decis
         ChangeRequest::Cancel => cancel(id, state),
         ChangeRequest::Retry => retry(id, state),
         ChangeRequest::Approve { note } => approve(id, state, note),
+        ChangeRequest::Reject { reason } => reject(id, state, reason),
     }
 }
 
@@ -138,6 +145,24 @@ fn approve(id: i64, state: JobState, reason: &str) -> Result<Decision> {
             id,
             state,
             what: "only jobs waiting for review can be approved",
+        })
+    }
+}
+
+/// A rejection: only a job waiting for review is failed by a reviewer.
+fn reject(id: i64, state: JobState, reason: &str) -> Result<Decision> {
+    if state == JobState::WaitingReview {
+        Ok(Decision::new(
+            RowChange::Rejected,
+            state,
+            JobState::Failed,
+            format!("rejected in review: {reason}"),
+        ))
+    } else {
+        Err(JobsError::WrongState {
+            id,
+            state,
+            what: "only jobs waiting for review can be rejected",
         })
     }
 }
@@ -206,6 +231,12 @@ mod tests {
                 "retry from {state}"
             );
             assert_eq!(approve.is_ok(), state == JobState::WaitingReview);
+            let reject = reject(7, state, "not ours");
+            assert_eq!(reject.is_ok(), state == JobState::WaitingReview);
+            if let Ok(d) = reject {
+                assert_eq!(d.change.to, JobState::Failed);
+                assert_eq!(d.change.reason, "rejected in review: not ours");
+            }
         }
         assert_eq!(
             approve(3, JobState::WaitingReview, "booked by hand")

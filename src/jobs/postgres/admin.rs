@@ -9,31 +9,9 @@ impl AdminStore for PgStore {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let decision = transitions::decide(id, lock_state(&mut tx, id).await?, request)?;
-        let sql = match decision.row {
-            RowChange::Cancelled => {
-                "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2"
-            }
-            RowChange::CancelRequested => {
-                "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2"
-            }
-            RowChange::Retried => {
-                "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
-                    finished_at = NULL, updated_at = $1 WHERE id = $2"
-            }
-            RowChange::Approved => {
-                "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2"
-            }
-        };
-        sqlx::query(sql)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        record(&mut tx, id, now, actor, &decision.change).await?;
-        if decision.change.to == JobState::Queued {
-            notify(&mut tx).await?;
-        }
+        apply(&mut tx, id, now, actor, &decision, None).await?;
         tx.commit().await?;
+
         Ok(decision)
     }
 
@@ -65,7 +43,7 @@ impl AdminStore for PgStore {
         .fetch_all(&self.pool)
         .await?;
         let events = sqlx::query(
-            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = $1 ORDER BY id",
+            "SELECT at, actor, from_state, to_state, reason, detail::text AS detail FROM events WHERE job_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -110,7 +88,8 @@ impl AdminStore for PgStore {
              ), e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
              a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)),
              s AS (DELETE FROM step_runs WHERE job_id IN (SELECT id FROM gone)),
-             n AS (DELETE FROM notifications WHERE job_id IN (SELECT id FROM gone))
+             n AS (DELETE FROM notifications WHERE job_id IN (SELECT id FROM gone)),
+             r AS (DELETE FROM reviews WHERE job_id IN (SELECT id FROM gone))
              SELECT id FROM gone",
         )
         .bind(finished_before)
@@ -120,4 +99,43 @@ impl AdminStore for PgStore {
         .len() as u64;
         Ok(n)
     }
+}
+
+/// Carry out a decided change: the job's row, and its event.
+pub(super) async fn apply(
+    tx: &mut Transaction<'static, Postgres>,
+    id: i64,
+    now: i64,
+    actor: &str,
+    decision: &Decision,
+    detail: Option<&Value>,
+) -> Result<()> {
+    let sql = match decision.row {
+        RowChange::Cancelled => {
+            "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2"
+        }
+        RowChange::CancelRequested => {
+            "UPDATE jobs SET cancel_requested = TRUE, updated_at = $1 WHERE id = $2"
+        }
+        RowChange::Retried => {
+            "UPDATE jobs SET state = 'queued', run_after = $1, errors = 0, lost = 0, cancel_requested = FALSE,
+                finished_at = NULL, updated_at = $1 WHERE id = $2"
+        }
+        RowChange::Approved => {
+            "UPDATE jobs SET state = 'queued', run_after = $1, updated_at = $1 WHERE id = $2"
+        }
+        RowChange::Rejected => {
+            "UPDATE jobs SET state = 'failed', finished_at = $1, updated_at = $1, last_error = $3 WHERE id = $2"
+        }
+    };
+    let mut query = sqlx::query(sql).bind(now).bind(id);
+    if decision.row == RowChange::Rejected {
+        query = query.bind(&decision.change.reason);
+    }
+    query.execute(&mut **tx).await?;
+    record(tx, id, now, actor, &decision.change, detail).await?;
+    if decision.change.to == JobState::Queued {
+        notify(tx).await?;
+    }
+    Ok(())
 }

@@ -16,10 +16,12 @@ use tokio::sync::watch;
 
 use super::*;
 
+mod access;
 mod admin;
 mod intake;
 mod notices;
 mod queue;
+mod reviews;
 mod schedules;
 
 /// The channel enqueues notify and idle workers listen on.
@@ -52,6 +54,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             3,
             "notifications",
             include_str!("../migrations/postgres/0003_notifications.sql"),
+        ),
+        (
+            4,
+            "review",
+            include_str!("../migrations/postgres/0004_review.sql"),
         ),
     ])
 }
@@ -260,24 +267,29 @@ async fn event(
     Ok(())
 }
 
-/// Write a decided change of state into the audit trail.
+/// Write a decided change of state into the audit trail, with its details.
 async fn record(
     tx: &mut Transaction<'static, Postgres>,
     job_id: i64,
     at: i64,
     actor: &str,
     change: &transitions::Transition,
+    detail: Option<&Value>,
 ) -> Result<()> {
-    event(
-        tx,
-        job_id,
-        at,
-        actor,
-        Some(change.from),
-        change.to,
-        &change.reason,
+    sqlx::query(
+        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
     )
-    .await
+    .bind(job_id)
+    .bind(at)
+    .bind(actor)
+    .bind(change.from.as_str())
+    .bind(change.to.as_str())
+    .bind(&change.reason)
+    .bind(detail.map(Value::to_string))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Record how an attempt ended. The attempt's row is written once, when it

@@ -9,27 +9,7 @@ impl AdminStore for SqliteStore {
         let now = now_ms();
         let mut tx = self.write().await?;
         let decision = transitions::decide(id, read_state(&mut tx, id).await?, request)?;
-        let sql = match decision.row {
-            RowChange::Cancelled => {
-                "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2"
-            }
-            RowChange::CancelRequested => {
-                "UPDATE jobs SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2"
-            }
-            RowChange::Retried => {
-                "UPDATE jobs SET state = 'queued', run_after = ?1, errors = 0, lost = 0, cancel_requested = 0,
-                    finished_at = NULL, updated_at = ?1 WHERE id = ?2"
-            }
-            RowChange::Approved => {
-                "UPDATE jobs SET state = 'queued', run_after = ?1, updated_at = ?1 WHERE id = ?2"
-            }
-        };
-        sqlx::query(sql)
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        record(&mut tx, id, now, actor, &decision.change).await?;
+        apply(&mut tx, id, now, actor, &decision, None).await?;
         tx.commit().await?;
         if decision.change.to == JobState::Queued {
             self.poke();
@@ -64,7 +44,7 @@ impl AdminStore for SqliteStore {
         .fetch_all(&self.reader)
         .await?;
         let events = sqlx::query(
-            "SELECT at, actor, from_state, to_state, reason FROM events WHERE job_id = ? ORDER BY id",
+            "SELECT at, actor, from_state, to_state, reason, detail FROM events WHERE job_id = ? ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.reader)
@@ -118,7 +98,13 @@ impl AdminStore for SqliteStore {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        for table in ["events", "attempts", "step_runs", "notifications"] {
+        for table in [
+            "events",
+            "attempts",
+            "step_runs",
+            "notifications",
+            "reviews",
+        ] {
             let sql = format!("DELETE FROM {table} WHERE job_id IN ({list})");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *tx)
@@ -141,4 +127,40 @@ async fn read_state(tx: &mut Transaction<'static, Sqlite>, id: i64) -> Result<Jo
         .fetch_optional(&mut **tx)
         .await?;
     parse_state(&state.ok_or(JobsError::NotFound(id))?)
+}
+
+/// Carry out a decided change: the job's row, and its event.
+pub(super) async fn apply(
+    tx: &mut Transaction<'static, Sqlite>,
+    id: i64,
+    now: i64,
+    actor: &str,
+    decision: &Decision,
+    detail: Option<&Value>,
+) -> Result<()> {
+    let sql = match decision.row {
+        RowChange::Cancelled => {
+            "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1 WHERE id = ?2"
+        }
+        RowChange::CancelRequested => {
+            "UPDATE jobs SET cancel_requested = 1, updated_at = ?1 WHERE id = ?2"
+        }
+        RowChange::Retried => {
+            "UPDATE jobs SET state = 'queued', run_after = ?1, errors = 0, lost = 0, cancel_requested = 0,
+                finished_at = NULL, updated_at = ?1 WHERE id = ?2"
+        }
+        RowChange::Approved => {
+            "UPDATE jobs SET state = 'queued', run_after = ?1, updated_at = ?1 WHERE id = ?2"
+        }
+        RowChange::Rejected => {
+            "UPDATE jobs SET state = 'failed', finished_at = ?1, updated_at = ?1, last_error = ?3 WHERE id = ?2"
+        }
+    };
+    let mut query = sqlx::query(sql).bind(now).bind(id);
+    if decision.row == RowChange::Rejected {
+        query = query.bind(&decision.change.reason);
+    }
+    query.execute(&mut **tx).await?;
+    record(tx, id, now, actor, &decision.change, detail).await?;
+    Ok(())
 }

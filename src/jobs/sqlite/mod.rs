@@ -22,10 +22,12 @@ use tokio::sync::watch;
 
 use super::*;
 
+mod access;
 mod admin;
 mod intake;
 mod notices;
 mod queue;
+mod reviews;
 mod schedules;
 
 const SELECT_CLAIMED: &str = "RETURNING id, bot, input, attempt, errors, lost, max_attempts, next_step, run_after, created_at";
@@ -62,6 +64,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             3,
             "notifications",
             include_str!("../migrations/sqlite/0003_notifications.sql"),
+        ),
+        (
+            4,
+            "review",
+            include_str!("../migrations/sqlite/0004_review.sql"),
         ),
     ])
 }
@@ -179,24 +186,28 @@ async fn event(
     Ok(())
 }
 
-/// Write a decided change of state into the audit trail.
+/// Write a decided change of state into the audit trail, with its details.
 async fn record(
     tx: &mut Transaction<'static, Sqlite>,
     job_id: i64,
     at: i64,
     actor: &str,
     change: &transitions::Transition,
+    detail: Option<&Value>,
 ) -> Result<()> {
-    event(
-        tx,
-        job_id,
-        at,
-        actor,
-        Some(change.from),
-        change.to,
-        &change.reason,
+    sqlx::query(
+        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
-    .await
+    .bind(job_id)
+    .bind(at)
+    .bind(actor)
+    .bind(change.from.as_str())
+    .bind(change.to.as_str())
+    .bind(&change.reason)
+    .bind(detail.map(Value::to_string))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Record how an attempt ended. The attempt's row is written once, when it
