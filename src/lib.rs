@@ -13,5 +13,6 @@ pub mod jobs;
 pub mod mail;
 pub mod review;
 pub mod scheduler;
+pub mod server;
 pub mod step;
 pub mod worker;

@@ -60,6 +60,7 @@ async fn jobs_of(db: &clerk::jobs::JobDb) -> Vec<clerk::jobs::JobSummary> {
         state: None,
         limit: 1000,
         before_id: None,
+        ..Default::default()
     })
     .await
     .expect("list jobs")
@@ -232,7 +233,7 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     // Run from the folder above `bots`, naming it relatively, as a user does.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
         .current_dir(dir.path())
-        .args(["serve", "--poll-interval", "100ms"])
+        .args(["serve", "--poll-interval", "100ms", "--no-web"])
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .args(["--bots", "bots"])

@@ -59,6 +59,7 @@ async fn document_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
         state: None,
         limit: 1000,
         before_id: None,
+        ..Default::default()
     })
     .await
     .expect("list")
@@ -267,6 +268,7 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
                 "100ms",
                 "--worker-id",
                 name,
+                "--no-web",
             ])
             .arg("--database")
             .arg(&s.t.url)
@@ -294,6 +296,7 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
             state: None,
             limit: 1000,
             before_id: None,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -351,7 +354,8 @@ async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
                 bot: Some(POLL_BOT.into()),
                 state: None,
                 limit: 10,
-                before_id: None
+                before_id: None,
+                ..Default::default()
             })
             .await
             .unwrap()

@@ -219,7 +219,7 @@ failure = "business"
     write_bot(t.path(), "typo", "name = \"typo\"\n[[stepz]]\n");
     let log = std::fs::File::create(t.path().join("serve.log")).unwrap();
     let mut serve = clerk(&t.url, &bots)
-        .args(["serve", "--poll-interval", "100ms"])
+        .args(["serve", "--poll-interval", "100ms", "--no-web"])
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -305,7 +305,7 @@ argv = ["true"]
     let start = |name: &str| {
         let log = std::fs::File::create(t.path().join(name)).unwrap();
         clerk(&t.url, &bots)
-            .args(["serve", "--poll-interval", "100ms"])
+            .args(["serve", "--poll-interval", "100ms", "--no-web"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

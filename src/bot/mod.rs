@@ -8,6 +8,7 @@ mod manifest;
 #[cfg(test)]
 mod manifest_tests;
 pub mod reference;
+mod slots;
 mod triggers;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,21 @@ impl Bot {
     /// Whether clerk made this bot for a mailbox trigger of another.
     pub fn is_mailbox_poll(&self) -> bool {
         self.steps.iter().any(|s| s.kind == POLL_KIND)
+    }
+
+    /// The templates of the extract step `step`, loaded anew (for reviews:
+    /// a reviewer's corrections are typed and checked with them). `None`
+    /// when the step is not an extract step.
+    pub fn templates(&self, step: &str) -> Option<Vec<crate::extract::Template>> {
+        let decl = self.steps.iter().find(|s| s.name == step)?;
+        let config = decl
+            .config
+            .downcast_ref::<crate::extract::ExtractConfig>()?;
+        let (templates, errors) = crate::extract::load_templates(&self.dir.join(&config.templates));
+        for e in errors {
+            tracing::warn!(bot = %self.name, error = %e, "a template cannot be used in reviews");
+        }
+        Some(templates)
     }
 
     /// Who hears about this bot's jobs.

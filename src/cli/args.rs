@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::jobs::JobState;
+use crate::jobs::{JobState, Role};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success; 1 error; 2 bad usage or invalid bot files;
@@ -92,6 +92,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run workers only (no scheduler), e.g. on extra machines sharing PostgreSQL.
     Worker(WorkerCommand),
+    /// Serve only the web pages and the API, against a shared job database.
+    Web(WebCommand),
     /// Enqueue one job of a bot now.
     Run(RunArgs),
     /// Look at and act on jobs.
@@ -103,6 +105,15 @@ pub enum Command {
     /// Manage the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Work the review queue from the command line, as a local admin.
+    #[command(subcommand)]
+    Review(ReviewCommand),
+    /// Manage the people who sign in to the web pages.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage the tokens scripts call the API with.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
     /// Extract fields from documents with invoice2data-style templates.
     Extract(ExtractArgs),
     /// The document reader process clerk starts for itself.
@@ -204,12 +215,45 @@ pub struct Running {
     pub secrets: SecretsFile,
 }
 
+/// How the web pages and the API are served.
+#[derive(Debug, Args, Clone)]
+pub struct WebArgs {
+    /// Address the web pages and the API listen on. An address other
+    /// machines reach needs --tls-cert and --tls-key, or
+    /// --insecure-http-behind-proxy.
+    #[arg(
+        long,
+        env = "CLERK_LISTEN",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain for HTTPS (with --tls-key).
+    #[arg(long, requires = "tls_key", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8) of the certificate.
+    #[arg(long, requires = "tls_cert", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other machines reach, because a TLS
+    /// reverse proxy stands in front; cookies are then marked Secure.
+    #[arg(long)]
+    pub insecure_http_behind_proxy: bool,
+    /// A browser session ends after this long without a request.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub session_ttl: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub running: Running,
     #[command(flatten)]
     pub worker: WorkerArgs,
+    #[command(flatten)]
+    pub web: WebArgs,
+    /// Serve no web pages and no API (workers and the scheduler only).
+    #[arg(long)]
+    pub no_web: bool,
     /// Delete finished jobs (and their history) older than this.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
@@ -224,6 +268,16 @@ pub struct WorkerCommand {
     pub running: Running,
     #[command(flatten)]
     pub worker: WorkerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WebCommand {
+    #[command(flatten)]
+    pub db: Database,
+    #[command(flatten)]
+    pub bots: BotsFolder,
+    #[command(flatten)]
+    pub web: WebArgs,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +389,154 @@ pub enum BotsCommand {
     /// Print the reference of every key a bot file may hold, as Markdown
     /// (the same text as docs/bot-reference.md).
     Reference,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a user. The password is read from stdin, or asked for twice on
+    /// a terminal; it is kept only as an argon2id hash.
+    Add {
+        /// The name the user signs in with.
+        name: String,
+        /// viewer (reads), reviewer (reviews), operator (also retries,
+        /// cancels, runs) or admin (also manages users).
+        #[arg(long)]
+        role: Role,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// List users and their roles.
+    List {
+        #[command(flatten)]
+        db: Database,
+        /// Print the users as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user and end their sessions.
+    Remove {
+        /// The user's name.
+        name: String,
+        #[command(flatten)]
+        db: Database,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token, sent as `Authorization: Bearer TOKEN`. It is
+    /// printed once and kept only as a hash.
+    Create {
+        /// What the token is for, unique: it names the token in the audit
+        /// trail (`token:NAME`).
+        name: String,
+        /// viewer, reviewer, operator or admin.
+        #[arg(long)]
+        role: Role,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// List tokens: their names, roles and last use (never the tokens).
+    List {
+        #[command(flatten)]
+        db: Database,
+        /// Print the tokens as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        db: Database,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReviewCommand {
+    /// List the documents waiting for review, oldest first.
+    List {
+        #[command(flatten)]
+        db: Database,
+        /// Only reviews of this bot.
+        #[arg(long)]
+        bot: Option<String>,
+        /// Only reviews with a reason containing this text.
+        #[arg(long)]
+        reason: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Print the reviews as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a review: its fields (the unsure first) and the checks that
+    /// fail.
+    Show {
+        #[command(flatten)]
+        job: JobId,
+        #[command(flatten)]
+        bots: BotsFolder,
+        /// Print the review and its view as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Correct (or supply) a field's value, typed as the template types it.
+    Set {
+        #[command(flatten)]
+        job: JobId,
+        #[command(flatten)]
+        bots: BotsFolder,
+        /// The field's name.
+        field: String,
+        /// The value: plain (1234.56, 2026-08-16) or as the document prints
+        /// it; empty to withdraw a correction.
+        value: String,
+    },
+    /// Approve: the reviewed values go on to the next step.
+    Approve {
+        #[command(flatten)]
+        job: JobId,
+        #[command(flatten)]
+        bots: BotsFolder,
+        /// A note for the audit trail.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Why to approve although checks fail or required fields are
+        /// missing.
+        #[arg(long = "override", value_name = "WHY")]
+        override_note: Option<String>,
+    },
+    /// Reject: the job fails with the reason, and its owners hear of it.
+    Reject {
+        #[command(flatten)]
+        job: JobId,
+        /// Why the document is rejected.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put a review off: it keeps waiting, with the reason as a note.
+    Postpone {
+        #[command(flatten)]
+        job: JobId,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Write each document approved with corrections since DATE, with its
+    /// final values, as a fixture a template test can use: `NAME.pdf`,
+    /// `NAME.json` (field → value) and `NAME.review.json` (who, what).
+    Export {
+        #[command(flatten)]
+        db: Database,
+        /// Approvals since this date (2026-12-01) or time (RFC 3339).
+        #[arg(long)]
+        since: String,
+        /// The folder to write the fixtures into (made if missing).
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,6 +5,8 @@ mod bots;
 mod extract;
 mod output;
 mod parallel;
+mod people;
+mod review;
 mod runs;
 mod serve;
 
@@ -61,7 +63,10 @@ pub fn main() -> ExitCode {
     // Not in the long-running processes: they write job documents to steps'
     // stdin, and a step that exits without reading must cost an EPIPE, not
     // the worker.
-    if !matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Worker(_) | Command::Web(_)
+    ) {
         // SAFETY: setting a signal disposition at start-up, before any threads.
         unsafe {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
@@ -103,7 +108,10 @@ fn error_chain(e: &anyhow::Error) -> String {
 
 fn init_logging(logging: &Logging, command: &Command) {
     use tracing_subscriber::EnvFilter;
-    let long_running = matches!(command, Command::Serve(_) | Command::Worker(_));
+    let long_running = matches!(
+        command,
+        Command::Serve(_) | Command::Worker(_) | Command::Web(_)
+    );
     let level = match (logging.verbose, long_running) {
         (0, true) => "info",
         (0, false) => "warn",
@@ -143,6 +151,20 @@ impl Database {
     }
 }
 
+/// How the web server runs, checked: plain HTTP on an address others reach
+/// is refused unless a TLS proxy is said to stand in front.
+fn web_config(args: &args::WebArgs, db: &Database) -> anyhow::Result<crate::server::WebConfig> {
+    let config = crate::server::WebConfig {
+        listen: args.listen,
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
+        behind_proxy: args.insecure_http_behind_proxy,
+        session_ttl: args.session_ttl,
+        cache_dir: db.data_dir.join("pages"),
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    Ok(config)
+}
+
 impl SecretsFile {
     fn load(&self) -> anyhow::Result<Arc<Secrets>> {
         Ok(Arc::new(match &self.secrets {
@@ -176,12 +198,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let secrets = r.secrets.load()?;
             let db = r.db.open().await?;
             let bots = r.bots.load();
+            let web = (!args.no_web)
+                .then(|| web_config(&args.web, &r.db))
+                .transpose()?;
             let roles = serve::Roles {
                 workers: !args.no_workers,
                 scheduler: true,
                 retention: Some(args.retention),
+                web,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
+        }
+        Command::Web(args) => {
+            let web = web_config(&args.web, &args.db)?;
+            let db = args.db.open().await?;
+            let bots = args.bots.load();
+            serve::web(db, bots, web).await
         }
         Command::Worker(args) => {
             let r = &args.running;
@@ -192,6 +224,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 workers: true,
                 scheduler: false,
                 retention: None,
+                web: None,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
         }
@@ -201,6 +234,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Reader => Ok(exit::OK),
         Command::Runs(cmd) => runs::runs(cmd).await,
         Command::Bots(cmd) => bots::bots(cmd),
+        Command::Review(cmd) => review::review(cmd).await,
+        Command::Users(cmd) => people::users(cmd).await,
+        Command::Tokens(cmd) => people::tokens(cmd).await,
         Command::Db(DbCommand::Migrate { db }) => {
             db.open().await?;
             println!(

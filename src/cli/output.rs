@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 
-use crate::bot::{Bot, BotRegistry, TriggerKind};
+use crate::bot::{Bot, BotRegistry};
 use crate::jobs::{JobDetail, JobSummary};
 
 /// `2026-11-22 06:30:00.123Z`
@@ -170,46 +170,12 @@ pub(super) fn print_detail(d: &JobDetail) {
     }
 }
 
-fn trigger_text(kind: &TriggerKind) -> String {
-    match kind {
-        TriggerKind::Cron {
-            expression,
-            timezone,
-            ..
-        } => format!("cron `{expression}` ({timezone})"),
-        TriggerKind::Interval { every } => format!("every {}", humantime::format_duration(*every)),
-        TriggerKind::Manual => "manual".into(),
-        TriggerKind::Mailbox(m) => format!(
-            "mailbox {}@{}:{}/{} {} {}",
-            m.user,
-            m.host,
-            m.port,
-            m.folder,
-            if m.idle {
-                "listening (IDLE), a poll per"
-            } else {
-                "every"
-            },
-            humantime::format_duration(m.every)
-        ),
-        TriggerKind::Folder { path, patterns, .. } => format!(
-            "folder {} ({})",
-            path.display(),
-            patterns
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-    }
-}
-
 pub(super) fn bot_json(b: &Bot) -> serde_json::Value {
     serde_json::json!({
         "name": b.name,
         "description": b.description,
         "file": b.file,
-        "triggers": b.triggers.iter().map(|t| trigger_text(&t.kind)).collect::<Vec<_>>(),
+        "triggers": b.triggers.iter().map(|t| t.describe()).collect::<Vec<_>>(),
         "steps": b.steps.iter().zip(&b.runners)
             .map(|(s, r)| serde_json::json!({ "name": s.name, "kind": r.kind() }))
             .collect::<Vec<_>>(),
@@ -226,7 +192,7 @@ pub(super) fn print_bots(registry: &BotRegistry) {
     for b in registry.iter() {
         println!("{}  {}", b.name, b.description);
         for t in &b.triggers {
-            println!("    trigger  {}", trigger_text(&t.kind));
+            println!("    trigger  {}", t.describe());
         }
         let steps: Vec<String> = b
             .steps
@@ -235,5 +201,81 @@ pub(super) fn print_bots(registry: &BotRegistry) {
             .map(|(s, r)| format!("{} ({})", s.name, r.kind()))
             .collect();
         println!("    steps    {}", steps.join(" → "));
+    }
+}
+
+pub(super) fn print_reviews(items: &[crate::jobs::ReviewItem]) {
+    if items.is_empty() {
+        println!("nothing waits for review");
+        return;
+    }
+    let now = crate::jobs::now_ms();
+    println!(
+        "{:>8}  {:<20} {:<28} {:>9}  {:<12} WHY",
+        "JOB", "BOT", "DOCUMENT", "WAITING", "HELD BY"
+    );
+    for i in items {
+        let held = i
+            .claimed_by
+            .as_deref()
+            .filter(|_| i.claimed_until.is_some_and(|u| u > now))
+            .unwrap_or("");
+        println!(
+            "{:>8}  {:<20} {:<28} {:>8}m  {:<12} {}",
+            i.job_id,
+            one_line(&i.bot, 20),
+            one_line(i.document.as_deref().unwrap_or("-"), 28),
+            (now - i.waiting_since).max(0) / 60_000,
+            one_line(held, 12),
+            one_line(&i.reasons.join("; "), 100)
+        );
+    }
+}
+
+pub(super) fn print_review(r: &crate::jobs::Review, view: &crate::review::ReviewView) {
+    let i = &r.item;
+    println!(
+        "job {}  bot {}  step {}  version {}",
+        i.job_id, i.bot, i.step, i.version
+    );
+    println!("  document  {}", i.document.as_deref().unwrap_or("-"));
+    println!("  template  {}", view.issuer.as_deref().unwrap_or("none"));
+    for reason in &i.reasons {
+        println!("  why       {}", one_line(reason, 120));
+    }
+    if let Some(by) = &i.claimed_by {
+        println!(
+            "  held by   {by} until {}",
+            i.claimed_until.map(time).unwrap_or_default()
+        );
+    }
+    println!("  fields (the unsure first)");
+    for f in &view.fields {
+        let value = match &f.value {
+            serde_json::Value::Null => "(none)".to_string(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        println!(
+            "    {:<20} {:<32} {:>4.0} %{}{}",
+            f.name,
+            one_line(&value, 32),
+            f.confidence * 100.0,
+            if f.required { "  required" } else { "" },
+            if f.corrected { "  corrected" } else { "" }
+        );
+        for reason in &f.reasons {
+            println!("        {}", one_line(reason, 110));
+        }
+    }
+    if let Some(lines) = &view.lines {
+        println!("  line items: {} row(s)", lines.len());
+    }
+    if view.failures.is_empty() {
+        println!("  checks    all pass");
+    } else {
+        for f in &view.failures {
+            println!("  fails     {}", one_line(&f.problem, 120));
+        }
     }
 }

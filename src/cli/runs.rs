@@ -120,6 +120,7 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
                     state,
                     limit,
                     before_id: None,
+                    ..Default::default()
                 })
                 .await?;
             if json {

@@ -26,6 +26,8 @@ pub(super) struct Roles {
     pub scheduler: bool,
     /// Prune finished jobs older than this.
     pub retention: Option<Duration>,
+    /// Serve the web pages and the API.
+    pub web: Option<crate::server::WebConfig>,
 }
 
 pub(super) async fn serve(
@@ -39,6 +41,7 @@ pub(super) async fn serve(
         workers,
         scheduler,
         retention,
+        web,
     } = roles;
     if bots.is_empty() {
         tracing::warn!("no valid bots loaded; nothing will run until bots are added");
@@ -47,6 +50,15 @@ pub(super) async fn serve(
     tokio::spawn(watch_signals(shutdown.clone()));
     let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let mut tasks = tokio::task::JoinSet::new();
+    if let Some(config) = web {
+        let app = crate::server::App::new(db.clone(), bots.clone(), config);
+        let (_, server) = crate::server::start(app, shutdown.clone()).await?;
+        tasks.spawn(async move {
+            if let Ok(Err(e)) = server.await {
+                tracing::error!(error = %e, "the web server stopped");
+            }
+        });
+    }
     if scheduler {
         let s = Scheduler::new(db.clone(), bots.clone(), &id);
         tasks.spawn(s.run(shutdown.clone()));
@@ -81,6 +93,20 @@ pub(super) async fn serve(
         shutdown.cancelled().await;
     }
     while tasks.join_next().await.is_some() {}
+    Ok(exit::OK)
+}
+
+/// `clerk web`: the web pages and the API alone, until stopped.
+pub(super) async fn web(
+    db: JobDb,
+    bots: Arc<BotRegistry>,
+    config: crate::server::WebConfig,
+) -> anyhow::Result<u8> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let app = crate::server::App::new(db, bots, config);
+    let (_, server) = crate::server::start(app, shutdown).await?;
+    server.await??;
     Ok(exit::OK)
 }
 

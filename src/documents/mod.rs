@@ -33,7 +33,7 @@ pub enum Source {
 
 /// A rectangle in page coordinates: points (1/72 inch), origin top left,
 /// y growing downwards.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BBox {
     pub x0: f64,
     pub y0: f64,

@@ -306,6 +306,33 @@ fn decode(scan: &PageScan) -> Result<OwnedPix, DocumentError> {
     Ok(pix)
 }
 
+/// Page `index` (from 0) of a TIFF as a PNG, for browsers, which show no
+/// TIFF.
+pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError> {
+    let scan = PageScan {
+        number: index + 1,
+        image: bytes.into(),
+        tiff_page: Some(index),
+        fit: None,
+    };
+    let pix = decode(&scan)?;
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: leptonica allocates the PNG and hands it over; it is copied
+    // out and freed with leptonica's own free.
+    unsafe {
+        if lept::pixWriteMemPng(&mut data, &mut size, pix.0, 0.0) != 0 || data.is_null() {
+            return Err(DocumentError::Ocr(format!(
+                "page {} cannot be turned into a PNG",
+                index + 1
+            )));
+        }
+        let png = std::slice::from_raw_parts(data, size).to_vec();
+        lept::lept_free(data.cast());
+        Ok(png)
+    }
+}
+
 /// Straighten a slightly tilted scan. Leptonica measures the skew from the
 /// text lines and gives back the image itself when there is none to fix.
 fn deskew(pix: OwnedPix) -> OwnedPix {

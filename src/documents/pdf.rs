@@ -284,13 +284,24 @@ fn draws_anything(doc: &lopdf::Document, page: lopdf::ObjectId) -> bool {
 /// Resolution pages are rendered at for OCR.
 const RENDER_DPI: u32 = 300;
 
-/// Render one page to a grey PNG with poppler's `pdftoppm`. It runs in the
-/// reader process's group, so the reader's time limit covers it too.
+/// Render one page to a grey PNG for OCR. It runs in the reader process's
+/// group, so the reader's time limit covers it too.
 fn render_page(pdf: &[u8], number: u32) -> Result<Vec<u8>, DocumentError> {
+    render(pdf, number, RENDER_DPI, true)
+}
+
+/// Render one page to a PNG for people to look at (the review page).
+pub fn page_image(pdf: &[u8], number: u32, dpi: u32) -> Result<Vec<u8>, DocumentError> {
+    render(pdf, number, dpi, false)
+}
+
+/// Render page `number` with poppler's `pdftoppm` at `dpi`.
+fn render(pdf: &[u8], number: u32, dpi: u32, gray: bool) -> Result<Vec<u8>, DocumentError> {
     use std::io::Write;
     let page = number.to_string();
     let mut child = std::process::Command::new("pdftoppm")
-        .args(["-r", &RENDER_DPI.to_string(), "-gray", "-png", "-singlefile"])
+        .args(["-r", &dpi.to_string(), "-png", "-singlefile"])
+        .args(if gray { &["-gray"][..] } else { &[][..] })
         .args(["-f", &page, "-l", &page, "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

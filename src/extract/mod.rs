@@ -73,6 +73,28 @@ pub struct Extraction {
     /// straight through.
     pub review: Vec<String>,
     pub checks: Vec<TemplateCheck>,
+    /// Each page's number and size in points, for drawing the boxes of
+    /// fields over the page.
+    pub pages: Vec<PageSize>,
+}
+
+/// A page's number (from 1) and size in points.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct PageSize {
+    pub number: u32,
+    pub width: f64,
+    pub height: f64,
+}
+
+fn page_sizes(doc: &Document) -> Vec<PageSize> {
+    doc.pages
+        .iter()
+        .map(|p| PageSize {
+            number: p.number,
+            width: p.width,
+            height: p.height,
+        })
+        .collect()
 }
 
 impl Extraction {
@@ -98,6 +120,7 @@ impl Extraction {
             "fields": self.fields,
             "review": self.review,
             "checks": self.checks,
+            "pages": self.pages,
         })
     }
 }
@@ -151,6 +174,7 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
             fields: BTreeMap::new(),
             review: vec!["no template matched this document".into()],
             checks,
+            pages: page_sizes(doc),
         };
     };
     apply_template(doc, &document_text, template, checks)
@@ -249,6 +273,7 @@ fn apply_template(
         fields,
         review,
         checks,
+        pages: page_sizes(doc),
     }
 }
 

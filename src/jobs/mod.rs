@@ -31,7 +31,9 @@ use serde_json::Value;
 pub use access::{ApiToken, Role, Session, User};
 pub use model::*;
 pub use retry::{RetryPolicy, backoff_delay};
-pub use reviews::{Review, ReviewEvent, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
+pub use reviews::{
+    Approval, Review, ReviewEvent, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate,
+};
 pub use store::{
     AccessStore, AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore,
     ReviewStore, ScheduleStore, Store,
@@ -72,6 +74,10 @@ pub enum JobsError {
     Conflict { id: i64, expected: i64, found: i64 },
     #[error("job {0} is not waiting for review")]
     NoReview(i64),
+    #[error(
+        "the job database's schema is at version {have}, this clerk needs {need}: run `clerk db migrate`"
+    )]
+    NotMigrated { have: i64, need: i64 },
 }
 
 pub type Result<T, E = JobsError> = std::result::Result<T, E>;

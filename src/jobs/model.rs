@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The states of a job. Every change between them is written as an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
@@ -121,7 +121,7 @@ pub struct ClaimedJob {
 }
 
 /// How a step or an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
@@ -172,7 +172,7 @@ impl FromStr for Outcome {
 }
 
 /// One step's run, as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepRecord {
     pub index: i64,
     pub name: String,
@@ -233,7 +233,7 @@ pub struct Rescued {
     pub state: JobState,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelOutcome {
     /// It was queued or waiting for review and is cancelled now.
@@ -250,10 +250,16 @@ pub struct ListFilter {
     pub limit: u32,
     /// Only jobs with an id below this (for paging).
     pub before_id: Option<i64>,
+    /// Only jobs created at or after this time (Unix ms).
+    pub created_from: Option<i64>,
+    /// Only jobs created before this time (Unix ms).
+    pub created_to: Option<i64>,
+    /// Only jobs whose input or last error holds this text.
+    pub text: Option<String>,
 }
 
 /// One line of `clerk runs list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobSummary {
     pub id: i64,
     pub bot: String,
@@ -268,7 +274,7 @@ pub struct JobSummary {
 }
 
 /// Everything known about one job: `clerk runs show`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobDetail {
     #[serde(flatten)]
     pub summary: JobSummary,
@@ -288,7 +294,7 @@ pub struct JobDetail {
     pub events: Vec<EventRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     pub attempt: i64,
     pub worker: String,
@@ -299,7 +305,7 @@ pub struct AttemptRecord {
     pub steps: Vec<StepRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub at: i64,
     pub actor: String,

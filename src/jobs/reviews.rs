@@ -14,7 +14,7 @@ pub struct ReviewFilter {
 }
 
 /// One line of the review queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReviewItem {
     pub job_id: i64,
     pub bot: String,
@@ -36,7 +36,7 @@ pub struct ReviewItem {
 }
 
 /// One review in full: what the step read, what the reviewer has changed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Review {
     #[serde(flatten)]
     pub item: ReviewItem,
@@ -85,4 +85,14 @@ pub enum ReviewOutcome {
     Reject { reason: String, event: ReviewEvent },
     /// The job keeps waiting, with a note; the claim is let go.
     Postpone { note: String, event: ReviewEvent },
+}
+
+/// An approval as the audit trail keeps it: which job, when, by whom,
+/// with what (`corrections`, `note`, `overridden`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Approval {
+    pub job_id: i64,
+    pub at: i64,
+    pub by: String,
+    pub detail: Value,
 }

@@ -302,3 +302,13 @@ pub(super) fn review(
         corrections,
     })
 }
+
+/// An approval, from an event's `job_id`, `at`, `actor` and `detail`.
+pub(super) fn approval(row: &impl JobRow) -> Result<Approval> {
+    Ok(Approval {
+        job_id: row.int("job_id")?,
+        at: row.int("at")?,
+        by: row.text("actor")?,
+        detail: parse_json(row.text_opt("detail")?).unwrap_or(Value::Null),
+    })
+}

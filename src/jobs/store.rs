@@ -24,7 +24,7 @@ use serde_json::Value;
 use super::Result;
 use super::access::{ApiToken, Role, Session, User};
 use super::model::*;
-use super::reviews::{Review, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
+use super::reviews::{Approval, Review, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
 use super::transitions::{ChangeRequest, Decision};
 
 /// Which database is behind a store.
@@ -280,6 +280,9 @@ pub trait ReviewStore: Store {
         version: i64,
         outcome: &ReviewOutcome,
     ) -> Result<()>;
+
+    /// Approvals since `since` (Unix ms), oldest first, at most `limit`.
+    async fn approvals_since(&self, since: i64, limit: u32) -> Result<Vec<Approval>>;
 }
 
 /// The whole job database: every use above, and its schema.
@@ -289,6 +292,10 @@ pub trait JobStore:
 {
     /// Apply pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> Result<()>;
+
+    /// Whether the database answers and its schema is this version's:
+    /// `Err` says why not.
+    async fn ready(&self) -> Result<()>;
 }
 
 pub type JobDb = Arc<dyn JobStore>;

@@ -17,7 +17,7 @@ pub struct Correction {
 }
 
 /// Why a correction was refused, said of its field.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
 #[error("`{field}` {message}")]
 pub struct CorrectionError {
     pub field: String,
@@ -25,7 +25,7 @@ pub struct CorrectionError {
 }
 
 /// Why a review cannot be approved as it is.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, utoipa::ToSchema)]
 pub enum ApproveError {
     /// Checks fail or required fields are missing: approving needs an
     /// explicit override with a note saying why.

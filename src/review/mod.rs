@@ -25,7 +25,7 @@ use crate::extract::{Field, FieldType, Template, TemplateCheck};
 use crate::jobs::Review;
 
 /// A field as the review page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldView {
     pub name: String,
     /// `text`, `number`, `whole number` or `date`: how a correction is read.
@@ -48,7 +48,7 @@ pub struct FieldView {
 
 /// A template a reviewer may pick for the document, with the keywords it
 /// did not find.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TemplateChoice {
     pub file: String,
     pub issuer: String,
@@ -56,14 +56,14 @@ pub struct TemplateChoice {
 }
 
 /// A failing check of the template, on the values as they are now.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     pub fields: Vec<String>,
     pub problem: String,
 }
 
 /// Everything a review page shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReviewView {
     /// The template the values come from, if any.
     pub template: Option<String>,
@@ -176,9 +176,17 @@ pub fn view(review: &Review, templates: &[Template], today: chrono::NaiveDate) -
     let current = current_fields(review, "corrected in review");
     let required = required_names(template);
     let mut names: Vec<String> = current.keys().cloned().collect();
-    for name in &required {
-        if !names.contains(name) {
-            names.push(name.clone());
+    // A field the template reads but found nothing for is shown too, empty,
+    // for the reviewer to supply.
+    let template_fields = template.into_iter().flat_map(|t| {
+        t.fields
+            .iter()
+            .filter(|f| !matches!(f.parser, crate::extract::Parser::Static(_)))
+            .map(|f| f.name.clone())
+    });
+    for name in required.iter().cloned().chain(template_fields) {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     // Issuer and currency come from the template, not the page; lines are
@@ -199,7 +207,7 @@ pub fn view(review: &Review, templates: &[Template], today: chrono::NaiveDate) -
                 confidence: now.map_or(0.0, |f| f.confidence),
                 reasons: match now {
                     Some(f) => f.reasons.clone(),
-                    None => vec!["missing: no rule found it".to_string()],
+                    None => vec!["not found on the page".to_string()],
                 },
                 page: before.and_then(|f| f.page),
                 bbox: before.and_then(|f| f.bbox),

@@ -63,42 +63,12 @@ pub fn decide(
 
 /// The most recent slot of `trigger` at or before `now` (Unix ms).
 pub fn latest_slot(trigger: &Trigger, now: i64) -> Option<i64> {
-    match &trigger.kind {
-        TriggerKind::Manual | TriggerKind::Folder { .. } | TriggerKind::Mailbox(_) => None,
-        TriggerKind::Interval { every } => {
-            let every = (every.as_millis() as i64).max(1);
-            Some(now.div_euclid(every) * every)
-        }
-        TriggerKind::Cron {
-            schedule, timezone, ..
-        } => {
-            let at = timezone.timestamp_millis_opt(now).single()?;
-            schedule
-                .find_previous_occurrence(&at, true)
-                .ok()
-                .map(|t| t.timestamp_millis())
-        }
-    }
+    trigger.latest_slot(now)
 }
 
 /// The first slot of `trigger` after `now` (Unix ms).
 pub fn next_slot(trigger: &Trigger, now: i64) -> Option<i64> {
-    match &trigger.kind {
-        TriggerKind::Manual | TriggerKind::Folder { .. } | TriggerKind::Mailbox(_) => None,
-        TriggerKind::Interval { every } => {
-            let every = (every.as_millis() as i64).max(1);
-            Some((now.div_euclid(every) + 1) * every)
-        }
-        TriggerKind::Cron {
-            schedule, timezone, ..
-        } => {
-            let at = timezone.timestamp_millis_opt(now).single()?;
-            schedule
-                .find_next_occurrence(&at, false)
-                .ok()
-                .map(|t| t.timestamp_millis())
-        }
-    }
+    trigger.next_slot(now)
 }
 
 /// Idempotency key of the job of one slot.

@@ -4,6 +4,7 @@
 
 pub mod dovecot;
 pub mod erp;
+pub mod http;
 pub mod proxy;
 pub mod smtp;
 

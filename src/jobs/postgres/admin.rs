@@ -64,6 +64,8 @@ impl AdminStore for PgStore {
             "SELECT {} FROM jobs
              WHERE ($1::text IS NULL OR bot = $1) AND ($2::text IS NULL OR state = $2)
                AND ($3::bigint IS NULL OR id < $3)
+               AND ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at < $6)
+               AND ($7::text IS NULL OR strpos(input::text, $7) > 0 OR strpos(COALESCE(last_error, ''), $7) > 0)
              ORDER BY id DESC LIMIT $4",
             rows::SUMMARY_COLUMNS
         );
@@ -72,6 +74,9 @@ impl AdminStore for PgStore {
             .bind(filter.state.map(|s| s.as_str()))
             .bind(filter.before_id)
             .bind(i64::from(filter.limit.max(1)))
+            .bind(filter.created_from)
+            .bind(filter.created_to)
+            .bind(&filter.text)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::summary).collect()

@@ -455,4 +455,19 @@ impl JobStore for PgStore {
         migrator().run(&self.pool).await?;
         Ok(())
     }
+
+    async fn ready(&self) -> Result<()> {
+        let latest = migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        match applied {
+            Some(v) if v >= latest => Ok(()),
+            v => Err(JobsError::NotMigrated {
+                have: v.unwrap_or(0),
+                need: latest,
+            }),
+        }
+    }
 }

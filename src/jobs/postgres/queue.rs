@@ -38,16 +38,18 @@ impl QueueStore for PgStore {
                 .bind(&b.name)
                 .execute(&mut *tx)
                 .await?;
-            // Timed once the lock is held: a job claimed the moment another
-            // of its bot ended must not seem to start before that one ended.
-            let now = now_ms();
-            let expires = now + duration_ms(lease);
             let running: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM jobs WHERE bot = $1 AND state = 'running'",
             )
             .bind(&b.name)
             .fetch_one(&mut *tx)
             .await?;
+            // Timed once the count has seen the others end: a job claimed the
+            // moment another of its bot ended must not seem to start before
+            // that one ended (its end is timed before its commit, which the
+            // count saw).
+            let now = now_ms();
+            let expires = now + duration_ms(lease);
             let room = (i64::from(b.concurrency.unwrap_or(0)) - running).min(left);
             if room > 0 {
                 let mut got = self

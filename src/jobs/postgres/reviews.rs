@@ -289,4 +289,17 @@ impl ReviewStore for PgStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn approvals_since(&self, since: i64, limit: u32) -> Result<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT job_id, at, actor, detail::text AS detail FROM events
+             WHERE at >= $1 AND detail->>'action' = 'approve'
+             ORDER BY at, id LIMIT $2",
+        )
+        .bind(since)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::approval).collect()
+    }
 }

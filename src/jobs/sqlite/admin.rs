@@ -74,6 +74,19 @@ impl AdminStore for SqliteStore {
         if let Some(before) = filter.before_id {
             q.push(" AND id < ").push_bind(before);
         }
+        if let Some(from) = filter.created_from {
+            q.push(" AND created_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.created_to {
+            q.push(" AND created_at < ").push_bind(to);
+        }
+        if let Some(text) = &filter.text {
+            q.push(" AND (instr(input, ")
+                .push_bind(text.clone())
+                .push(") > 0 OR instr(COALESCE(last_error, ''), ")
+                .push_bind(text.clone())
+                .push(") > 0)");
+        }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.max(1)));
         let rows = q.build().fetch_all(&self.reader).await?;

@@ -289,6 +289,19 @@ impl ReviewStore for SqliteStore {
         }
         Ok(())
     }
+
+    async fn approvals_since(&self, since: i64, limit: u32) -> Result<Vec<Approval>> {
+        let rows = sqlx::query(
+            "SELECT job_id, at, actor, detail FROM events
+             WHERE at >= ? AND detail IS NOT NULL AND json_extract(detail, '$.action') = 'approve'
+             ORDER BY at, id LIMIT ?",
+        )
+        .bind(since)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::approval).collect()
+    }
 }
 
 impl SqliteStore {

@@ -1,0 +1,92 @@
+//! The JSON API under `/api/v1`. Each handler says, in its `utoipa::path`,
+//! what it takes and answers; the OpenAPI document served at
+//! `/api/v1/openapi.json` is generated from them.
+
+mod bots;
+mod jobs;
+pub(crate) mod reviews;
+
+use axum::Json;
+use axum::Router;
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+
+use super::App;
+use super::auth::Caller;
+use super::error::{ApiResult, ErrorBody};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "clerk",
+        description = "Jobs, bots and reviews of a clerk server. Send `Authorization: Bearer TOKEN` \
+                       (`clerk tokens create NAME --role ROLE`)."
+    ),
+    paths(
+        jobs::list,
+        jobs::show,
+        jobs::retry,
+        jobs::cancel,
+        bots::list,
+        reviews::list,
+        reviews::show,
+        reviews::claim,
+        reviews::release,
+        reviews::save,
+        reviews::approve,
+        reviews::reject,
+        reviews::postpone,
+        openapi,
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "jobs", description = "Runs of bots"),
+        (name = "bots", description = "The bots this server knows"),
+        (name = "reviews", description = "Documents waiting for a person"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Every operation is signed in with a bearer token.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// This API, described as OpenAPI 3.1.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "jobs",
+    responses((status = 200, description = "The OpenAPI document"), (status = 401, body = ErrorBody)))]
+pub async fn openapi(caller: Caller) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
+    caller.require(crate::jobs::Role::Viewer)?;
+    Ok(Json(ApiDoc::openapi()))
+}
+
+pub fn routes() -> Router<App> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::show))
+        .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/api/v1/bots", get(bots::list))
+        .route("/api/v1/reviews", get(reviews::list))
+        .route(
+            "/api/v1/reviews/{id}",
+            get(reviews::show).put(reviews::save),
+        )
+        .route("/api/v1/reviews/{id}/claim", post(reviews::claim))
+        .route("/api/v1/reviews/{id}/release", post(reviews::release))
+        .route("/api/v1/reviews/{id}/approve", post(reviews::approve))
+        .route("/api/v1/reviews/{id}/reject", post(reviews::reject))
+        .route("/api/v1/reviews/{id}/postpone", post(reviews::postpone))
+}

@@ -1,0 +1,337 @@
+//! `/api/v1/reviews`: the queue of documents waiting for a person, and what
+//! a reviewer does with one.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::jobs::{Review, ReviewFilter, ReviewItem, Role};
+use crate::review::{self, ApproveError, Correction, ReviewView};
+use crate::server::App;
+use crate::server::auth::Caller;
+use crate::server::error::{ApiError, ApiResult, ErrorBody};
+
+/// How long a claim holds without a save.
+pub const HOLD: Duration = Duration::from_secs(30 * 60);
+
+/// Which reviews to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewQuery {
+    /// Only reviews of this bot.
+    bot: Option<String>,
+    /// Only reviews with a reason containing this text.
+    reason: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<u32>,
+}
+
+/// A review, and what the review page shows of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewDetail {
+    pub review: Review,
+    pub view: ReviewView,
+}
+
+/// A value a reviewer gives for a field.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct FieldValue {
+    pub field: String,
+    /// The text typed; for `lines`, the rows as tables of column → text.
+    #[schema(value_type = Object)]
+    pub value: Value,
+}
+
+/// A save of a review.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SaveReview {
+    /// The version the reviewer's page shows; a save of an older one is
+    /// refused with 409.
+    pub version: i64,
+    #[serde(default)]
+    pub corrections: Vec<FieldValue>,
+    /// Read the document again with this template (its file, as the view
+    /// lists them), for a document no template recognised.
+    pub template: Option<String>,
+}
+
+/// An approval.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Approve {
+    pub version: i64,
+    #[serde(default)]
+    pub note: String,
+    /// Why the document is approved although checks fail or required
+    /// fields are missing; without it such an approval is refused.
+    #[serde(rename = "override")]
+    pub override_note: Option<String>,
+}
+
+/// A rejection or a postponement, with its reason.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WithReason {
+    pub version: i64,
+    /// Why: the job fails with it (reject), or keeps it as a note
+    /// (postpone).
+    pub reason: String,
+}
+
+/// Where a review ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Finished {
+    pub job_id: i64,
+    /// `approved`, `rejected` or `postponed`.
+    pub outcome: String,
+}
+
+/// Jobs waiting for review, oldest first.
+#[utoipa::path(get, path = "/api/v1/reviews", tag = "reviews", params(ReviewQuery),
+    responses((status = 200, body = [ReviewItem]), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(app): State<App>,
+    caller: Caller,
+    Query(q): Query<ReviewQuery>,
+) -> ApiResult<Json<Vec<ReviewItem>>> {
+    caller.require(Role::Viewer)?;
+    let filter = ReviewFilter {
+        bot: q.bot,
+        reason: q.reason.filter(|r| !r.is_empty()),
+        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+    };
+    Ok(Json(app.db.review_queue(&filter).await?))
+}
+
+/// The review of job `id`, or 404.
+pub(crate) async fn load(app: &App, id: i64) -> ApiResult<Review> {
+    app.db
+        .review(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id} is not waiting for review")))
+}
+
+/// The review and its view.
+pub(crate) async fn detail(app: &App, id: i64) -> ApiResult<ReviewDetail> {
+    let review = load(app, id).await?;
+    let templates = app.templates_of(&review.item.bot, &review.item.step);
+    let view = review::view(&review, &templates, chrono::Local::now().date_naive());
+    Ok(ReviewDetail { review, view })
+}
+
+/// One review: its fields with confidence and reasons, failing checks,
+/// the templates a reviewer may pick.
+#[utoipa::path(get, path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, body = ReviewDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn show(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ReviewDetail>> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(detail(&app, id).await?))
+}
+
+/// Hold a review for 30 minutes, so no one else works it meanwhile.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/claim", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, body = ReviewItem), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn claim(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ReviewItem>> {
+    caller.require(Role::Reviewer)?;
+    Ok(Json(app.db.claim_review(id, &caller.name, HOLD).await?))
+}
+
+/// Let go of a review.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/release", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn release(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<StatusCode> {
+    caller.require(Role::Reviewer)?;
+    app.db.release_review(id, &caller.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Save corrections (and a template picked); every value is typed and
+/// checked, and nothing is saved when one is wrong (422).
+#[utoipa::path(put, path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    request_body = SaveReview,
+    responses((status = 200, body = ReviewDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn save(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<SaveReview>,
+) -> ApiResult<Json<ReviewDetail>> {
+    caller.require(Role::Reviewer)?;
+    save_review(&app, &caller, id, body).await?;
+    Ok(Json(detail(&app, id).await?))
+}
+
+/// Save a reviewer's corrections: a template picked first (the document
+/// read again with it), then the values.
+pub(crate) async fn save_review(
+    app: &App,
+    caller: &Caller,
+    id: i64,
+    body: SaveReview,
+) -> ApiResult<i64> {
+    let mut review = load(app, id).await?;
+    let templates = app.templates_of(&review.item.bot, &review.item.step);
+    let mut version = body.version;
+    if let Some(name) = body.template.filter(|t| !t.is_empty()) {
+        let template = templates
+            .iter()
+            .find(|t| t.file.display().to_string() == name)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("no template {name:?} for this bot's step"))
+            })?;
+        let file = review
+            .extraction
+            .get("file")
+            .and_then(Value::as_str)
+            .map(std::path::PathBuf::from)
+            .ok_or_else(|| ApiError::bad_request("the review names no document to read again"))?;
+        let doc = tokio::task::spawn_blocking(move || {
+            crate::documents::read_file(&file, &crate::documents::ReadOptions::default())
+        })
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the document cannot be read: {e}"),
+            )
+        })?;
+        let update = review::pick_template(&review, &template, &doc);
+        version = app
+            .db
+            .save_review(id, &caller.name, version, &update)
+            .await?;
+        review = load(app, id).await?;
+    }
+    if !body.corrections.is_empty() {
+        let corrections: Vec<Correction> = body
+            .corrections
+            .into_iter()
+            .map(|c| Correction {
+                field: c.field,
+                value: c.value,
+            })
+            .collect();
+        let update = review::correct(&review, &templates, &corrections).map_err(|errors| {
+            let words: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, words.join("; ")).with_details(errors)
+        })?;
+        version = app
+            .db
+            .save_review(id, &caller.name, version, &update)
+            .await?;
+    }
+    Ok(version)
+}
+
+/// Approve: the reviewed values become the step's output and the job goes
+/// on at its next step. With failing checks, only with `override` (422
+/// lists the checks otherwise).
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/approve", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    request_body = Approve,
+    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn approve(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<Approve>,
+) -> ApiResult<Json<Finished>> {
+    caller.require(Role::Reviewer)?;
+    approve_review(&app, &caller, id, &body).await?;
+    Ok(Json(Finished {
+        job_id: id,
+        outcome: "approved".into(),
+    }))
+}
+
+pub(crate) async fn approve_review(
+    app: &App,
+    caller: &Caller,
+    id: i64,
+    body: &Approve,
+) -> ApiResult<()> {
+    let review = load(app, id).await?;
+    let templates = app.templates_of(&review.item.bot, &review.item.step);
+    let outcome = review::approve(
+        &review,
+        &templates,
+        &caller.name,
+        &body.note,
+        body.override_note.as_deref(),
+        chrono::Local::now().date_naive(),
+    )
+    .map_err(|e| {
+        let ApproveError::NeedsOverride { failures, missing } = &e;
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            .with_details(serde_json::json!({ "failures": failures, "missing": missing }))
+    })?;
+    app.db
+        .finish_review(id, &caller.name, body.version, &outcome)
+        .await?;
+    Ok(())
+}
+
+/// Reject: the job fails with the reason, and its owners hear of it.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/reject", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    request_body = WithReason,
+    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn reject(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<WithReason>,
+) -> ApiResult<Json<Finished>> {
+    caller.require(Role::Reviewer)?;
+    let outcome = review::reject(&body.reason)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    app.db
+        .finish_review(id, &caller.name, body.version, &outcome)
+        .await?;
+    Ok(Json(Finished {
+        job_id: id,
+        outcome: "rejected".into(),
+    }))
+}
+
+/// Postpone: the job keeps waiting with the reason as a note.
+#[utoipa::path(post, path = "/api/v1/reviews/{id}/postpone", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    request_body = WithReason,
+    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn postpone(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<WithReason>,
+) -> ApiResult<Json<Finished>> {
+    caller.require(Role::Reviewer)?;
+    let outcome = review::postpone(&body.reason)
+        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    app.db
+        .finish_review(id, &caller.name, body.version, &outcome)
+        .await?;
+    Ok(Json(Finished {
+        job_id: id,
+        outcome: "postponed".into(),
+    }))
+}
