@@ -11,30 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clerk::jobs::JobState;
-use common::erp::{self, Erp};
+use common::erp::{self, Erp, install_example};
 use common::smtp::SmtpServer;
 use common::{Kind, RunningWorker, TestDb, fast_config, load_bots, new_job, wait_for};
 use sha2::Digest;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The example bot copied into `bots`, pointed at this test's servers.
-fn install_example(bots: &Path, erp: &Erp, smtp: &SmtpServer) {
-    let from = root().join("bots/invoice-intake");
-    let to = bots.join("invoice-intake");
-    std::fs::create_dir_all(to.join("templates")).unwrap();
-    for entry in std::fs::read_dir(from.join("templates")).unwrap().flatten() {
-        std::fs::copy(entry.path(), to.join("templates").join(entry.file_name())).unwrap();
-    }
-    let manifest = std::fs::read_to_string(from.join("bot.toml")).unwrap();
-    assert!(manifest.contains("http://127.0.0.1:8090") && manifest.contains("port = 2525"));
-    let manifest = manifest
-        .replace("http://127.0.0.1:8090", &erp.url())
-        .replace("\"booker\"", &format!("\"{}\"", erp::USER))
-        .replace("port = 2525", &format!("port = {}", smtp.port));
-    std::fs::write(to.join("bot.toml"), manifest).unwrap();
 }
 
 /// What a fixture invoice says it holds (`<name>.json` next to the PDF).

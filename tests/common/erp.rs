@@ -188,3 +188,20 @@ pub async fn run(
     }
     out
 }
+
+/// The example bot copied into `bots`, pointed at this test's servers.
+pub fn install_example(bots: &Path, erp: &Erp, smtp: &super::smtp::SmtpServer) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake");
+    let to = bots.join("invoice-intake");
+    std::fs::create_dir_all(to.join("templates")).unwrap();
+    for entry in std::fs::read_dir(from.join("templates")).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join("templates").join(entry.file_name())).unwrap();
+    }
+    let manifest = std::fs::read_to_string(from.join("bot.toml")).unwrap();
+    assert!(manifest.contains("http://127.0.0.1:8090") && manifest.contains("port = 2525"));
+    let manifest = manifest
+        .replace("http://127.0.0.1:8090", &erp.url())
+        .replace("\"booker\"", &format!("\"{}\"", USER))
+        .replace("port = 2525", &format!("port = {}", smtp.port));
+    std::fs::write(to.join("bot.toml"), manifest).unwrap();
+}

@@ -102,12 +102,12 @@
     return false;
   }
 
+  // The next unsure field below `after`: one pass down the list, so a
+  // field left as it is is not come back to.
   function nextUnsure(after) {
     const list = fields();
-    const start = list.indexOf(after);
-    for (let i = 1; i <= list.length; i++) {
-      const candidate = list[(start + i) % list.length];
-      if (candidate.closest(".field").classList.contains("unsure")) return candidate;
+    for (let i = list.indexOf(after) + 1; i < list.length; i++) {
+      if (list[i].closest(".field").classList.contains("unsure")) return list[i];
     }
     return null;
   }
@@ -121,7 +121,7 @@
     else {
       const approve = document.getElementById("approve");
       if (approve) approve.focus();
-      say("Every field is accepted: approve with Alt+A.", false);
+      say("The unsure fields are done: approve with Alt+A.", false);
     }
   }
 
@@ -174,6 +174,8 @@
       input.addEventListener("focus", function () {
         lastField = input;
         highlight(input.closest(".field").dataset.name);
+        // Typing replaces the value; the arrow keys keep it.
+        input.select();
       });
       input.addEventListener("keydown", function (e) {
         if (e.key === "Enter" && !e.altKey) {
