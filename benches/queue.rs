@@ -124,6 +124,8 @@ fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
         retry: RetryPolicy::default(),
         timeouts: Timeouts::default(),
         concurrency: None,
+        review_within: None,
+        review_by: None,
         steps: vec![decl],
         runners: vec![step],
     };

@@ -15,10 +15,11 @@ use clerk::mail::notify::{Notifier, Report};
 use common::smtp::SmtpServer;
 use common::{Kind, RunningWorker, Setup, fast_config, new_job, setup, wait_for};
 
-fn manifest(port: u16, templates: &Path) -> String {
+fn manifest(port: u16, templates: &Path, top: &str) -> String {
     format!(
         r#"
 name = "ap"
+{top}
 owners = ["Finance Ops <ops@clerk.example>"]
 reviewers = ["ap-review@clerk.example", "lead@clerk.example"]
 
@@ -72,6 +73,10 @@ struct Harness {
 }
 
 async fn start(kind: Kind) -> Harness {
+    start_with(kind, "").await
+}
+
+async fn start_with(kind: Kind, top: &str) -> Harness {
     let smtp = SmtpServer::start();
     let templates = tempfile::tempdir().expect("temp dir");
     std::fs::copy(
@@ -79,7 +84,7 @@ async fn start(kind: Kind) -> Harness {
         templates.path().join("acme-office.yml"),
     )
     .expect("template");
-    let s = setup(kind, "ap", &manifest(smtp.port, templates.path())).await;
+    let s = setup(kind, "ap", &manifest(smtp.port, templates.path(), top)).await;
     Harness {
         s,
         smtp,
@@ -247,6 +252,58 @@ async fn nothing_is_lost_while_the_mail_server_is_down(kind: Kind) {
     let got = mails(&h.smtp);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].subject, format!("[clerk] ap: job {} failed", ids[0]));
+}
+
+/// A review past the bot's `review_within` is mailed to its owners and
+/// reviewers together, once, however many notifiers look.
+async fn an_overdue_review_is_told_once(kind: Kind) {
+    let h = start_with(kind, "review_within = \"1s\"").await;
+    let ids = run_jobs(&h, &[papeterie(0)]).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (one, two) = (notifier(&h.s.db, &h, "one"), notifier(&h.s.db, &h, "two"));
+    let (a, b) = tokio::join!(one.check(), two.check());
+    let (a, b) = (a.expect("check"), b.expect("check"));
+    // The review's own mail, and the overdue one.
+    assert_eq!(a.sent + b.sent, 2, "{a:?} {b:?}");
+    assert_eq!(one.check().await.expect("check"), Report::default());
+    let got = mails(&h.smtp);
+    let overdue: Vec<&Mail> = got
+        .iter()
+        .filter(|m| m.subject.contains("overdue"))
+        .collect();
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(
+        overdue[0].subject,
+        format!("[clerk] ap: the review of job {} is overdue", ids[0])
+    );
+    assert_eq!(
+        overdue[0].to,
+        [
+            "ops@clerk.example",
+            "ap-review@clerk.example",
+            "lead@clerk.example"
+        ]
+    );
+    assert!(
+        overdue[0].body.contains("is overdue for review"),
+        "{}",
+        overdue[0].body
+    );
+    assert!(
+        overdue[0].body.contains("review overdue: it was due by"),
+        "{}",
+        overdue[0].body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_overdue_review_is_told_once() {
+    an_overdue_review_is_told_once(Kind::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_overdue_review_is_told_once() {
+    an_overdue_review_is_told_once(Kind::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

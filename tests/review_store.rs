@@ -189,7 +189,7 @@ async fn a_reviewed_document_goes_on_with_the_reviewed_values(kind: Kind) {
     let notices =
         s.db.claim_notices(
             "intake",
-            &[JobState::WaitingReview],
+            &[clerk::jobs::NoticeKind::WaitingReview],
             "test",
             Duration::from_secs(60),
             100,
@@ -233,7 +233,7 @@ async fn a_rejected_document_fails_with_the_reason(kind: Kind) {
     let failed =
         s.db.claim_notices(
             "intake",
-            &[JobState::Failed],
+            &[clerk::jobs::NoticeKind::Failed],
             "test",
             Duration::from_secs(60),
             10,

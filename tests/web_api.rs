@@ -20,10 +20,16 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// A bot that extracts with the example templates, then prints what it got.
 fn manifest() -> String {
+    manifest_with("")
+}
+
+/// The same bot with more top-level keys.
+fn manifest_with(top: &str) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     format!(
         r#"
 name = "intake"
+{top}
 [[steps]]
 name = "extract"
 kind = "extract"
@@ -67,7 +73,11 @@ async fn token(db: &JobDb, name: &str, role: Role) -> String {
 
 /// A server with a reviewer `ana`, a viewer `vic`, and tokens.
 async fn web(kind: Kind) -> Web {
-    let s = setup(kind, "intake", &manifest()).await;
+    web_of(kind, &manifest()).await
+}
+
+async fn web_of(kind: Kind, manifest: &str) -> Web {
+    let s = setup(kind, "intake", manifest).await;
     user(&s.db, "ana", Role::Reviewer, "ana-password-1").await;
     user(&s.db, "vic", Role::Viewer, "vic-password-1").await;
     let operator = token(&s.db, "ops", Role::Operator).await;
@@ -504,7 +514,58 @@ async fn values_from_documents_mails_and_people_are_shown_as_text(kind: Kind) {
     assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
 }
 
+/// A bot that gives its reviews to a group: reviewers outside it may read
+/// but not work them, and their queue leaves them out; a member works them.
+async fn reviews_go_to_the_group_the_bot_names(kind: Kind) {
+    let w = web_of(kind, &manifest_with("review_by = \"controllers\"")).await;
+    let id = waiting(&w, vec![unknown_document("scan.pdf")]).await[0];
+    let a = w.addr;
+    user(&w.s.db, "carla", Role::Reviewer, "carla-password-1").await;
+    w.s.db
+        .set_user("carla", None, Some(&["controllers".to_string()]))
+        .await
+        .unwrap();
+    let as_user = |s: &http::Session| (s.cookie_header(), s.csrf.clone());
+    let ana = sign_in(a, "ana", "ana-password-1").await;
+    let (cookie, csrf) = as_user(&ana);
+    let headers = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let claim = format!("/api/v1/reviews/{id}/claim");
+    let refused = send(a, "POST", &claim, &headers, None).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(refused.body.contains("controllers"), "{}", refused.body);
+    let op = bearer(&w.operator);
+    let refused = send(a, "POST", &claim, &[("Authorization", op.as_str())], None).await;
+    assert_eq!(refused.status, 403, "an operator is not in the group");
+    // Ana may read it, and her own queue leaves it out.
+    let read = send(a, "GET", &format!("/api/v1/reviews/{id}"), &headers, None).await;
+    assert_eq!(read.status, 200);
+    let mine = send(a, "GET", "/api/v1/reviews?mine=true", &headers, None).await;
+    assert_eq!(
+        mine.json().as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        mine.body
+    );
+    let page = send(a, "GET", &format!("/reviews/{id}"), &headers, None).await;
+    assert!(
+        page.body.contains("reviewed by controllers"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("id=\"approve\""), "no actions for Ana");
+
+    let carla = sign_in(a, "carla", "carla-password-1").await;
+    let (cookie, csrf) = as_user(&carla);
+    let headers = [("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())];
+    let mine = send(a, "GET", "/api/v1/reviews?mine=true", &headers, None).await;
+    assert_eq!(mine.json()[0]["review_by"][0], "controllers");
+    let claimed = send(a, "POST", &claim, &headers, None).await;
+    assert_eq!(claimed.status, 200, "{}", claimed.body);
+    assert_eq!(claimed.json()["claimed_by"], "carla");
+}
+
 both_backends!(
+    reviews_go_to_the_group_the_bot_names,
     only_signed_in_callers_with_the_role_get_through,
     sign_in_is_limited_and_tied_to_its_form,
     values_from_documents_mails_and_people_are_shown_as_text,

@@ -30,6 +30,8 @@ description = "Books invoices"
 owners = ["ops@example.com"]
 reviewers = ["ap@example.com"]
 concurrency = 2
+review_within = "4h"
+review_by = "accounts-payable"
 
 [retry]
 max_attempts = 5
@@ -52,6 +54,14 @@ job = "1h"
   jobs wait for review. Needs `[notify]`.
 - `concurrency`: optional positive integer; at most this many jobs of the
   bot run at once, across all workers. Default: no limit.
+- `review_within`: optional duration > 0. A job that has waited for review
+  this long is overdue: the review queue marks it, and `owners` and
+  `reviewers` are mailed once (with `[notify]`).
+- `review_by`: optional; who may review this bot's documents: a role
+  (`reviewer`, `operator`, `admin`: that role or a higher one) or the name
+  of a group of users (`clerk users add NAME --group G`). Default: anyone
+  who may review. A review rule's own `review_by` takes its place for the
+  documents the rule holds for.
 
 ## `[retry]`: how a job is retried after a transient failure
 
@@ -134,6 +144,8 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         );
     }
     let concurrency = top.optional::<Positive>("concurrency").map(|p| p.0);
+    let review_within = top.optional_or("review_within", None, |d| positive(d).map(Some));
+    let review_by = top.optional_with("review_by", valid_name);
     let retry = top
         .table("retry")
         .map_or_else(RetryPolicy::default, read_retry);
@@ -188,6 +200,8 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         retry,
         timeouts,
         concurrency,
+        review_within: review_within?,
+        review_by,
         steps,
         runners,
     })

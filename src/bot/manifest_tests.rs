@@ -697,3 +697,61 @@ fn an_extract_step_needs_usable_templates() {
     let diags = errors("name = \"b\"\n[[steps]]\nname = \"extract\"\nkind = \"extract\"\n");
     find(&diags, "missing required key `templates` in step `extract`");
 }
+
+/// A bot whose extract step has `rules`, with the fixture templates.
+fn with_rules(top: &str, rules: &str) -> String {
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake/templates");
+    format!(
+        "name = \"b\"\n{top}\n[[steps]]\nname = \"extract\"\nkind = \"extract\"\ntemplates = \"{}\"\n{rules}",
+        templates.display()
+    )
+}
+
+#[test]
+fn review_rules_and_deadlines_are_read() {
+    let bot = parse(&with_rules(
+        "review_within = \"4h\"\nreview_by = \"accounts\"",
+        "[[steps.review_if]]\nfield = \"amount\"\nabove = 10000\nreason = \"big\"\nreview_by = \"controllers\"\n\
+         [[steps.review_if]]\nfield = \"issuer\"\nunseen = true\nreason = \"new vendor\"\n\
+         [[steps.review_if]]\nfield = \"date\"\noutside = \"-45d..0d\"\nreason = \"closed period\"\n\
+         [[steps.review_if]]\nfield = \"amount\"\ndiffers_from = \"input.po_total\"\nreason = \"not the PO\"\n",
+    ))
+    .unwrap();
+    assert_eq!(bot.review_within, Some(Duration::from_secs(4 * 3600)));
+    assert_eq!(bot.review_by.as_deref(), Some("accounts"));
+    let config = bot.steps[0]
+        .config
+        .downcast_ref::<crate::extract::ExtractConfig>()
+        .unwrap();
+    use crate::extract::rules::RuleTest;
+    let tests: Vec<&RuleTest> = config.rules.iter().map(|r| &r.test).collect();
+    assert_eq!(tests[0], &RuleTest::Above(10000.0));
+    assert_eq!(tests[1], &RuleTest::Unseen);
+    assert!(matches!(tests[2], RuleTest::Outside(_)));
+    assert_eq!(tests[3], &RuleTest::DiffersFrom("input.po_total".into()));
+    assert_eq!(config.rules[0].review_by.as_deref(), Some("controllers"));
+    assert_eq!(config.rules[1].reason, "new vendor");
+}
+
+#[test]
+fn a_wrong_review_rule_is_reported_at_its_place() {
+    let diags = errors(&with_rules(
+        "review_within = \"0s\"",
+        "[[steps.review_if]]\nfield = \"amount\"\nreason = \"no test\"\n\
+         [[steps.review_if]]\nfield = \"amount\"\nabove = 1\nbelow = 0\nreason = \"two tests\"\n\
+         [[steps.review_if]]\nfield = \"date\"\noutside = \"2026-12-01..2026-11-01\"\nreason = \"r\"\n\
+         [[steps.review_if]]\nfield = \"amount\"\nabove = \"lots\"\nreason = \"r\"\n\
+         [[steps.review_if]]\nfield = \"amount\"\nabove = 1\nreson = \"typo\"\n",
+    ));
+    find(
+        &diags,
+        "`review_within` must be a duration longer than zero",
+    );
+    let none = find(&diags, "needs one test");
+    assert_eq!(none.line, 7);
+    find(&diags, "takes one test");
+    find(&diags, "starts after it ends");
+    find(&diags, "`above` in review_if #4 must be a number");
+    find(&diags, "unknown key `reson` in review_if #5");
+    find(&diags, "missing required key `reason` in review_if #5");
+}

@@ -46,6 +46,12 @@ pub struct Bot {
     pub timeouts: Timeouts,
     /// At most this many jobs of the bot run at once across all workers.
     pub concurrency: Option<u32>,
+    /// A review older than this is overdue: owners and reviewers hear of
+    /// it once, and the queue says so.
+    pub review_within: Option<std::time::Duration>,
+    /// Who may review this bot's documents when no rule says: a role or a
+    /// group of users. `None`: anyone who may review.
+    pub review_by: Option<String>,
     /// The steps as declared, in order.
     pub steps: Vec<StepDecl>,
     /// The running steps, built once from `steps`, same order.
@@ -300,6 +306,8 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                     job: None,
                 },
                 concurrency: Some(1),
+                review_within: None,
+                review_by: None,
                 steps: vec![StepDecl {
                     name: "poll".into(),
                     kind: POLL_KIND,

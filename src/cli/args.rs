@@ -402,6 +402,28 @@ pub enum UsersCommand {
         /// cancels, runs) or admin (also manages users).
         #[arg(long)]
         role: Role,
+        /// A group the user belongs to, which a bot's `review_by` may name
+        /// (repeat for several).
+        #[arg(long = "group", value_name = "GROUP", value_parser = group_name)]
+        groups: Vec<String>,
+        #[command(flatten)]
+        db: Database,
+    },
+    /// Change a user's role or groups; their sessions go on with the new
+    /// rights.
+    Set {
+        /// The user's name.
+        name: String,
+        /// The new role.
+        #[arg(long)]
+        role: Option<Role>,
+        /// The user's groups from now on (repeat for several); replaces
+        /// the ones they had.
+        #[arg(long = "group", value_name = "GROUP", value_parser = group_name)]
+        groups: Vec<String>,
+        /// Take the user out of every group.
+        #[arg(long, conflicts_with = "groups")]
+        no_groups: bool,
         #[command(flatten)]
         db: Database,
     },
@@ -465,6 +487,9 @@ pub enum ReviewCommand {
         /// Only reviews with a reason containing this text.
         #[arg(long)]
         reason: Option<String>,
+        /// Only reviews past their bot's `review_within`.
+        #[arg(long)]
+        overdue: bool,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -554,6 +579,17 @@ pub enum DbCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: Duration,
     },
+}
+
+/// A group's name: as bot and step names, and not a role's.
+fn group_name(name: &str) -> Result<String, String> {
+    if name.parse::<Role>().is_ok() {
+        return Err(format!(
+            "`{name}` is a role; groups need names of their own"
+        ));
+    }
+    crate::config::valid_name(name.to_string())
+        .map_err(|p| format!("a group's name {}", p.message()))
 }
 
 #[cfg(test)]

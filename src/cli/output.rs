@@ -220,8 +220,18 @@ pub(super) fn print_reviews(items: &[crate::jobs::ReviewItem]) {
             .as_deref()
             .filter(|_| i.claimed_until.is_some_and(|u| u > now))
             .unwrap_or("");
+        let late = if i.due_at.is_some_and(|d| d <= now) {
+            "OVERDUE "
+        } else {
+            ""
+        };
+        let by = if i.review_by.is_empty() {
+            String::new()
+        } else {
+            format!("[for {}] ", i.review_by.join(", "))
+        };
         println!(
-            "{:>8}  {:<20} {:<28} {:>8}m  {:<12} {}",
+            "{:>8}  {:<20} {:<28} {:>8}m  {:<12} {late}{by}{}",
             i.job_id,
             one_line(&i.bot, 20),
             one_line(i.document.as_deref().unwrap_or("-"), 28),

@@ -65,7 +65,12 @@ fn new_password() -> anyhow::Result<String> {
 
 pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<u8> {
     match cmd {
-        UsersCommand::Add { name, role, db } => {
+        UsersCommand::Add {
+            name,
+            role,
+            groups,
+            db,
+        } => {
             let name = name.trim().to_string();
             if name.is_empty() || name.chars().any(char::is_control) || name.len() > 64 {
                 bail!("a user name is 1 to 64 characters, without control characters");
@@ -79,7 +84,17 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<u8> {
                 .add_user(&name, role, &hash, &format!("cli:{}", whoami()))
                 .await
             {
-                Ok(user) => println!("user {} added as {}", user.name, user.role),
+                Ok(user) => {
+                    if !groups.is_empty() {
+                        store.set_user(&user.name, None, Some(&groups)).await?;
+                    }
+                    println!(
+                        "user {} added as {}{}",
+                        user.name,
+                        user.role,
+                        in_groups(&groups)
+                    );
+                }
                 Err(e @ JobsError::AlreadyExists { .. }) => {
                     eprintln!("error: {e}");
                     return Ok(exit::USAGE);
@@ -94,17 +109,38 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<u8> {
             } else if users.is_empty() {
                 println!("no users; add one with `clerk users add NAME --role ROLE`");
             } else {
-                println!("{:<24} {:<9} {:<22} BY", "NAME", "ROLE", "ADDED");
+                println!(
+                    "{:<24} {:<9} {:<24} {:<22} BY",
+                    "NAME", "ROLE", "GROUPS", "ADDED"
+                );
                 for u in users {
                     println!(
-                        "{:<24} {:<9} {:<22} {}",
+                        "{:<24} {:<9} {:<24} {:<22} {}",
                         u.name,
                         u.role,
+                        u.groups.join(","),
                         time_text(u.created_at),
                         u.created_by
                     );
                 }
             }
+        }
+        UsersCommand::Set {
+            name,
+            role,
+            groups,
+            no_groups,
+            db,
+        } => {
+            let new_groups = (no_groups || !groups.is_empty()).then_some(groups.as_slice());
+            if role.is_none() && new_groups.is_none() {
+                bail!("say what to change: --role, --group or --no-groups");
+            }
+            if !db.open().await?.set_user(&name, role, new_groups).await? {
+                eprintln!("error: there is no user {name}");
+                return Ok(exit::USAGE);
+            }
+            println!("user {name} changed");
         }
         UsersCommand::Remove { name, db } => {
             if db.open().await?.remove_user(&name).await? {
@@ -116,6 +152,14 @@ pub(super) async fn users(cmd: UsersCommand) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+fn in_groups(groups: &[String]) -> String {
+    if groups.is_empty() {
+        String::new()
+    } else {
+        format!(" in {}", groups.join(", "))
+    }
 }
 
 pub(super) async fn tokens(cmd: TokensCommand) -> anyhow::Result<u8> {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 
-use super::args::{BotsFolder, ReviewCommand};
+use super::args::{BotsFolder, JobId, ReviewCommand};
 use super::{exit, output, whoami};
 use crate::jobs::{JobDb, Review, ReviewFilter};
 use crate::review::{self, Correction};
@@ -37,10 +37,17 @@ pub(super) async fn review(cmd: ReviewCommand) -> anyhow::Result<u8> {
             db,
             bot,
             reason,
+            overdue,
             limit,
             json,
         } => {
-            let filter = ReviewFilter { bot, reason, limit };
+            let filter = ReviewFilter {
+                bot,
+                reason,
+                overdue_at: overdue.then(crate::jobs::now_ms),
+                limit,
+                ..Default::default()
+            };
             let items = db.open().await?.review_queue(&filter).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&items)?);
@@ -64,68 +71,13 @@ pub(super) async fn review(cmd: ReviewCommand) -> anyhow::Result<u8> {
             bots,
             field,
             value,
-        } => {
-            let db = job.db.open().await?;
-            let r = load(&db, job.id).await?;
-            let correction = Correction {
-                field: field.clone(),
-                value: serde_json::Value::String(value),
-            };
-            let update = match review::correct(&r, &templates_for(&bots, &r), &[correction]) {
-                Ok(update) => update,
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("error: {e}");
-                    }
-                    return Ok(exit::USAGE);
-                }
-            };
-            let version = db
-                .save_review(job.id, &actor, r.item.version, &update)
-                .await?;
-            match update.events.first() {
-                Some(e) => println!("job {}: {} (version {version})", job.id, e.reason),
-                None => println!("job {}: `{field}` unchanged", job.id),
-            }
-        }
+        } => return set(job, &bots, field, value, &actor).await,
         ReviewCommand::Approve {
             job,
             bots,
             note,
             override_note,
-        } => {
-            let db = job.db.open().await?;
-            let r = load(&db, job.id).await?;
-            let templates = templates_for(&bots, &r);
-            let outcome = match review::approve(
-                &r,
-                &templates,
-                &actor,
-                &note,
-                override_note.as_deref(),
-                today(),
-            ) {
-                Ok(outcome) => outcome,
-                Err(review::ApproveError::NeedsOverride { failures, missing }) => {
-                    for f in failures {
-                        eprintln!("check fails: {}", f.problem);
-                    }
-                    for m in missing {
-                        eprintln!("required field missing: {m}");
-                    }
-                    eprintln!(
-                        "error: not approved; correct the values, or approve with --override WHY"
-                    );
-                    return Ok(exit::USAGE);
-                }
-            };
-            db.finish_review(job.id, &actor, r.item.version, &outcome)
-                .await?;
-            println!(
-                "job {} approved; it goes on at its next step with the reviewed values",
-                job.id
-            );
-        }
+        } => return approve(job, &bots, &note, override_note.as_deref(), &actor).await,
         ReviewCommand::Reject { job, reason } => {
             let db = job.db.open().await?;
             let r = load(&db, job.id).await?;
@@ -148,6 +100,72 @@ pub(super) async fn review(cmd: ReviewCommand) -> anyhow::Result<u8> {
             println!("{n} corrected document(s) written to {}", dir.display());
         }
     }
+    Ok(exit::OK)
+}
+
+/// `clerk review set`: one field corrected, typed as the template types it.
+async fn set(
+    job: JobId,
+    bots: &BotsFolder,
+    field: String,
+    value: String,
+    actor: &str,
+) -> anyhow::Result<u8> {
+    let db = job.db.open().await?;
+    let r = load(&db, job.id).await?;
+    let correction = Correction {
+        field: field.clone(),
+        value: serde_json::Value::String(value),
+    };
+    let update = match review::correct(&r, &templates_for(bots, &r), &[correction]) {
+        Ok(update) => update,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return Ok(exit::USAGE);
+        }
+    };
+    let version = db
+        .save_review(job.id, actor, r.item.version, &update)
+        .await?;
+    match update.events.first() {
+        Some(e) => println!("job {}: {} (version {version})", job.id, e.reason),
+        None => println!("job {}: `{field}` unchanged", job.id),
+    }
+    Ok(exit::OK)
+}
+
+/// `clerk review approve`: refused while checks fail, unless overridden.
+async fn approve(
+    job: JobId,
+    bots: &BotsFolder,
+    note: &str,
+    override_note: Option<&str>,
+    actor: &str,
+) -> anyhow::Result<u8> {
+    let db = job.db.open().await?;
+    let r = load(&db, job.id).await?;
+    let templates = templates_for(bots, &r);
+    let outcome = match review::approve(&r, &templates, actor, note, override_note, today()) {
+        Ok(outcome) => outcome,
+        Err(review::ApproveError::NeedsOverride { failures, missing }) => {
+            for f in failures {
+                eprintln!("check fails: {}", f.problem);
+            }
+            for m in missing {
+                eprintln!("required field missing: {m}");
+            }
+            eprintln!("error: not approved; correct the values, or approve with --override WHY");
+            return Ok(exit::USAGE);
+        }
+    };
+    db.finish_review(job.id, actor, r.item.version, &outcome)
+        .await?;
+    println!(
+        "job {} approved; it goes on at its next step with the reviewed values",
+        job.id
+    );
     Ok(exit::OK)
 }
 

@@ -76,6 +76,11 @@ impl Problem {
         self.hint = Some(hint.into());
         self
     }
+
+    /// What is wrong, as said after the value's name.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
 }
 
 impl From<String> for Problem {

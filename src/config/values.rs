@@ -202,6 +202,21 @@ impl FromToml for Fraction {
     }
 }
 
+impl FromToml for f64 {
+    const EXPECTED: &'static str = "a number";
+
+    fn from_toml(value: &DeValue) -> Result<Self, Problem> {
+        let number = match value {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => integer(i).map(|n| n as f64),
+            _ => None,
+        };
+        number
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| Self::mismatch(value))
+    }
+}
+
 impl FromToml for bool {
     const EXPECTED: &'static str = "true or false";
 

@@ -16,6 +16,8 @@ pub struct ExtractConfig {
     /// Where the document's path is in the job document, as a dotted path:
     /// `input.file` (the default) or, say, `steps.fetch.path`.
     pub document: String,
+    /// When a person reviews the document although extraction is sure.
+    pub rules: Vec<super::rules::ReviewRule>,
 }
 
 impl StepConfig for ExtractConfig {
@@ -54,6 +56,53 @@ moves to `waiting_review` with the reasons (`clerk runs show` prints them)
 and holds no worker; `clerk runs approve ID` lets it go on at the next
 step. A document that cannot be read (damaged, password-protected, not a
 PDF or image) fails the job at once with the file and the reason.
+
+A document can need a person although extraction is sure of it. Each
+`[[steps.review_if]]` under an extract step is one such rule:
+
+```toml
+[[steps.review_if]]
+field = "amount"
+above = 10000
+reason = "Invoices over 10,000 need a controller's look"
+review_by = "controllers"
+
+[[steps.review_if]]
+field = "issuer"
+unseen = true
+reason = "A vendor we have not booked before"
+
+[[steps.review_if]]
+field = "date"
+outside = "-45d..0d"
+reason = "Dated outside the open period"
+
+[[steps.review_if]]
+field = "amount"
+differs_from = "input.po_total"
+reason = "The total does not match the purchase order"
+```
+
+- `field`: required, the name of an extracted field.
+- exactly one test: `above = N` or `below = N` (a number, compared with
+  the field's number); `unseen = true` (no earlier job of the bot that
+  finished had this value in this field; text is compared without case
+  and surrounding spaces); `outside = "FROM..TO"` (a date before FROM or
+  after TO; each end is a date `2026-11-01`, days from the day the job runs
+  `-45d`, or left out: `"2026-11-01.."`); `differs_from = "PATH"` (the
+  value differs from the one at this dotted path of the job, as
+  `input.po_total` or `steps.lookup.total`; numbers are compared to the
+  cent, text without case and surrounding spaces).
+- `reason`: required, what the reviewer is shown.
+- `review_by`: optional, who may review documents this rule holds for: a
+  role (`reviewer`, `operator`, `admin`: that role or a higher one) or the
+  name of a group of users (`clerk users add NAME --group G`). Without it,
+  the bot's `review_by`, else anyone who may review.
+
+When a rule cannot be checked because the field has no value (or the
+value is not a number or date where one is needed), the document goes to
+review all the same, saying so. A rule only adds reasons: a document
+extraction is unsure of waits for review whatever the rules say.
 "#;
 
 impl StepKind for ExtractKind {
@@ -70,9 +119,11 @@ impl StepKind for ExtractKind {
         let document = s
             .optional::<String>("document")
             .unwrap_or_else(|| "input.file".to_string());
+        let rules = super::rules::read_rules(s);
         Some(Arc::new(ExtractConfig {
             templates: templates?,
             document,
+            rules: rules?,
         }))
     }
 

@@ -10,6 +10,7 @@ mod evidence;
 mod fields;
 mod kind;
 mod lines;
+pub mod rules;
 pub mod step;
 pub mod template;
 mod text;

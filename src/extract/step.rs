@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use super::kind::ExtractConfig;
+use super::rules::{self, Hit, ReviewRule, RuleTest, lookup};
 use super::{Template, extract_file, load_templates};
 use crate::documents::ReadOptions;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
@@ -17,6 +18,7 @@ pub struct ExtractStep {
     templates: Arc<Vec<Template>>,
     bot_dir: PathBuf,
     document: String,
+    rules: Vec<ReviewRule>,
 }
 
 impl ExtractStep {
@@ -45,13 +47,42 @@ impl ExtractStep {
             templates: Arc::new(templates),
             bot_dir: bot_dir.to_path_buf(),
             document: config.document.clone(),
+            rules: config.rules.clone(),
         })
     }
 }
 
-/// Follow a dotted path through a JSON document.
-fn lookup<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(doc, |v, key| v.get(key))
+impl ExtractStep {
+    /// The bot's review rules that hold for these values: why, and who may
+    /// review.
+    async fn rule_hits(
+        &self,
+        ctx: &StepContext,
+        values: &Value,
+        job: &Value,
+    ) -> Result<Vec<Hit>, StepError> {
+        let today = chrono::Utc::now().date_naive();
+        let mut hits = rules::check(&self.rules, values, job, today);
+        for rule in self.rules.iter().filter(|r| r.test == RuleTest::Unseen) {
+            let seen = match rules::comparable(values.get(&rule.field)) {
+                None => None,
+                Some(value) => Some(
+                    ctx.intake
+                        .0
+                        .value_seen(&ctx.bot, &ctx.step_name, &rule.field, &value, ctx.job_id)
+                        .await
+                        .map_err(|e| {
+                            StepError::transient(format!(
+                                "cannot look up earlier values of `{}`: {e}",
+                                rule.field
+                            ))
+                        })?,
+                ),
+            };
+            hits.extend(rules::unseen_hit(rule, seen));
+        }
+        Ok(hits)
+    }
 }
 
 #[async_trait]
@@ -84,13 +115,24 @@ impl Step for ExtractStep {
         let extraction =
             result.map_err(|e| StepError::business(format!("{}: {e}", path.display())))?;
         let output = extraction.output(&path);
-        if extraction.needs_review() {
-            Ok(StepOutcome::NeedsReview {
-                output,
-                reasons: extraction.review,
-            })
-        } else {
-            Ok(StepOutcome::Done(output))
+        let hits = self.rule_hits(ctx, &output["values"], &job).await?;
+        if !extraction.needs_review() && hits.is_empty() {
+            return Ok(StepOutcome::Done(output));
         }
+        let mut reasons = extraction.review;
+        let mut review_by = Vec::new();
+        for hit in hits {
+            reasons.push(hit.reason);
+            if let Some(who) = hit.review_by
+                && !review_by.contains(&who)
+            {
+                review_by.push(who);
+            }
+        }
+        Ok(StepOutcome::NeedsReview {
+            output,
+            reasons,
+            review_by,
+        })
     }
 }

@@ -64,6 +64,8 @@ pub struct User {
     pub id: i64,
     pub name: String,
     pub role: Role,
+    /// The groups a bot's `review_by` may name.
+    pub groups: Vec<String>,
     pub created_at: i64,
     pub created_by: String,
 }
@@ -88,6 +90,31 @@ pub struct Session {
     pub expires_at: i64,
 }
 
+/// The names in a `review_by` that a person with this role and these
+/// groups answers to: the roles their role includes, and their groups.
+pub fn answers_to(role: Role, groups: &[String]) -> Vec<String> {
+    Role::ALL
+        .into_iter()
+        .filter(|r| role.allows(*r))
+        .map(|r| r.as_str().to_string())
+        .chain(groups.iter().cloned())
+        .collect()
+}
+
+/// Whether a person with this role and these groups may work a review
+/// that names `review_by` (nobody named: anyone who may review). Admins
+/// may work every review.
+pub fn may_work(role: Role, groups: &[String], review_by: &[String]) -> bool {
+    if !role.allows(Role::Reviewer) {
+        return false;
+    }
+    if review_by.is_empty() || role == Role::Admin {
+        return true;
+    }
+    let names = answers_to(role, groups);
+    review_by.iter().any(|who| names.contains(who))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +130,20 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn reviews_go_to_the_roles_and_groups_they_name() {
+        let ap = vec!["ap".to_string()];
+        let by = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert!(may_work(Role::Reviewer, &[], &[]));
+        assert!(!may_work(Role::Viewer, &ap, &by(&["ap"])));
+        assert!(may_work(Role::Reviewer, &ap, &by(&["ap"])));
+        assert!(!may_work(Role::Reviewer, &[], &by(&["ap"])));
+        assert!(!may_work(Role::Reviewer, &[], &by(&["operator"])));
+        assert!(may_work(Role::Operator, &[], &by(&["operator"])));
+        assert!(may_work(Role::Operator, &[], &by(&["reviewer"])));
+        assert!(may_work(Role::Admin, &[], &by(&["controllers"])));
+        assert!(may_work(Role::Reviewer, &ap, &by(&["controllers", "ap"])));
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use access::{ApiToken, Role, Session, User};
+pub use access::{ApiToken, Role, Session, User, answers_to, may_work};
 pub use model::*;
 pub use retry::{RetryPolicy, backoff_delay};
 pub use reviews::{

@@ -317,15 +317,55 @@ pub struct EventRecord {
     pub detail: Option<Value>,
 }
 
-/// A change of a job that a person hears about: a failed or dead job
-/// (the bot's owners) or one waiting for review (its reviewers). Written by
-/// the database in the transaction that changed the job.
+/// What a notice tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    Failed,
+    Dead,
+    WaitingReview,
+    /// A review past its bot's `review_within`.
+    ReviewOverdue,
+}
+
+impl NoticeKind {
+    pub const ALL: [NoticeKind; 4] = [
+        NoticeKind::Failed,
+        NoticeKind::Dead,
+        NoticeKind::WaitingReview,
+        NoticeKind::ReviewOverdue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Failed => "failed",
+            NoticeKind::Dead => "dead",
+            NoticeKind::WaitingReview => "waiting_review",
+            NoticeKind::ReviewOverdue => "review_overdue",
+        }
+    }
+}
+
+impl std::str::FromStr for NoticeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        NoticeKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown notice kind `{s}`"))
+    }
+}
+
+/// Something about a job that a person hears of: a failed or dead job
+/// (the bot's owners), one waiting for review (its reviewers), or a review
+/// past its deadline (both). Written by the database in the transaction
+/// that changed the job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Notice {
     pub id: i64,
     pub job_id: i64,
     pub bot: String,
-    pub kind: JobState,
+    pub kind: NoticeKind,
     /// The reason of the change, as in the job's audit trail.
     pub reason: String,
     pub at: i64,

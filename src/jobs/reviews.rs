@@ -10,6 +10,11 @@ pub struct ReviewFilter {
     pub bot: Option<String>,
     /// Only reviews with a reason containing this text.
     pub reason: Option<String>,
+    /// Only reviews one of these may work: reviews that name none, or name
+    /// one of them in `review_by`. `None`: every review.
+    pub workable_by: Option<Vec<String>>,
+    /// Only reviews past their deadline (at this time, Unix ms).
+    pub overdue_at: Option<i64>,
     pub limit: u32,
 }
 
@@ -33,6 +38,11 @@ pub struct ReviewItem {
     pub version: i64,
     /// The last note (a postponement's reason).
     pub note: Option<String>,
+    /// Who may work it: roles or groups of users; empty for anyone who may
+    /// review.
+    pub review_by: Vec<String>,
+    /// When it is overdue (Unix ms), if its bot sets `review_within`.
+    pub due_at: Option<i64>,
 }
 
 /// One review in full: what the step read, what the reviewer has changed.

@@ -191,7 +191,7 @@ pub(super) fn notice(row: &impl JobRow) -> Result<Notice> {
         id: row.int("id")?,
         job_id: row.int("job_id")?,
         bot: row.text("bot")?,
-        kind: parse_state(&row.text("kind")?)?,
+        kind: row.text("kind")?.parse().map_err(JobsError::Corrupt)?,
         reason: row.text("reason")?,
         at: row.int("at")?,
         tries: row.int("tries")?,
@@ -209,13 +209,15 @@ pub(super) fn inputs(rows: &[impl JobRow]) -> Result<HashMap<i64, Value>> {
 }
 
 /// Columns of a [`User`], for the statements that read one.
-pub(super) const USER_COLUMNS: &str = "id, name, role, created_at, created_by";
+pub(super) const USER_COLUMNS: &str = "id, name, role, group_names, created_at, created_by";
 
 pub(super) fn user(row: &impl JobRow) -> Result<User> {
     Ok(User {
         id: row.int("id")?,
         name: row.text("name")?,
         role: row.text("role")?.parse().map_err(JobsError::Corrupt)?,
+        groups: serde_json::from_str(&row.text("group_names")?)
+            .map_err(|e| JobsError::Corrupt(format!("a user's groups: {e}")))?,
         created_at: row.int("created_at")?,
         created_by: row.text("created_by")?,
     })
@@ -262,22 +264,28 @@ pub(super) fn review_item(row: &impl JobRow) -> Result<ReviewItem> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        reasons: review
-            .get("reasons")
-            .and_then(Value::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        reasons: strings(review.get("reasons")),
         waiting_since: row.int("updated_at")?,
         claimed_by: row.text_opt("claimed_by")?,
         claimed_until: row.int_opt("claimed_until")?,
         version: row.int_opt("version")?.unwrap_or(0),
         note: row.text_opt("note")?,
+        review_by: strings(review.get("review_by")),
+        due_at: review.get("due_at").and_then(Value::as_i64),
     })
+}
+
+/// A JSON array's strings; nothing for anything else.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A review in full, from its queue columns plus `template`, `extraction`

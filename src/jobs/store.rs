@@ -100,6 +100,18 @@ pub trait IntakeStore: Store {
 
     /// Remember where an intake got to.
     async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()>;
+
+    /// Whether a job of `bot` other than `job_id` that succeeded had
+    /// `value` in `field` of `step`'s values (text compared trimmed and
+    /// without case, as `value` is given): a review rule's "not seen before".
+    async fn value_seen(
+        &self,
+        bot: &str,
+        step: &str,
+        field: &str,
+        value: &str,
+        job_id: i64,
+    ) -> Result<bool>;
 }
 
 /// The scheduler's memory of the slots it fired.
@@ -168,7 +180,7 @@ pub trait NoticeStore: Store {
     async fn claim_notices(
         &self,
         bot: &str,
-        kinds: &[JobState],
+        kinds: &[NoticeKind],
         worker: &str,
         hold: Duration,
         limit: u32,
@@ -182,7 +194,12 @@ pub trait NoticeStore: Store {
     async fn postpone_notices(&self, ids: &[i64], error: &str, retry_at: i64) -> Result<()>;
 
     /// When a notice of `kind` of `bot` was last sent.
-    async fn last_notice_sent(&self, bot: &str, kind: JobState) -> Result<Option<i64>>;
+    async fn last_notice_sent(&self, bot: &str, kind: NoticeKind) -> Result<Option<i64>>;
+
+    /// Reviews whose deadline passed by `now` get a `review_overdue`
+    /// notice and an event in their audit trail, once per job and deadline
+    /// however many processes ask. Returns the jobs newly overdue.
+    async fn flag_overdue_reviews(&self, now: i64) -> Result<Vec<i64>>;
 
     /// The input of each of these jobs that still exists, for the
     /// paragraph a notice gets (which document, which mail).
@@ -202,6 +219,15 @@ pub trait AccessStore: Store {
     ) -> Result<User>;
 
     async fn users(&self) -> Result<Vec<User>>;
+
+    /// Change a user's role, groups, or both; false when there is no such
+    /// user. Their sessions go on with the new rights.
+    async fn set_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        groups: Option<&[String]>,
+    ) -> Result<bool>;
 
     /// Remove a user and end their sessions; false when there was none.
     async fn remove_user(&self, name: &str) -> Result<bool>;

@@ -167,6 +167,16 @@ fn reject(id: i64, state: JobState, reason: &str) -> Result<Decision> {
     }
 }
 
+/// A review past its deadline: the job keeps waiting, and its audit trail
+/// says so.
+pub fn overdue(due_at: i64) -> Transition {
+    Transition {
+        from: JobState::WaitingReview,
+        to: JobState::WaitingReview,
+        reason: format!("review overdue: it was due by {}", super::time_text(due_at)),
+    }
+}
+
 /// What becomes of a running job whose worker's lease expired, counting
 /// this loss in `lost`: cancelled if a cancel was pending, dead past
 /// `max_lost`, else queued again.

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use super::smtp::{SMTP_REFERENCE, SmtpServer, read_smtp};
 use crate::config::secrets::Secrets;
 use crate::config::{Problem, TableReader, at_least_a_second};
-use crate::jobs::{JobState, Notice, NoticeStore, now_ms};
+use crate::jobs::{Notice, NoticeKind, NoticeStore, now_ms};
 
 /// Reviewers get at most one mail per bot this often, unless the bot says.
 pub const DEFAULT_REVIEW_EVERY: Duration = Duration::from_secs(600);
@@ -142,25 +142,39 @@ pub struct Notifier {
     retry_pause: Duration,
 }
 
-/// Owners hear of failures, reviewers of reviews.
+/// Owners hear of failures, reviewers of reviews, both of overdue ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Audience {
     Owners,
     Reviewers,
+    Both,
 }
 
 impl Audience {
-    fn kinds(self) -> &'static [JobState] {
+    const ALL: [Audience; 3] = [Audience::Owners, Audience::Reviewers, Audience::Both];
+
+    fn kinds(self) -> &'static [NoticeKind] {
         match self {
-            Audience::Owners => &[JobState::Failed, JobState::Dead],
-            Audience::Reviewers => &[JobState::WaitingReview],
+            Audience::Owners => &[NoticeKind::Failed, NoticeKind::Dead],
+            Audience::Reviewers => &[NoticeKind::WaitingReview],
+            Audience::Both => &[NoticeKind::ReviewOverdue],
         }
     }
 
-    fn recipients(self, bot: &Contacts) -> &[String] {
+    fn recipients(self, bot: &Contacts) -> Vec<String> {
         match self {
-            Audience::Owners => &bot.owners,
-            Audience::Reviewers => &bot.reviewers,
+            Audience::Owners => bot.owners.clone(),
+            Audience::Reviewers => bot.reviewers.clone(),
+            Audience::Both => {
+                let mut all = bot.owners.clone();
+                all.extend(
+                    bot.reviewers
+                        .iter()
+                        .filter(|r| !bot.owners.contains(r))
+                        .cloned(),
+                );
+                all
+            }
         }
     }
 }
@@ -201,11 +215,16 @@ impl Notifier {
         }
     }
 
-    /// Send what is due now.
+    /// Send what is due now, first noting the reviews that have become
+    /// overdue.
     pub async fn check(&self) -> crate::jobs::Result<Report> {
+        let overdue = self.db.flag_overdue_reviews(now_ms()).await?;
+        if !overdue.is_empty() {
+            tracing::info!(jobs = ?overdue, "reviews overdue");
+        }
         let mut report = Report::default();
         for bot in self.bots.contacts() {
-            for audience in [Audience::Owners, Audience::Reviewers] {
+            for audience in Audience::ALL {
                 self.check_bot(&bot, audience, &mut report).await?;
             }
         }
@@ -219,6 +238,7 @@ impl Notifier {
         report: &mut Report,
     ) -> crate::jobs::Result<()> {
         let recipients = audience.recipients(bot);
+        let recipients = recipients.as_slice();
         let Some(config) = bot.notify.as_ref().filter(|_| !recipients.is_empty()) else {
             // Nobody to tell: close the notices so they do not pile up.
             loop {
@@ -237,7 +257,7 @@ impl Notifier {
         if audience == Audience::Reviewers
             && let Some(last) = self
                 .db
-                .last_notice_sent(&bot.bot, JobState::WaitingReview)
+                .last_notice_sent(&bot.bot, NoticeKind::WaitingReview)
                 .await?
             && now_ms() - last < config.review_every.as_millis() as i64
         {
@@ -341,7 +361,7 @@ fn subject(bot: &str, audience: Audience, notices: &[Notice]) -> String {
             )
         }
         (Audience::Owners, many) => {
-            let dead = many.iter().filter(|n| n.kind == JobState::Dead).count();
+            let dead = many.iter().filter(|n| n.kind == NoticeKind::Dead).count();
             let failed = many.len() - dead;
             let mut parts = Vec::new();
             if failed > 0 {
@@ -362,15 +382,21 @@ fn subject(bot: &str, audience: Audience, notices: &[Notice]) -> String {
         (Audience::Reviewers, many) => {
             format!("[clerk] {bot}: {} jobs wait for review", many.len())
         }
+        (Audience::Both, [one]) => {
+            format!("[clerk] {bot}: the review of job {} is overdue", one.job_id)
+        }
+        (Audience::Both, many) => {
+            format!("[clerk] {bot}: {} reviews are overdue", many.len())
+        }
     }
 }
 
-fn state_words(kind: JobState) -> &'static str {
+fn state_words(kind: NoticeKind) -> &'static str {
     match kind {
-        JobState::Dead => "is dead (out of retries)",
-        JobState::Failed => "failed",
-        JobState::WaitingReview => "waits for review",
-        other => other.as_str(),
+        NoticeKind::Dead => "is dead (out of retries)",
+        NoticeKind::Failed => "failed",
+        NoticeKind::WaitingReview => "waits for review",
+        NoticeKind::ReviewOverdue => "is overdue for review",
     }
 }
 
@@ -400,7 +426,7 @@ fn describe(notice: &Notice, input: &serde_json::Value) -> String {
     }
     let _ = writeln!(out, "  why: {}", notice.reason);
     let _ = match notice.kind {
-        JobState::WaitingReview => writeln!(
+        NoticeKind::WaitingReview | NoticeKind::ReviewOverdue => writeln!(
             out,
             "  look: clerk runs show {0}    go on: clerk runs approve {0}",
             notice.job_id
@@ -434,7 +460,7 @@ fn retry_pause(first: Duration, tries: i64) -> Duration {
 mod tests {
     use super::*;
 
-    fn notice(id: i64, kind: JobState) -> Notice {
+    fn notice(id: i64, kind: NoticeKind) -> Notice {
         Notice {
             id,
             job_id: id + 100,
@@ -449,7 +475,7 @@ mod tests {
     #[test]
     fn subjects_count_what_happened() {
         assert_eq!(
-            subject("b", Audience::Owners, &[notice(1, JobState::Dead)]),
+            subject("b", Audience::Owners, &[notice(1, NoticeKind::Dead)]),
             "[clerk] b: job 101 is dead (out of retries)"
         );
         assert_eq!(
@@ -457,9 +483,9 @@ mod tests {
                 "b",
                 Audience::Owners,
                 &[
-                    notice(1, JobState::Dead),
-                    notice(2, JobState::Failed),
-                    notice(3, JobState::Failed)
+                    notice(1, NoticeKind::Dead),
+                    notice(2, NoticeKind::Failed),
+                    notice(3, NoticeKind::Failed)
                 ]
             ),
             "[clerk] b: 3 jobs need attention (2 failed, 1 dead)"
@@ -469,18 +495,22 @@ mod tests {
                 "b",
                 Audience::Reviewers,
                 &[
-                    notice(1, JobState::WaitingReview),
-                    notice(2, JobState::WaitingReview)
+                    notice(1, NoticeKind::WaitingReview),
+                    notice(2, NoticeKind::WaitingReview)
                 ]
             ),
             "[clerk] b: 2 jobs wait for review"
+        );
+        assert_eq!(
+            subject("b", Audience::Both, &[notice(1, NoticeKind::ReviewOverdue)]),
+            "[clerk] b: the review of job 101 is overdue"
         );
     }
 
     #[test]
     fn paragraphs_name_the_document_and_the_command() {
         let text = describe(
-            &notice(1, JobState::WaitingReview),
+            &notice(1, NoticeKind::WaitingReview),
             &serde_json::json!({"name": "acme.pdf", "mail": {"from": "a@x.example", "subject": "Invoice"}}),
         );
         assert!(text.contains("document: acme.pdf"), "{text}");

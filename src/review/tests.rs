@@ -48,6 +48,8 @@ fn review(template: &Template) -> Review {
             claimed_until: None,
             version: 0,
             note: None,
+            review_by: Vec::new(),
+            due_at: None,
         },
         input: json!({ "file": "/in/RE-2026-66261.pdf" }),
         step_index: 0,

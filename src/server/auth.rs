@@ -90,6 +90,9 @@ pub struct Caller {
     /// The user's name, or `token:NAME`: what the audit trail records.
     pub name: String,
     pub role: Role,
+    /// The user's groups (tokens have none), which a review's `review_by`
+    /// may name.
+    pub groups: Vec<String>,
     pub via: Via,
 }
 
@@ -100,6 +103,34 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::forbidden(needed))
+        }
+    }
+
+    /// Whether the caller may work this review: a reviewer, and one of
+    /// those its `review_by` names when it names any.
+    pub fn may_work(&self, item: &crate::jobs::ReviewItem) -> bool {
+        crate::jobs::may_work(self.role, &self.groups, &item.review_by)
+    }
+
+    /// The names in a `review_by` the caller answers to.
+    pub fn answers_to(&self) -> Vec<String> {
+        crate::jobs::answers_to(self.role, &self.groups)
+    }
+
+    /// Refuse with 403 unless the caller may work this review.
+    pub fn require_work(&self, item: &crate::jobs::ReviewItem) -> Result<(), ApiError> {
+        self.require(Role::Reviewer)?;
+        if self.may_work(item) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                axum::http::StatusCode::FORBIDDEN,
+                format!(
+                    "job {} is reviewed by {}; you are none of them",
+                    item.job_id,
+                    item.review_by.join(", ")
+                ),
+            ))
         }
     }
 
@@ -202,6 +233,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>, ApiErr
             Some(t) => Ok(Some(Caller {
                 name: format!("token:{}", t.name),
                 role: t.role,
+                groups: Vec::new(),
                 via: Via::Token,
             })),
             None => Err(ApiError::unauthorized()),
@@ -218,6 +250,7 @@ async fn caller(app: &App, headers: &HeaderMap) -> Result<Option<Caller>, ApiErr
         .map(|s| Caller {
             name: s.user.name,
             role: s.user.role,
+            groups: s.user.groups,
             via: Via::Session { csrf: s.csrf },
         }))
 }

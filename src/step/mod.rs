@@ -27,7 +27,13 @@ pub enum StepOutcome {
     Done(Value),
     /// The step produced output but a person has to look at it before the job
     /// goes on. The job moves to `waiting_review` and holds no worker.
-    NeedsReview { output: Value, reasons: Vec<String> },
+    NeedsReview {
+        output: Value,
+        reasons: Vec<String>,
+        /// Who may review it (roles or groups); empty for anyone who may
+        /// review.
+        review_by: Vec<String>,
+    },
 }
 
 /// How a failed step should be treated. This is the line UiPath draws between

@@ -210,10 +210,20 @@ async fn run_steps(
                     vec![record],
                 ));
             }
-            StepEnd::Finished(Ok(StepOutcome::NeedsReview { output, reasons })) => {
+            StepEnd::Finished(Ok(StepOutcome::NeedsReview {
+                output,
+                reasons,
+                review_by,
+            })) => {
                 record.outcome = Outcome::WaitingReview;
                 record.output = Some(output);
-                return Some(review_completion(job, &decl.name, index, reasons, record));
+                let asks = ReviewAsk {
+                    step: &decl.name,
+                    index,
+                    reasons,
+                    review_by,
+                };
+                return Some(review_completion(job, &bot, asks, record));
             }
             StepEnd::Finished(Ok(StepOutcome::Done(output))) => {
                 tracing::debug!(job = job.id, step = %decl.name, took_ms = record.finished_at - record.started_at, "step finished");
@@ -345,25 +355,53 @@ async fn run_step(
 
 /// A step asked for a person to look: the job waits for review and goes
 /// on at the next step once approved.
-fn review_completion(
-    job: &ClaimedJob,
-    step: &str,
+/// What a step that asks for review said.
+struct ReviewAsk<'a> {
+    step: &'a str,
     index: usize,
     reasons: Vec<String>,
+    /// Who may review, by the step's rules; the bot's `review_by` if none.
+    review_by: Vec<String>,
+}
+
+fn review_completion(
+    job: &ClaimedJob,
+    bot: &Bot,
+    ask: ReviewAsk,
     record: StepRecord,
 ) -> Completion {
+    let ReviewAsk {
+        step,
+        index,
+        reasons,
+        mut review_by,
+    } = ask;
+    if review_by.is_empty() {
+        review_by.extend(bot.review_by.clone());
+    }
+    let now = now_ms();
+    // The deadline is fixed when the job starts waiting, so a later change
+    // of the bot's `review_within` does not move it.
+    let due_at = bot
+        .review_within
+        .map(|within| now.saturating_add(i64::try_from(within.as_millis()).unwrap_or(i64::MAX)));
     let reason = format!("step `{step}` asks for review: {}", reasons.join("; "));
     Completion {
         job_id: job.id,
         attempt: job.attempt,
         state: JobState::WaitingReview,
         attempt_outcome: Outcome::WaitingReview,
-        run_after: now_ms(),
+        run_after: now,
         errors: job.errors,
         next_step: index as i64 + 1,
         error: None,
         output: None,
-        review: Some(serde_json::json!({ "step": step, "reasons": reasons })),
+        review: Some(serde_json::json!({
+            "step": step,
+            "reasons": reasons,
+            "review_by": review_by,
+            "due_at": due_at,
+        })),
         reason,
         steps: vec![record],
     }

@@ -47,6 +47,31 @@ impl AccessStore for PgStore {
         rows.iter().map(rows::user).collect()
     }
 
+    async fn set_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        groups: Option<&[String]>,
+    ) -> Result<bool> {
+        let groups = groups
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| JobsError::Corrupt(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET role = COALESCE($1, role), group_names = COALESCE($2, group_names)
+             WHERE name = $3",
+        )
+        .bind(role.map(Role::as_str))
+        .bind(groups)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
     async fn remove_user(&self, name: &str) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = $1)")

@@ -32,6 +32,35 @@ impl IntakeStore for PgStore {
         Ok(out)
     }
 
+    async fn value_seen(
+        &self,
+        bot: &str,
+        step: &str,
+        field: &str,
+        value: &str,
+        job_id: i64,
+    ) -> Result<bool> {
+        // Strings compare as their trimmed lower-case text, other values
+        // as their JSON, as the rule gives them.
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (
+                SELECT 1 FROM jobs j
+                JOIN step_runs s ON s.job_id = j.id AND s.step_name = $2
+                                AND s.outcome IN ('succeeded', 'waiting_review')
+                WHERE j.bot = $1 AND j.state = 'succeeded' AND j.id <> $5
+                  AND CASE jsonb_typeof(s.output -> 'values' -> $3)
+                        WHEN 'string' THEN lower(btrim(s.output -> 'values' ->> $3))
+                        ELSE (s.output -> 'values' -> $3)::text END = $4)",
+        )
+        .bind(bot)
+        .bind(step)
+        .bind(field)
+        .bind(value)
+        .bind(job_id)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn checkpoint(&self, bot: &str, name: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT value FROM checkpoints WHERE bot = $1 AND name = $2")

@@ -60,6 +60,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "review",
             include_str!("../migrations/postgres/0004_review.sql"),
         ),
+        (
+            5,
+            "review rules",
+            include_str!("../migrations/postgres/0005_review_rules.sql"),
+        ),
     ])
 }
 

@@ -7,7 +7,7 @@ impl NoticeStore for PgStore {
     async fn claim_notices(
         &self,
         bot: &str,
-        kinds: &[JobState],
+        kinds: &[NoticeKind],
         worker: &str,
         hold: Duration,
         limit: u32,
@@ -66,7 +66,7 @@ impl NoticeStore for PgStore {
         Ok(())
     }
 
-    async fn last_notice_sent(&self, bot: &str, kind: JobState) -> Result<Option<i64>> {
+    async fn last_notice_sent(&self, bot: &str, kind: NoticeKind) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT MAX(done_at) FROM notifications WHERE bot = $1 AND kind = $2 AND outcome = 'sent'",
         )
@@ -74,6 +74,56 @@ impl NoticeStore for PgStore {
         .bind(kind.as_str())
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    async fn flag_overdue_reviews(&self, now: i64) -> Result<Vec<i64>> {
+        let due: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT j.id, j.bot, (j.review ->> 'due_at')::bigint AS due
+             FROM jobs j WHERE j.state = 'waiting_review'
+               AND (j.review ->> 'due_at')::bigint <= $1
+               AND NOT EXISTS (SELECT 1 FROM review_deadlines d WHERE d.job_id = j.id
+                               AND d.due_at = (j.review ->> 'due_at')::bigint)",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut flagged = Vec::new();
+        for (job_id, bot, due_at) in due {
+            // The key makes one process the teller, however many look.
+            let first = sqlx::query(
+                "INSERT INTO review_deadlines (job_id, due_at, noticed_at) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(job_id)
+            .bind(due_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !first {
+                continue;
+            }
+            let change = transitions::overdue(due_at);
+            record(&mut tx, job_id, now, "clerk", &change, None).await?;
+            sqlx::query(
+                "INSERT INTO notifications (job_id, bot, kind, reason, at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(job_id)
+            .bind(&bot)
+            .bind(NoticeKind::ReviewOverdue.as_str())
+            .bind(&change.reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            flagged.push(job_id);
+        }
+        tx.commit().await?;
+        Ok(flagged)
     }
 
     async fn job_inputs(&self, ids: &[i64]) -> Result<HashMap<i64, Value>> {

@@ -86,12 +86,19 @@ impl ReviewStore for PgStore {
             "SELECT {REVIEW_COLUMNS} FROM jobs j LEFT JOIN reviews r ON r.job_id = j.id
              WHERE j.state = 'waiting_review' AND ($1::text IS NULL OR j.bot = $1)
                AND ($2::text IS NULL OR strpos(j.review::text, $2) > 0)
+               AND ($4::text[] IS NULL
+                    OR jsonb_typeof(j.review -> 'review_by') IS DISTINCT FROM 'array'
+                    OR jsonb_array_length(j.review -> 'review_by') = 0
+                    OR (j.review -> 'review_by') ?| $4)
+               AND ($5::bigint IS NULL OR (j.review ->> 'due_at')::bigint <= $5)
              ORDER BY j.updated_at, j.id LIMIT $3"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&filter.bot)
             .bind(&filter.reason)
             .bind(i64::from(filter.limit.max(1)))
+            .bind(&filter.workable_by)
+            .bind(filter.overdue_at)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::review_item).collect()

@@ -47,6 +47,31 @@ impl AccessStore for SqliteStore {
         rows.iter().map(rows::user).collect()
     }
 
+    async fn set_user(
+        &self,
+        name: &str,
+        role: Option<Role>,
+        groups: Option<&[String]>,
+    ) -> Result<bool> {
+        let groups = groups
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| JobsError::Corrupt(e.to_string()))?;
+        let mut tx = self.write().await?;
+        let changed = sqlx::query(
+            "UPDATE users SET role = COALESCE(?, role), group_names = COALESCE(?, group_names)
+             WHERE name = ?",
+        )
+        .bind(role.map(Role::as_str))
+        .bind(groups)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
     async fn remove_user(&self, name: &str) -> Result<bool> {
         let mut tx = self.write().await?;
         sqlx::query("DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE name = ?)")

@@ -24,6 +24,34 @@ impl IntakeStore for SqliteStore {
         )
     }
 
+    async fn value_seen(
+        &self,
+        bot: &str,
+        step: &str,
+        field: &str,
+        value: &str,
+        job_id: i64,
+    ) -> Result<bool> {
+        // Strings compare as their trimmed lower-case text, other values
+        // as their JSON, as the rule gives them.
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (
+                SELECT 1 FROM jobs j
+                JOIN step_runs s ON s.job_id = j.id AND s.step_name = ?2
+                                AND s.outcome IN ('succeeded', 'waiting_review')
+                JOIN json_each(s.output, '$.values') v ON v.key = ?3
+                WHERE j.bot = ?1 AND j.state = 'succeeded' AND j.id <> ?5
+                  AND CASE v.type WHEN 'text' THEN lower(trim(v.value)) ELSE json_quote(v.value) END = ?4)",
+        )
+        .bind(bot)
+        .bind(step)
+        .bind(field)
+        .bind(value)
+        .bind(job_id)
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     async fn set_checkpoint(&self, bot: &str, name: &str, value: &str) -> Result<()> {
         let mut tx = self.write().await?;
         sqlx::query(

@@ -70,6 +70,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "review",
             include_str!("../migrations/sqlite/0004_review.sql"),
         ),
+        (
+            5,
+            "review rules",
+            include_str!("../migrations/sqlite/0005_review_rules.sql"),
+        ),
     ])
 }
 

@@ -94,6 +94,22 @@ impl ReviewStore for SqliteStore {
                 .push_bind(reason.clone())
                 .push(") > 0");
         }
+        if let Some(names) = &filter.workable_by {
+            q.push(" AND (coalesce(json_array_length(j.review, '$.review_by'), 0) = 0");
+            if !names.is_empty() {
+                q.push(" OR EXISTS (SELECT 1 FROM json_each(j.review, '$.review_by') w WHERE w.value IN (");
+                let mut list = q.separated(", ");
+                for name in names {
+                    list.push_bind(name.clone());
+                }
+                q.push("))");
+            }
+            q.push(")");
+        }
+        if let Some(at) = filter.overdue_at {
+            q.push(" AND CAST(json_extract(j.review, '$.due_at') AS INTEGER) <= ")
+                .push_bind(at);
+        }
         q.push(" ORDER BY j.updated_at, j.id LIMIT ")
             .push_bind(i64::from(filter.limit.max(1)));
         let rows = q.build().fetch_all(&self.reader).await?;

@@ -27,6 +27,10 @@ pub struct ReviewQuery {
     bot: Option<String>,
     /// Only reviews with a reason containing this text.
     reason: Option<String>,
+    /// Only reviews past their deadline.
+    overdue: Option<bool>,
+    /// Only reviews the caller may work (their role and groups).
+    mine: Option<bool>,
     /// At most this many (default 100, at most 1000).
     limit: Option<u32>,
 }
@@ -101,9 +105,21 @@ pub async fn list(
     let filter = ReviewFilter {
         bot: q.bot,
         reason: q.reason.filter(|r| !r.is_empty()),
+        workable_by: (q.mine.unwrap_or(false) && caller.role != Role::Admin)
+            .then(|| caller.answers_to()),
+        overdue_at: q.overdue.unwrap_or(false).then(crate::jobs::now_ms),
         limit: q.limit.unwrap_or(100).clamp(1, 1000),
     };
     Ok(Json(app.db.review_queue(&filter).await?))
+}
+
+/// The review of job `id` if the caller may work it: 403 when its bot or
+/// rules give it to others.
+pub(crate) async fn workable(app: &App, caller: &Caller, id: i64) -> ApiResult<Review> {
+    caller.require(Role::Reviewer)?;
+    let review = load(app, id).await?;
+    caller.require_work(&review.item)?;
+    Ok(review)
 }
 
 /// The review of job `id`, or 404.
@@ -144,7 +160,7 @@ pub async fn claim(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<ReviewItem>> {
-    caller.require(Role::Reviewer)?;
+    workable(&app, &caller, id).await?;
     Ok(Json(app.db.claim_review(id, &caller.name, HOLD).await?))
 }
 
@@ -156,7 +172,7 @@ pub async fn release(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<StatusCode> {
-    caller.require(Role::Reviewer)?;
+    workable(&app, &caller, id).await?;
     app.db.release_review(id, &caller.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -186,7 +202,7 @@ pub(crate) async fn save_review(
     id: i64,
     body: SaveReview,
 ) -> ApiResult<i64> {
-    let mut review = load(app, id).await?;
+    let mut review = workable(app, caller, id).await?;
     let templates = app.templates_of(&review.item.bot, &review.item.step);
     let mut version = body.version;
     if let Some(name) = body.template.filter(|t| !t.is_empty()) {
@@ -269,7 +285,7 @@ pub(crate) async fn approve_review(
     id: i64,
     body: &Approve,
 ) -> ApiResult<()> {
-    let review = load(app, id).await?;
+    let review = workable(app, caller, id).await?;
     let templates = app.templates_of(&review.item.bot, &review.item.step);
     let outcome = review::approve(
         &review,
@@ -301,7 +317,7 @@ pub async fn reject(
     Path(id): Path<i64>,
     Json(body): Json<WithReason>,
 ) -> ApiResult<Json<Finished>> {
-    caller.require(Role::Reviewer)?;
+    workable(&app, &caller, id).await?;
     let outcome = review::reject(&body.reason)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     app.db
@@ -324,7 +340,7 @@ pub async fn postpone(
     Path(id): Path<i64>,
     Json(body): Json<WithReason>,
 ) -> ApiResult<Json<Finished>> {
-    caller.require(Role::Reviewer)?;
+    workable(&app, &caller, id).await?;
     let outcome = review::postpone(&body.reason)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     app.db

@@ -17,6 +17,10 @@ use crate::server::auth::Caller;
 pub struct Filter {
     bot: Option<String>,
     reason: Option<String>,
+    /// `1`: only reviews past their deadline.
+    overdue: Option<String>,
+    /// `1`: every review, also those given to others.
+    all: Option<String>,
 }
 
 pub async fn page(
@@ -30,16 +34,24 @@ pub async fn page(
     };
     let bot = f.bot.filter(|b| !b.is_empty());
     let reason = f.reason.filter(|r| !r.is_empty());
+    let overdue = f.overdue.is_some_and(|o| o == "1");
+    // A reviewer sees the documents they may work; viewers and admins, and
+    // anyone who asks, see them all.
+    let everyone = f.all.is_some_and(|a| a == "1")
+        || !caller.role.allows(Role::Reviewer)
+        || caller.role == Role::Admin;
+    let now = crate::jobs::now_ms();
     let filter = ReviewFilter {
         bot: bot.clone(),
         reason: reason.clone(),
+        workable_by: (!everyone).then(|| caller.answers_to()),
+        overdue_at: overdue.then_some(now),
         limit: 500,
     };
     let items = match app.db.review_queue(&filter).await {
         Ok(items) => items,
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &caller, &e.to_string()),
     };
-    let now = crate::jobs::now_ms();
     let bots: Vec<&str> = app
         .bots
         .iter()
@@ -58,6 +70,10 @@ pub async fn page(
                 }
             }
             label { "Reason contains " input name="reason" value=(reason.as_deref().unwrap_or("")); }
+            label { input type="checkbox" name="overdue" value="1" checked[overdue]; " overdue only" }
+            @if caller.role.allows(Role::Reviewer) && caller.role != Role::Admin {
+                label { input type="checkbox" name="all" value="1" checked[everyone]; " also those for others" }
+            }
             button type="submit" { "Filter" }
         }
         @if items.is_empty() {
@@ -65,17 +81,20 @@ pub async fn page(
         } @else {
             table.queue {
                 thead { tr {
-                    th { "Job" } th { "Bot" } th { "Document" } th { "Why" } th { "Waiting" } th { "Held by" } th { "Note" }
+                    th { "Job" } th { "Bot" } th { "Document" } th { "Why" } th { "Waiting" } th { "For" } th { "Held by" } th { "Note" }
                 } }
                 tbody {
                     @for item in &items {
                         @let held = item.claimed_by.as_deref().filter(|_| item.claimed_until.is_some_and(|u| u > now));
-                        tr {
+                        @let late = item.due_at.is_some_and(|d| d <= now);
+                        tr.overdue[late] {
                             td { a href={ "/reviews/" (item.job_id) } { (item.job_id) } }
                             td { (item.bot) }
                             td { a href={ "/reviews/" (item.job_id) } { (item.document.as_deref().unwrap_or("(no name)")) } }
                             td.reasons { @for r in &item.reasons { div { (r) } } }
-                            td { (age(item.waiting_since, now)) }
+                            td { (age(item.waiting_since, now))
+                                @if late { " " span.late title="past the bot's review_within" { "overdue" } } }
+                            td { @if item.review_by.is_empty() { "anyone" } @else { (item.review_by.join(", ")) } }
                             td { (held.unwrap_or("")) }
                             td { (item.note.as_deref().unwrap_or("")) }
                         }

@@ -230,9 +230,15 @@ pub async fn page(
         return error_page(StatusCode::NOT_FOUND, &caller, "no such review");
     };
     // A reviewer who opens the page holds the document; while another
-    // holds it, the page is for reading.
+    // holds it, or it is given to others, the page is for reading.
     let mut held_by_other = None;
-    if caller.role.allows(Role::Reviewer) {
+    let given_to_others = match app.db.review(id).await {
+        Ok(Some(r)) => (!r.item.review_by.is_empty() && !caller.may_work(&r.item))
+            .then(|| r.item.review_by.join(", ")),
+        Ok(None) => None,
+        Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &caller, &e.to_string()),
+    };
+    if caller.role.allows(Role::Reviewer) && given_to_others.is_none() {
         match app.db.claim_review(id, &caller.name, HOLD).await {
             Ok(_) => {}
             Err(JobsError::HeldBy { by, until, .. }) => held_by_other = Some((by, until)),
@@ -250,7 +256,8 @@ pub async fn page(
         Ok(d) => d,
         Err(e) => return error_page(e.status, &caller, &e.message),
     };
-    let editable = caller.role.allows(Role::Reviewer) && held_by_other.is_none();
+    let editable =
+        caller.role.allows(Role::Reviewer) && held_by_other.is_none() && given_to_others.is_none();
     let (review, view) = (&detail.review, &detail.view);
     let next = next_review(&app, id).await;
     let title = format!("Review of job {id}");
@@ -260,6 +267,11 @@ pub async fn page(
             p.meta { "Bot " strong { (review.item.bot) } " · step " (review.item.step)
                 @if let Some(n) = &review.item.note { " · note: " em { (n) } } }
             ul.why { @for r in &review.item.reasons { li { (r) } } }
+            @if let Some(who) = &given_to_others {
+                @if caller.role.allows(Role::Reviewer) {
+                    p.held role="alert" { "This document is reviewed by " (who) "; you can read it." }
+                }
+            }
             @if let Some((by, until)) = &held_by_other {
                 p.held role="alert" { (by) " is reviewing this document until " (until) "; you can read it." }
             }
