@@ -28,3 +28,10 @@ if [ ! -x .venv-smtp/bin/python ] || ! .venv-smtp/bin/python -c "import aiosmtpd
   python3 -m venv .venv-smtp
   .venv-smtp/bin/pip install -q -r tests/smtp-requirements.txt
 fi
+
+# The API tests validate the OpenAPI document and fuzz the API from it
+# (openapi-spec-validator, schemathesis), kept in a private virtualenv.
+if [ ! -x .venv-api/bin/schemathesis ] || ! .venv-api/bin/python -c "import schemathesis, openapi_spec_validator" 2>/dev/null; then
+  python3 -m venv .venv-api
+  .venv-api/bin/pip install -q -r tests/api-requirements.txt
+fi

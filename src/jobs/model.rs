@@ -8,7 +8,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The states of a job. Every change between them is written as an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,

@@ -1,5 +1,5 @@
-//! Page images for the review page: a PDF page rendered with pdftoppm, a
-//! scan's page as it is (a TIFF page turned into a PNG), kept in a cache
+//! Page images for the review page: a PDF page rendered with pdftoppm (as
+//! JPEG), a scan's page as it is (a TIFF page turned into a PNG), kept in a cache
 //! folder by the document's SHA-256 and the page, so a page is rendered once.
 
 use std::path::{Path, PathBuf};
@@ -43,14 +43,20 @@ impl PageImages {
             ))),
             Some(kind @ ("application/pdf" | "image/tiff")) => {
                 let sha = crate::documents::store::sha256_hex(&bytes);
-                let cached = self.dir.join(format!("{sha}-{number}-{DPI}.png"));
-                if let Ok(png) = std::fs::read(&cached) {
+                // PDF pages as JPEG (quick to make of a scan), TIFF pages as PNG.
+                let (extension, media_type) = if kind == "application/pdf" {
+                    ("jpg", "image/jpeg")
+                } else {
+                    ("png", "image/png")
+                };
+                let cached = self.dir.join(format!("{sha}-{number}-{DPI}.{extension}"));
+                if let Ok(image) = std::fs::read(&cached) {
                     return Ok(PageImage {
-                        bytes: png,
-                        media_type: "image/png",
+                        bytes: image,
+                        media_type,
                     });
                 }
-                let png = if kind == "application/pdf" {
+                let image = if kind == "application/pdf" {
                     crate::documents::pdf::page_image(&bytes, number, DPI)?
                 } else {
                     crate::documents::ocr::tiff_page_png(&bytes, number.saturating_sub(1))?
@@ -60,11 +66,11 @@ impl PageImages {
                 // a reader never sees half a page.
                 let partial = cached.with_extension("partial");
                 let _ = std::fs::create_dir_all(&self.dir)
-                    .and_then(|()| std::fs::write(&partial, &png))
+                    .and_then(|()| std::fs::write(&partial, &image))
                     .and_then(|()| std::fs::rename(&partial, &cached));
                 Ok(PageImage {
-                    bytes: png,
-                    media_type: "image/png",
+                    bytes: image,
+                    media_type,
                 })
             }
             _ => Err(DocumentError::Ocr(

@@ -14,6 +14,7 @@ mod error;
 mod images;
 mod pages;
 mod tls;
+mod warm;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -136,7 +137,24 @@ pub fn router(app: App) -> Router {
         .route("/livez", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .merge(signed_in)
+        .layer(axum::middleware::from_fn(server_timing))
         .with_state(app)
+}
+
+/// Say in each response how long the server took over it (the W3C
+/// `Server-Timing` header, which browsers' developer tools show), so a
+/// slow page can be told from a slow network.
+async fn server_timing(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(req).await;
+    let took = started.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&format!("app;dur={took:.1}")) {
+        response.headers_mut().insert("server-timing", value);
+    }
+    response
 }
 
 /// Ready when the job database answers and its schema is current.
@@ -161,6 +179,7 @@ pub async fn start(
             std::io::Error::new(e.kind(), format!("cannot listen on {}: {e}", config.listen))
         })?;
     let at = listener.local_addr()?;
+    tokio::spawn(warm::run(app.clone(), shutdown.clone()));
     let router = router(app).into_make_service_with_connect_info::<SocketAddr>();
     let stop = async move { shutdown.cancelled().await };
     let task = match &config.tls {

@@ -45,8 +45,8 @@ pub struct BotInfo {
 }
 
 /// Every bot, with its triggers and when they fire next.
-#[utoipa::path(get, path = "/api/v1/bots", tag = "bots",
-    responses((status = 200, body = [BotInfo]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "list_bots", path = "/api/v1/bots", tag = "bots",
+    responses((status = 200, description = "The bots with their triggers and next fire", body = [BotInfo]), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody)))]
 pub async fn list(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<BotInfo>>> {
     caller.require(Role::Viewer)?;
     let now = crate::jobs::now_ms();

@@ -1,7 +1,9 @@
 //! `/api/v1/jobs`: jobs listed and shown, retried and cancelled.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{ApiPath, ApiQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -17,15 +19,19 @@ pub struct JobQuery {
     /// Only jobs of this bot.
     bot: Option<String>,
     /// Only jobs in this state.
-    state: Option<String>,
-    /// Only jobs created at or after this time (RFC 3339, or a date).
+    state: Option<JobState>,
+    /// Only jobs created at or after this time (RFC 3339; a date such as
+    /// 2026-12-01 is taken as its midnight, UTC).
+    #[param(format = DateTime)]
     from: Option<String>,
-    /// Only jobs created before this time (RFC 3339, or a date).
+    /// Only jobs created before this time (as `from`).
+    #[param(format = DateTime)]
     to: Option<String>,
     /// Only jobs whose input or last error holds this text.
     text: Option<String>,
     /// At most this many jobs (default 50, at most 1000).
-    limit: Option<u32>,
+    #[param(minimum = 1)]
+    limit: Option<i64>,
     /// Only jobs with an id below this: the next page.
     before: Option<i64>,
 }
@@ -47,22 +53,18 @@ pub(crate) fn parse_time(what: &str, text: &str) -> ApiResult<i64> {
 }
 
 /// Jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
-    responses((status = 200, body = [JobSummary]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "list_jobs", path = "/api/v1/jobs", tag = "jobs", params(JobQuery),
+    responses((status = 200, description = "The jobs, newest first", body = [JobSummary]), (status = 400, description = "The request is malformed", body = ErrorBody), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
     caller: Caller,
-    Query(q): Query<JobQuery>,
+    ApiQuery(q): ApiQuery<JobQuery>,
 ) -> ApiResult<Json<Vec<JobSummary>>> {
     caller.require(Role::Viewer)?;
-    let state = q
-        .state
-        .map(|s| s.parse::<JobState>().map_err(ApiError::bad_request))
-        .transpose()?;
     let filter = ListFilter {
         bot: q.bot,
-        state,
-        limit: q.limit.unwrap_or(50).clamp(1, 1000),
+        state: q.state,
+        limit: super::extract::limit(q.limit, 50, 1000)?,
         before_id: q.before,
         created_from: q.from.map(|t| parse_time("from", &t)).transpose()?,
         created_to: q.to.map(|t| parse_time("to", &t)).transpose()?,
@@ -72,12 +74,12 @@ pub async fn list(
 }
 
 /// One job: its attempts with their steps, and its audit trail.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, body = JobDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "show_job", path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job with its steps, attempts, events and artifacts", body = JobDetail), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 404, description = "No such job or review", body = ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<JobDetail>> {
     caller.require(Role::Viewer)?;
     app.db
@@ -89,17 +91,17 @@ pub async fn show(
 
 /// Queue a failed, dead or cancelled job again; it resumes at the step
 /// that failed.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, body = JobDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "retry_job", path = "/api/v1/jobs/{id}/retry", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job with its steps, attempts, events and artifacts", body = JobDetail), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody)))]
 pub async fn retry(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<JobDetail>> {
     caller.require(Role::Operator)?;
     app.db.retry(id, &caller.name).await?;
-    show(State(app), caller, Path(id)).await
+    show(State(app), caller, ApiPath(id)).await
 }
 
 /// What a cancel did.
@@ -110,13 +112,13 @@ pub struct Cancelled {
 }
 
 /// Cancel a queued or waiting job now, or ask a running one to stop.
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, body = Cancelled), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "cancel_job", path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "What the cancel did", body = Cancelled), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody)))]
 pub async fn cancel(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Cancelled>> {
     caller.require(Role::Operator)?;
     let outcome = app.db.cancel(id, &caller.name).await?;

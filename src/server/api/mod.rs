@@ -3,6 +3,7 @@
 //! `/api/v1/openapi.json` is generated from them.
 
 mod bots;
+mod extract;
 mod jobs;
 pub(crate) mod reviews;
 
@@ -39,7 +40,7 @@ use super::error::{ApiResult, ErrorBody};
         openapi,
     ),
     components(schemas(ErrorBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = [])),
     tags(
         (name = "jobs", description = "Runs of bots"),
@@ -63,9 +64,56 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// What any operation may answer besides its own: 400 for a malformed
+/// path or query, and for one with a body 415 (not JSON) and 422 (JSON of
+/// the wrong shape). Added to each, so the document lists what clients meet.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, ResponseBuilder, content::ContentBuilder};
+        let answer = |what: &str| {
+            let error = ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                .build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(what)
+                    .content("application/json", error)
+                    .build(),
+            )
+        };
+        for item in doc.paths.paths.values_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for op in operations.into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let answers = &mut op.responses.responses;
+                answers.entry("400".into()).or_insert_with(|| {
+                    answer("The request is malformed (a path or query value of the wrong type)")
+                });
+                if has_body {
+                    answers
+                        .entry("415".into())
+                        .or_insert_with(|| answer("The body is not sent as application/json"));
+                    answers.entry("422".into()).or_insert_with(|| {
+                        answer(
+                            "The body is JSON of the wrong shape, or its values do not check out",
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// This API, described as OpenAPI 3.1.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "jobs",
-    responses((status = 200, description = "The OpenAPI document"), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "openapi", path = "/api/v1/openapi.json", tag = "jobs",
+    responses((status = 200, description = "The OpenAPI document"), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody)))]
 pub async fn openapi(caller: Caller) -> ApiResult<Json<utoipa::openapi::OpenApi>> {
     caller.require(crate::jobs::Role::Viewer)?;
     Ok(Json(ApiDoc::openapi()))

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,7 +34,8 @@ pub struct ReviewQuery {
     /// Only reviews the caller may work (their role and groups).
     mine: Option<bool>,
     /// At most this many (default 100, at most 1000).
-    limit: Option<u32>,
+    #[param(minimum = 1)]
+    limit: Option<i64>,
 }
 
 /// A review, and what the review page shows of it.
@@ -56,6 +59,7 @@ pub struct FieldValue {
 pub struct SaveReview {
     /// The version the reviewer's page shows; a save of an older one is
     /// refused with 409.
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub version: i64,
     #[serde(default)]
     pub corrections: Vec<FieldValue>,
@@ -67,6 +71,7 @@ pub struct SaveReview {
 /// An approval.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct Approve {
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub version: i64,
     #[serde(default)]
     pub note: String,
@@ -79,6 +84,7 @@ pub struct Approve {
 /// A rejection or a postponement, with its reason.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct WithReason {
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub version: i64,
     /// Why: the job fails with it (reject), or keeps it as a note
     /// (postpone).
@@ -94,12 +100,12 @@ pub struct Finished {
 }
 
 /// Jobs waiting for review, oldest first.
-#[utoipa::path(get, path = "/api/v1/reviews", tag = "reviews", params(ReviewQuery),
-    responses((status = 200, body = [ReviewItem]), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "list_reviews", path = "/api/v1/reviews", tag = "reviews", params(ReviewQuery),
+    responses((status = 200, description = "The reviews, oldest first", body = [ReviewItem]), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody)))]
 pub async fn list(
     State(app): State<App>,
     caller: Caller,
-    Query(q): Query<ReviewQuery>,
+    ApiQuery(q): ApiQuery<ReviewQuery>,
 ) -> ApiResult<Json<Vec<ReviewItem>>> {
     caller.require(Role::Viewer)?;
     let filter = ReviewFilter {
@@ -108,7 +114,7 @@ pub async fn list(
         workable_by: (q.mine.unwrap_or(false) && caller.role != Role::Admin)
             .then(|| caller.answers_to()),
         overdue_at: q.overdue.unwrap_or(false).then(crate::jobs::now_ms),
-        limit: q.limit.unwrap_or(100).clamp(1, 1000),
+        limit: super::extract::limit(q.limit, 100, 1000)?,
     };
     Ok(Json(app.db.review_queue(&filter).await?))
 }
@@ -140,37 +146,37 @@ pub(crate) async fn detail(app: &App, id: i64) -> ApiResult<ReviewDetail> {
 
 /// One review: its fields with confidence and reasons, failing checks,
 /// the templates a reviewer may pick.
-#[utoipa::path(get, path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, body = ReviewDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, operation_id = "show_review", path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The review and what its page shows", body = ReviewDetail), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 404, description = "No such job or review", body = ErrorBody)))]
 pub async fn show(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ReviewDetail>> {
     caller.require(Role::Viewer)?;
     Ok(Json(detail(&app, id).await?))
 }
 
 /// Hold a review for 30 minutes, so no one else works it meanwhile.
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/claim", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 200, body = ReviewItem), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "claim_review", path = "/api/v1/reviews/{id}/claim", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 200, description = "The review, now held by the caller", body = ReviewItem), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody)))]
 pub async fn claim(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<ReviewItem>> {
     workable(&app, &caller, id).await?;
     Ok(Json(app.db.claim_review(id, &caller.name, HOLD).await?))
 }
 
 /// Let go of a review.
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/release", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+#[utoipa::path(post, operation_id = "release_review", path = "/api/v1/reviews/{id}/release", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+    responses((status = 204, description = "Done"), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody), (status = 404, description = "No such job or review", body = ErrorBody)))]
 pub async fn release(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<StatusCode> {
     workable(&app, &caller, id).await?;
     app.db.release_review(id, &caller.name).await?;
@@ -179,15 +185,15 @@ pub async fn release(
 
 /// Save corrections (and a template picked); every value is typed and
 /// checked, and nothing is saved when one is wrong (422).
-#[utoipa::path(put, path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+#[utoipa::path(put, operation_id = "save_review", path = "/api/v1/reviews/{id}", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
     request_body = SaveReview,
-    responses((status = 200, body = ReviewDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "The review and what its page shows", body = ReviewDetail), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody), (status = 422, description = "Values that do not check out; the details say which", body = ErrorBody)))]
 pub async fn save(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<SaveReview>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<SaveReview>,
 ) -> ApiResult<Json<ReviewDetail>> {
     caller.require(Role::Reviewer)?;
     save_review(&app, &caller, id, body).await?;
@@ -261,15 +267,15 @@ pub(crate) async fn save_review(
 /// Approve: the reviewed values become the step's output and the job goes
 /// on at its next step. With failing checks, only with `override` (422
 /// lists the checks otherwise).
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/approve", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+#[utoipa::path(post, operation_id = "approve_review", path = "/api/v1/reviews/{id}/approve", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
     request_body = Approve,
-    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Where the review ended", body = Finished), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody), (status = 422, description = "Values that do not check out; the details say which", body = ErrorBody)))]
 pub async fn approve(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<Approve>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<Approve>,
 ) -> ApiResult<Json<Finished>> {
     caller.require(Role::Reviewer)?;
     approve_review(&app, &caller, id, &body).await?;
@@ -307,15 +313,15 @@ pub(crate) async fn approve_review(
 }
 
 /// Reject: the job fails with the reason, and its owners hear of it.
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/reject", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+#[utoipa::path(post, operation_id = "reject_review", path = "/api/v1/reviews/{id}/reject", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
     request_body = WithReason,
-    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Where the review ended", body = Finished), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody), (status = 422, description = "Values that do not check out; the details say which", body = ErrorBody)))]
 pub async fn reject(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<WithReason>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<WithReason>,
 ) -> ApiResult<Json<Finished>> {
     workable(&app, &caller, id).await?;
     let outcome = review::reject(&body.reason)
@@ -330,15 +336,15 @@ pub async fn reject(
 }
 
 /// Postpone: the job keeps waiting with the reason as a note.
-#[utoipa::path(post, path = "/api/v1/reviews/{id}/postpone", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
+#[utoipa::path(post, operation_id = "postpone_review", path = "/api/v1/reviews/{id}/postpone", tag = "reviews", params(("id" = i64, Path, description = "The job's id")),
     request_body = WithReason,
-    responses((status = 200, body = Finished), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, description = "Where the review ended", body = Finished), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "Signed in, but the role or review group may not do this (or the CSRF token is missing)", body = ErrorBody),
+        (status = 404, description = "No such job or review", body = ErrorBody), (status = 409, description = "The job changed meanwhile (a stale version, or another reviewer holds it)", body = ErrorBody), (status = 422, description = "Values that do not check out; the details say which", body = ErrorBody)))]
 pub async fn postpone(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
-    Json(body): Json<WithReason>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<WithReason>,
 ) -> ApiResult<Json<Finished>> {
     workable(&app, &caller, id).await?;
     let outcome = review::postpone(&body.reason)
