@@ -58,6 +58,26 @@ review_status=0
 $clerk run invoice-intake --input "{\"file\": \"$PWD/fixtures/bad/owner-only.pdf\"}" --wait --timeout 60s || review_status=$?
 echo "exit code $review_status"
 
+scan="$PWD/fixtures/scans/acme-office-degraded.pdf"
+echo "== a degraded scan: OCR is unsure of its totals and a line, so it waits for a reviewer"
+$clerk run invoice-intake --input "{\"file\": \"$scan\"}" --wait --timeout 120s >/dev/null || true
+echo "== a reviewer (the web pages at http://127.0.0.1:8080/reviews, or the same from the command line)"
+printf '%s\n' "${REVIEWER_PASSWORD:-demo-reviewer-password}" | $clerk users add rita --role reviewer || true
+$clerk review list
+rid=$($clerk review list --json | sed -n 's/^ *"job_id": \([0-9]*\),*/\1/p' | tail -n 1)
+$clerk review show "$rid"
+echo "== the reviewer supplies the VAT the scan lost and approves, overriding the line the OCR misread"
+$clerk review set "$rid" vat 1.094,08
+$clerk review approve "$rid" ||
+  $clerk review approve "$rid" --override "row 3 checked on the paper: 25 x 7.23 = 180.75"
+for _ in $(seq 1 240); do
+  state=$($clerk runs show "$rid" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["state"])')
+  case "$state" in succeeded|failed|dead) break ;; esac
+  sleep 0.5
+done
+echo "== job $rid after the review: booked with the reviewed values; the trail names the reviewer"
+$clerk runs show "$rid" | grep -E "succeeded|failed|book |review|correct|approved"
+
 inbox=bots/invoice-intake/inbox
 echo "== three files dropped into $inbox: a new invoice twice (one under another name) and the ACME one booked above"
 mkdir -p "$inbox"

@@ -517,7 +517,8 @@ pub enum ReviewCommand {
         /// The field's name.
         field: String,
         /// The value: plain (1234.56, 2026-08-16) or as the document prints
-        /// it; empty to withdraw a correction.
+        /// it; empty to withdraw a correction. For `lines`, every row as JSON:
+        /// '[{"qty": "25", "unit_price": "7.23", "amount": "180.75"}, …]'.
         value: String,
     },
     /// Approve: the reviewed values go on to the next step.

@@ -113,9 +113,17 @@ async fn set(
 ) -> anyhow::Result<u8> {
     let db = job.db.open().await?;
     let r = load(&db, job.id).await?;
+    // Line items are rows of column → text, given as JSON.
+    let value = if field == "lines" {
+        serde_json::from_str(&value).with_context(|| {
+            format!("`lines` is given as JSON rows, e.g. '[{{\"qty\": \"25\", \"amount\": \"180.75\"}}]', not {value:?}")
+        })?
+    } else {
+        serde_json::Value::String(value)
+    };
     let correction = Correction {
         field: field.clone(),
-        value: serde_json::Value::String(value),
+        value,
     };
     let update = match review::correct(&r, &templates_for(bots, &r), &[correction]) {
         Ok(update) => update,

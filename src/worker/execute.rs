@@ -396,15 +396,28 @@ fn review_completion(
         next_step: index as i64 + 1,
         error: None,
         output: None,
-        review: Some(serde_json::json!({
-            "step": step,
-            "reasons": reasons,
-            "review_by": review_by,
-            "due_at": due_at,
-        })),
+        review: Some(review_record(step, reasons, review_by, due_at)),
         reason,
         steps: vec![record],
     }
+}
+
+/// What the job records of its review: the step, why, and (when set) who
+/// may review it and by when.
+fn review_record(
+    step: &str,
+    reasons: Vec<String>,
+    review_by: Vec<String>,
+    due_at: Option<i64>,
+) -> serde_json::Value {
+    let mut record = serde_json::json!({ "step": step, "reasons": reasons });
+    if !review_by.is_empty() {
+        record["review_by"] = serde_json::json!(review_by);
+    }
+    if let Some(due) = due_at {
+        record["due_at"] = serde_json::json!(due);
+    }
+    record
 }
 
 /// Save a finished step through the committer and wait for it; false when
