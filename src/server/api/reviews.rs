@@ -323,16 +323,7 @@ pub async fn reject(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<WithReason>,
 ) -> ApiResult<Json<Finished>> {
-    workable(&app, &caller, id).await?;
-    let outcome = review::reject(&body.reason)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    app.db
-        .finish_review(id, &caller.name, body.version, &outcome)
-        .await?;
-    Ok(Json(Finished {
-        job_id: id,
-        outcome: "rejected".into(),
-    }))
+    with_reason(&app, &caller, id, &body, review::reject, "rejected").await
 }
 
 /// Postpone: the job keeps waiting with the reason as a note.
@@ -346,14 +337,27 @@ pub async fn postpone(
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<WithReason>,
 ) -> ApiResult<Json<Finished>> {
-    workable(&app, &caller, id).await?;
-    let outcome = review::postpone(&body.reason)
+    with_reason(&app, &caller, id, &body, review::postpone, "postponed").await
+}
+
+/// End or put off a review with a reason: `decide` checks the reason and
+/// makes the outcome; `word` says where the review ended.
+async fn with_reason<E: std::fmt::Display>(
+    app: &App,
+    caller: &Caller,
+    id: i64,
+    body: &WithReason,
+    decide: impl FnOnce(&str) -> Result<crate::jobs::ReviewOutcome, E>,
+    word: &str,
+) -> ApiResult<Json<Finished>> {
+    workable(app, caller, id).await?;
+    let outcome = decide(&body.reason)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     app.db
         .finish_review(id, &caller.name, body.version, &outcome)
         .await?;
     Ok(Json(Finished {
         job_id: id,
-        outcome: "postponed".into(),
+        outcome: word.into(),
     }))
 }
