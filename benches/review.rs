@@ -342,6 +342,7 @@ async fn bench(backend: &str, args: &Args, tmp: &Path) {
         behind_proxy: false,
         session_ttl: Duration::from_secs(3600),
         cache_dir: tmp.join(format!("pages-{backend}")),
+        metrics_allow: Vec::new(),
     };
     let app = clerk::server::App::new(db.clone(), registry, config);
     let stop = CancellationToken::new();

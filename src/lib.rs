@@ -14,5 +14,6 @@ pub mod mail;
 pub mod review;
 pub mod scheduler;
 pub mod server;
+pub mod stats;
 pub mod step;
 pub mod worker;

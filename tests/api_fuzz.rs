@@ -123,6 +123,7 @@ async fn the_openapi_document_is_valid_and_the_api_keeps_to_it() {
         behind_proxy: false,
         session_ttl: Duration::from_secs(3600),
         cache_dir: s.t.path().join("pages"),
+        metrics_allow: Vec::new(),
     };
     let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
     let stop = CancellationToken::new();

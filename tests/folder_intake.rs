@@ -199,7 +199,26 @@ async fn a_file_still_being_written_waits_until_it_settles(kind: Kind) {
     assert_eq!(job.input["size"], content.len());
 }
 
+/// A paused bot's files wait in its folder; resumed, they are taken.
+async fn a_paused_bot_leaves_its_files_in_the_folder(kind: Kind) {
+    let s = setup(kind, "inbox", BOT).await;
+    let drop = drop_dir(&s.bots);
+    std::fs::create_dir_all(&drop).unwrap();
+    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test").with_pauses(s.db.clone());
+    s.db.pause_bot("inbox", "cli:op", "audit").await.unwrap();
+    std::fs::write(drop.join("a.pdf"), b"%PDF-1.4 paused").unwrap();
+    assert!(scan_until_settled(&mut intake).await.is_empty());
+    assert_eq!(names_in(&drop), ["a.pdf"]);
+    assert!(jobs_of(&s.db).await.is_empty());
+    s.db.resume_bot("inbox", "cli:op", "audit done")
+        .await
+        .unwrap();
+    assert_eq!(scan_until_settled(&mut intake).await.len(), 1);
+    assert_eq!(jobs_of(&s.db).await.len(), 1);
+}
+
 both_backends!(
+    a_paused_bot_leaves_its_files_in_the_folder,
     each_distinct_file_becomes_one_job,
     a_crash_anywhere_in_the_intake_loses_and_doubles_nothing,
     a_file_still_being_written_waits_until_it_settles,

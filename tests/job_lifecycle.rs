@@ -459,6 +459,23 @@ argv = ["true"]
     assert_eq!(x.len() + y.len(), 1);
     let (x, y) = tokio::join!(a.tick(later + 1000), b.tick(later + 1000));
     assert_eq!(x.len() + y.len(), 0);
+
+    // Paused, its slots pass unfired; resumed, it fires on the next slot
+    // and does not catch up on those it passed.
+    db.pause_bot("report", "cli:op", "month-end freeze")
+        .await
+        .unwrap();
+    let next = later - later % (5 * minute) + 5 * minute + 1500;
+    for n in 0..3 {
+        let (x, y) = tokio::join!(a.tick(next + n * 5 * minute), b.tick(next + n * 5 * minute));
+        assert_eq!(x.len() + y.len(), 0, "a paused bot's slot fired");
+    }
+    db.resume_bot("report", "cli:op", "freeze over")
+        .await
+        .unwrap();
+    let resumed = next + 2 * 5 * minute + 30_000;
+    assert_eq!(a.tick(resumed).await.len(), 0, "a passed slot caught up");
+    assert_eq!(a.tick(next + 3 * 5 * minute).await.len(), 1);
 }
 
 async fn concurrency_limit_holds_across_workers(kind: Kind) {

@@ -88,6 +88,7 @@ async fn web_of(kind: Kind, manifest: &str) -> Web {
         behind_proxy: false,
         session_ttl: Duration::from_secs(3600),
         cache_dir: s.t.path().join("pages"),
+        metrics_allow: Vec::new(),
     };
     let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
     let stop = CancellationToken::new();
@@ -149,6 +150,7 @@ async fn only_signed_in_callers_with_the_role_get_through(kind: Kind) {
         ("GET", format!("/reviews/{id}")),
         ("GET", format!("/documents/{id}/pages/1")),
         ("GET", format!("/documents/{id}/words")),
+        ("GET", "/metrics".into()),
     ];
     for (method, path) in &anonymous {
         let r = send(a, method, path, &[], None).await;
@@ -176,6 +178,15 @@ async fn only_signed_in_callers_with_the_role_get_through(kind: Kind) {
     let viewer = bearer(&w.viewer);
     let v = [("Authorization", viewer.as_str())];
     assert_eq!(send(a, "GET", "/api/v1/jobs", &v, None).await.status, 200);
+    let metrics = send(a, "GET", "/metrics", &v, None).await;
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains(r#"clerk_queue_depth{bot="intake",state="waiting_review"} 1"#),
+        "{}",
+        metrics.body
+    );
     let spec = send(a, "GET", "/api/v1/openapi.json", &v, None).await;
     assert_eq!(spec.status, 200);
     assert!(spec.json()["paths"].as_object().unwrap().len() >= 10);
@@ -502,7 +513,7 @@ async fn values_from_documents_mails_and_people_are_shown_as_text(kind: Kind) {
             "{payload:?} is shown as text on the review page"
         );
     }
-    // Only clerk's own script runs: no script tag but the one.
+    // Only clerk's own scripts run: no script tag but theirs.
     let page = send(
         a,
         "GET",
@@ -511,7 +522,14 @@ async fn values_from_documents_mails_and_people_are_shown_as_text(kind: Kind) {
         None,
     )
     .await;
-    assert_eq!(page.body.matches("<script").count(), 1, "{}", page.body);
+    let scripts = page.body.matches("<script").count();
+    assert_eq!(
+        page.body.matches("<script src=\"/assets/").count(),
+        scripts,
+        "{}",
+        page.body
+    );
+    assert_eq!(scripts, 2, "the review page's and the pages' own");
 }
 
 /// A bot that gives its reviews to a group: reviewers outside it may read
@@ -579,6 +597,7 @@ fn plain_http_on_a_reachable_address_is_refused() {
         behind_proxy: proxy,
         session_ttl: Duration::from_secs(60),
         cache_dir: std::env::temp_dir(),
+        metrics_allow: Vec::new(),
     };
     assert!(config("127.0.0.1:8080", false).check().is_ok());
     assert!(config("[::1]:8080", false).check().is_ok());
@@ -589,4 +608,32 @@ fn plain_http_on_a_reachable_address_is_refused() {
     );
     assert!(config("0.0.0.0:8080", true).check().is_ok());
     let _ = Arc::new(());
+}
+
+/// A scraper on the allow list reads `/metrics` without a token; the
+/// allow list opens nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_scraper_reads_metrics_without_a_token() {
+    let s = setup(Kind::Sqlite, "intake", &manifest()).await;
+    let config = clerk::server::WebConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        behind_proxy: false,
+        session_ttl: Duration::from_secs(60),
+        cache_dir: s.t.path().join("pages"),
+        metrics_allow: vec!["127.0.0.0/8".parse().unwrap()],
+    };
+    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
+    let stop = CancellationToken::new();
+    let (a, _) = clerk::server::start(app, stop.clone()).await.unwrap();
+    let r = send(a, "GET", "/metrics", &[], None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(r.body.contains("# TYPE clerk_jobs counter"), "{}", r.body);
+    assert!(r.body.ends_with("# EOF\n"));
+    assert_eq!(send(a, "GET", "/api/v1/jobs", &[], None).await.status, 401);
+    stop.cancel();
 }

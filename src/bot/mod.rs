@@ -60,6 +60,25 @@ pub struct Bot {
 
 impl Bot {
     /// Whether clerk made this bot for a mailbox trigger of another.
+    /// A job of this bot with its retry policy, queued by `created_by`
+    /// (`cli:NAME`, a user's name) with `input`.
+    pub fn job(
+        &self,
+        input: serde_json::Value,
+        key: Option<String>,
+        created_by: String,
+    ) -> crate::jobs::NewJob {
+        crate::jobs::NewJob {
+            bot: self.name.clone(),
+            input,
+            idempotency_key: key,
+            max_attempts: self.retry.max_attempts,
+            max_lost: self.retry.max_lost,
+            run_after: None,
+            created_by,
+        }
+    }
+
     pub fn is_mailbox_poll(&self) -> bool {
         self.steps.iter().any(|s| s.kind == POLL_KIND)
     }

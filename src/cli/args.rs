@@ -105,6 +105,9 @@ pub enum Command {
     /// Manage the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The figures of a period: documents in, straight-through rate,
+    /// exceptions by kind, cycle time and its parts, the review backlog.
+    Stats(super::stats::StatsArgs),
     /// Work the review queue from the command line, as a local admin.
     #[command(subcommand)]
     Review(ReviewCommand),
@@ -241,6 +244,18 @@ pub struct WebArgs {
     /// A browser session ends after this long without a request.
     #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
+    /// Addresses or networks (CIDR) that may read /metrics without a
+    /// token, comma-separated: e.g. the Prometheus server's. Others need
+    /// an API token (`Authorization: Bearer`).
+    #[arg(long, value_delimiter = ',', value_parser = ip_net, value_name = "NETS")]
+    pub metrics_allow: Vec<ipnet::IpNet>,
+}
+
+/// An address (`10.0.0.5`) or a network (`10.0.0.0/8`).
+fn ip_net(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is neither an address nor a network such as 10.0.0.0/8"))
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +272,10 @@ pub struct ServeArgs {
     /// Delete finished jobs (and their history) older than this.
     #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
+    /// Delete daily figures (the dashboard's and the report's) older than
+    /// this; they are kept apart from the jobs, which go sooner.
+    #[arg(long, default_value = STATS_RETENTION, value_parser = humantime::parse_duration)]
+    pub stats_retention: Duration,
     /// Do not start workers; only schedule.
     #[arg(long)]
     pub no_workers: bool,
@@ -389,6 +408,11 @@ pub enum BotsCommand {
     /// Print the reference of every key a bot file may hold, as Markdown
     /// (the same text as docs/bot-reference.md).
     Reference,
+    /// Pause a bot on every node: its triggers do not fire and its queued
+    /// jobs wait until it is resumed; running jobs finish.
+    Pause(super::bots::PauseArgs),
+    /// Resume a paused bot.
+    Resume(super::bots::PauseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -576,11 +600,19 @@ pub enum DbCommand {
     Prune {
         #[command(flatten)]
         db: Database,
-        /// Age of the finished jobs to delete, as "30d" or "12h".
+        /// Age of the finished jobs to delete, as "30d" or "12h". Their
+        /// days are rolled up first: the figures outlive them.
         #[arg(long, value_parser = humantime::parse_duration)]
         older_than: Duration,
+        /// Age of the daily figures to delete.
+        #[arg(long, default_value = STATS_RETENTION, value_parser = humantime::parse_duration)]
+        stats_retention: Duration,
     },
 }
+
+/// How long daily figures are kept by default: a year's report and the
+/// year before it, for its trend.
+pub const STATS_RETENTION: &str = "800d";
 
 /// A group's name: as bot and step names, and not a role's.
 fn group_name(name: &str) -> Result<String, String> {

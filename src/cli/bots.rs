@@ -1,15 +1,20 @@
-//! `clerk bots`: validate bot files, list the bots, print the reference.
+//! `clerk bots`: validate bot files, list the bots, print the reference,
+//! pause and resume a bot's work on every node.
 
 use std::path::Path;
 
 use anyhow::bail;
 
-use super::args::BotsCommand;
-use super::{exit, output};
+use clap::Args;
+
+use super::args::{BotsCommand, BotsFolder, Database};
+use super::{exit, output, whoami};
 use crate::bot;
 
-pub(super) fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
+pub(super) async fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
     match cmd {
+        BotsCommand::Pause(args) => pause(args, true).await,
+        BotsCommand::Resume(args) => pause(args, false).await,
         BotsCommand::Validate { dir, bots, json } => {
             let dir = dir.unwrap_or(bots.bots);
             if !dir.is_dir() {
@@ -66,4 +71,53 @@ pub(super) fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Name of the bot.
+    pub bot: String,
+    /// Why, for the bot's history and the pages.
+    #[arg(long, default_value = "paused by hand")]
+    pub reason: String,
+    #[command(flatten)]
+    pub db: Database,
+    #[command(flatten)]
+    pub bots: BotsFolder,
+}
+
+/// `clerk bots pause` (`pause = true`) and `clerk bots resume`.
+pub(super) async fn pause(args: PauseArgs, pause: bool) -> anyhow::Result<u8> {
+    let registry = args.bots.load();
+    if registry.get(&args.bot).is_none_or(|b| b.is_mailbox_poll()) {
+        let names: Vec<&str> = registry
+            .iter()
+            .filter(|b| !b.is_mailbox_poll())
+            .map(|b| b.name.as_str())
+            .collect();
+        eprintln!(
+            "error: no bot `{}` in {}; the bots are: {}",
+            args.bot,
+            args.bots.bots.display(),
+            names.join(", ")
+        );
+        return Ok(exit::USAGE);
+    }
+    let db = args.db.open().await?;
+    let actor = format!("cli:{}", whoami());
+    let changed = if pause {
+        db.pause_bot(&args.bot, &actor, &args.reason).await?
+    } else {
+        db.resume_bot(&args.bot, &actor, &args.reason).await?
+    };
+    match (pause, changed) {
+        (true, true) => println!(
+            "{} paused: its triggers do not fire and its queued jobs wait; running jobs finish",
+            args.bot
+        ),
+        (true, false) => println!("{} was paused already", args.bot),
+        (false, true) => println!("{} resumed", args.bot),
+        (false, false) => println!("{} was not paused", args.bot),
+    }
+    Ok(exit::OK)
 }

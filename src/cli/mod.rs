@@ -9,9 +9,11 @@ mod people;
 mod review;
 mod runs;
 mod serve;
+mod stats;
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -160,6 +162,7 @@ fn web_config(args: &args::WebArgs, db: &Database) -> anyhow::Result<crate::serv
         behind_proxy: args.insecure_http_behind_proxy,
         session_ttl: args.session_ttl,
         cache_dir: db.data_dir.join("pages"),
+        metrics_allow: args.metrics_allow.clone(),
     };
     config.check().map_err(anyhow::Error::msg)?;
     Ok(config)
@@ -205,6 +208,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 workers: !args.no_workers,
                 scheduler: true,
                 retention: Some(args.retention),
+                stats_retention: args.stats_retention,
                 web,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
@@ -224,6 +228,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 workers: true,
                 scheduler: false,
                 retention: None,
+                stats_retention: Duration::MAX,
                 web: None,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
@@ -233,7 +238,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Extract(args) => extract::extract_documents(args),
         Command::Reader => Ok(exit::OK),
         Command::Runs(cmd) => runs::runs(cmd).await,
-        Command::Bots(cmd) => bots::bots(cmd),
+        Command::Bots(cmd) => bots::bots(cmd).await,
+        Command::Stats(a) => stats::stats(a).await,
         Command::Review(cmd) => review::review(cmd).await,
         Command::Users(cmd) => people::users(cmd).await,
         Command::Tokens(cmd) => people::tokens(cmd).await,
@@ -245,12 +251,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             );
             Ok(exit::OK)
         }
-        Command::Db(DbCommand::Prune { db, older_than }) => {
+        Command::Db(DbCommand::Prune {
+            db,
+            older_than,
+            stats_retention,
+        }) => {
             let store = db.open().await?;
-            let n = serve::prune_all(&store, older_than).await?;
+            let pruned = serve::prune_all(&store, older_than, stats_retention).await?;
             println!(
-                "deleted {n} finished jobs older than {}",
-                humantime::format_duration(older_than)
+                "deleted {} finished jobs older than {} (their figures are kept) and {} daily figures older than {}",
+                pruned.jobs,
+                humantime::format_duration(older_than),
+                pruned.days,
+                humantime::format_duration(stats_retention)
             );
             Ok(exit::OK)
         }

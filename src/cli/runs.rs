@@ -8,7 +8,7 @@ use anyhow::Context;
 use super::args::{RunArgs, RunsCommand};
 use super::{exit, output, read_input, whoami};
 use crate::bot;
-use crate::jobs::{self, JobState, ListFilter, NewJob};
+use crate::jobs::{self, JobState, ListFilter};
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let input = read_input(&args.input)?;
@@ -32,21 +32,23 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     };
     let db = args.db.open().await?;
-    let job = NewJob {
-        bot: bot.name.clone(),
-        input,
-        idempotency_key: args.key.clone(),
-        max_attempts: bot.retry.max_attempts,
-        max_lost: bot.retry.max_lost,
-        run_after: None,
-        created_by: format!("cli:{}", whoami()),
-    };
+    let actor = format!("cli:{}", whoami());
+    let job = bot.job(input, args.key.clone(), actor.clone());
     let enq = db
         .enqueue(std::slice::from_ref(&job))
         .await?
         .into_iter()
         .next()
         .context("enqueue returned nothing")?;
+    if enq.created {
+        db.bot_event(
+            &bot.name,
+            &actor,
+            "ran",
+            &format!("job {} queued by hand", enq.id),
+        )
+        .await?;
+    }
     if !args.wait {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&enq)?);

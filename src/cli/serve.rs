@@ -26,6 +26,8 @@ pub(super) struct Roles {
     pub scheduler: bool,
     /// Prune finished jobs older than this.
     pub retention: Option<Duration>,
+    /// Delete daily figures older than this.
+    pub stats_retention: Duration,
     /// Serve the web pages and the API.
     pub web: Option<crate::server::WebConfig>,
 }
@@ -41,6 +43,7 @@ pub(super) async fn serve(
         workers,
         scheduler,
         retention,
+        stats_retention,
         web,
     } = roles;
     if bots.is_empty() {
@@ -50,6 +53,7 @@ pub(super) async fn serve(
     tokio::spawn(watch_signals(shutdown.clone()));
     let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
     let mut tasks = tokio::task::JoinSet::new();
+    let web_started = web.is_some();
     if let Some(config) = web {
         let app = crate::server::App::new(db.clone(), bots.clone(), config);
         let (_, server) = crate::server::start(app, shutdown.clone()).await?;
@@ -64,13 +68,21 @@ pub(super) async fn serve(
         tasks.spawn(s.run(shutdown.clone()));
         let notifier = Notifier::new(db.clone(), bots.clone(), secrets.clone(), &id);
         tasks.spawn(notifier.run(shutdown.clone()));
-        let folders = FolderIntake::new(db.clone(), &bots, &id);
+        let folders = FolderIntake::new(db.clone(), &bots, &id).with_pauses(db.clone());
         if !folders.is_empty() {
             tasks.spawn(folders.run(shutdown.clone()));
         }
     }
+    if scheduler || web_started {
+        tasks.spawn(rollup_loop(db.clone(), shutdown.clone()));
+    }
     if let Some(age) = retention {
-        tasks.spawn(prune_loop(db.clone(), age, shutdown.clone()));
+        tasks.spawn(prune_loop(
+            db.clone(),
+            age,
+            stats_retention,
+            shutdown.clone(),
+        ));
     }
     let worker = workers.then(|| {
         let mut cfg = WorkerConfig::new(args.concurrency);
@@ -104,9 +116,11 @@ pub(super) async fn web(
 ) -> anyhow::Result<u8> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let app = crate::server::App::new(db, bots, config);
-    let (_, server) = crate::server::start(app, shutdown).await?;
+    let app = crate::server::App::new(db.clone(), bots, config);
+    let (_, server) = crate::server::start(app, shutdown.clone()).await?;
+    let rollups = tokio::spawn(rollup_loop(db, shutdown));
     server.await??;
+    let _ = rollups.await;
     Ok(exit::OK)
 }
 
@@ -136,8 +150,45 @@ async fn watch_signals(shutdown: CancellationToken) {
     std::process::exit(130);
 }
 
+/// How often the daily figures are rolled up.
+const ROLLUP_EVERY: Duration = Duration::from_secs(300);
+
+/// Keep the daily figures rolled up, so the dashboard reads days, not jobs.
+async fn rollup_loop(db: JobDb, shutdown: CancellationToken) {
+    loop {
+        crate::stats::rollup_logged(db.as_ref()).await;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(ROLLUP_EVERY) => {}
+        }
+    }
+}
+
+/// What pruning deleted.
+pub(super) struct Pruned {
+    pub jobs: u64,
+    pub days: u64,
+}
+
+/// Delete finished jobs older than `age`, in batches, until none are left,
+/// and daily figures older than `stats_age`. The days of the jobs are
+/// rolled up first, so their figures outlive them.
+pub(super) async fn prune_all(
+    db: &JobDb,
+    age: Duration,
+    stats_age: Duration,
+) -> crate::jobs::Result<Pruned> {
+    let now = now_ms();
+    crate::stats::rollup(db.as_ref(), now).await?;
+    let days = db
+        .prune_daily(crate::stats::day_of(now - stats_age.as_millis() as i64))
+        .await?;
+    let jobs = prune_jobs(db, age).await?;
+    Ok(Pruned { jobs, days })
+}
+
 /// Delete finished jobs older than `age`, in batches, until none are left.
-pub(super) async fn prune_all(db: &JobDb, age: Duration) -> crate::jobs::Result<u64> {
+async fn prune_jobs(db: &JobDb, age: Duration) -> crate::jobs::Result<u64> {
     let before = now_ms() - age.as_millis() as i64;
     let mut total = 0;
     loop {
@@ -151,11 +202,15 @@ pub(super) async fn prune_all(db: &JobDb, age: Duration) -> crate::jobs::Result<
     }
 }
 
-async fn prune_loop(db: JobDb, age: Duration, shutdown: CancellationToken) {
+async fn prune_loop(db: JobDb, age: Duration, stats_age: Duration, shutdown: CancellationToken) {
     loop {
-        match prune_all(&db, age).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(deleted = n, "pruned finished jobs past retention"),
+        match prune_all(&db, age, stats_age).await {
+            Ok(Pruned { jobs: 0, days: 0 }) => {}
+            Ok(p) => tracing::info!(
+                jobs = p.jobs,
+                daily_figures = p.days,
+                "pruned finished jobs and daily figures past retention"
+            ),
             Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
         }
         tokio::select! {

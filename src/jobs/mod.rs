@@ -13,6 +13,7 @@
 //! Nothing outside this module writes SQL.
 
 mod access;
+mod facts;
 mod model;
 mod postgres;
 mod retry;
@@ -29,6 +30,10 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use access::{ApiToken, Role, Session, User, answers_to, may_work};
+pub use facts::{
+    BotEvent, DailyRow, Ending, FinishedRow, JobFact, Live, Pause, Received, StepFact, TrailEvent,
+    belongs_to, job_fact, source_of,
+};
 pub use model::*;
 pub use retry::{RetryPolicy, backoff_delay};
 pub use reviews::{
@@ -36,7 +41,7 @@ pub use reviews::{
 };
 pub use store::{
     AccessStore, AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore,
-    ReviewStore, ScheduleStore, Store,
+    ReviewStore, ScheduleStore, StatsStore, Store,
 };
 pub use transitions::{ChangeRequest, Decision, RowChange, Transition};
 

@@ -89,7 +89,7 @@ pub struct NewJob {
 }
 
 /// What `enqueue` did with one [`NewJob`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     pub id: i64,
     /// False when the idempotency key already existed.
@@ -258,6 +258,10 @@ pub struct ListFilter {
     pub created_to: Option<i64>,
     /// Only jobs whose input or last error holds this text.
     pub text: Option<String>,
+    /// Only jobs that finished at or after this time (Unix ms).
+    pub finished_from: Option<i64>,
+    /// Only jobs that finished before this time (Unix ms).
+    pub finished_to: Option<i64>,
 }
 
 /// One line of `clerk runs list`.

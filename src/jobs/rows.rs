@@ -320,3 +320,99 @@ pub(super) fn approval(row: &impl JobRow) -> Result<Approval> {
         detail: parse_json(row.text_opt("detail")?).unwrap_or(Value::Null),
     })
 }
+
+/// Facts of finished jobs from their rows (`id, bot, state, created_at,
+/// finished_at, last_error`) and their trails (`job_id, at, actor,
+/// from_state, to_state, review_action`, by job and in order).
+pub(super) fn job_facts(jobs: &[impl JobRow], trail: &[impl JobRow]) -> Result<Vec<JobFact>> {
+    let mut trails: HashMap<i64, Vec<TrailEvent>> = HashMap::new();
+    for e in trail {
+        let from = e.text_opt("from_state")?;
+        trails
+            .entry(e.int("job_id")?)
+            .or_default()
+            .push(TrailEvent {
+                at: e.int("at")?,
+                actor: e.text("actor")?,
+                from: from.as_deref().map(parse_state).transpose()?,
+                to: parse_state(&e.text("to_state")?)?,
+                review_action: e.flag("review_action")?,
+            });
+    }
+    jobs.iter()
+        .map(|j| {
+            let id = j.int("id")?;
+            let row = FinishedRow {
+                id,
+                bot: j.text("bot")?,
+                state: parse_state(&j.text("state")?)?,
+                created_at: j.int("created_at")?,
+                finished_at: j.int("finished_at")?,
+                last_error: j.text_opt("last_error")?,
+            };
+            Ok(job_fact(
+                row,
+                trails.get(&id).map_or(&[][..], Vec::as_slice),
+            ))
+        })
+        .collect()
+}
+
+/// Step runs (`bot, step_name, ms, outcome`).
+pub(super) fn step_fact(row: &impl JobRow) -> Result<StepFact> {
+    Ok(StepFact {
+        bot: row.text("bot")?,
+        step: row.text("step_name")?,
+        ms: row.int("ms")?.max(0),
+        succeeded: parse_outcome(&row.text("outcome")?)? == Outcome::Succeeded,
+    })
+}
+
+/// Jobs created, per bot and source, from counts per bot and `created_by`.
+pub(super) fn received(rows: &[impl JobRow]) -> Result<Vec<Received>> {
+    let mut out: Vec<Received> = Vec::new();
+    for r in rows {
+        let bot = r.text("bot")?;
+        let source = facts::source_of(&r.text("created_by")?);
+        let n = r.int("n")?;
+        match out.iter_mut().find(|x| x.bot == bot && x.source == source) {
+            Some(x) => x.count += n,
+            None => out.push(Received {
+                bot,
+                source: source.to_string(),
+                count: n,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn daily(row: &impl JobRow) -> Result<DailyRow> {
+    let stats = row.text("stats")?;
+    Ok(DailyRow {
+        day: row.int("day")?,
+        bot: row.text("bot")?,
+        stats: serde_json::from_str(&stats)
+            .map_err(|e| JobsError::Corrupt(format!("daily figures: {e}")))?,
+        settled: row.flag("final")?,
+    })
+}
+
+pub(super) fn pause(row: &impl JobRow) -> Result<Pause> {
+    Ok(Pause {
+        bot: row.text("bot")?,
+        paused_by: row.text("paused_by")?,
+        paused_at: row.int("paused_at")?,
+        reason: row.text("reason")?,
+    })
+}
+
+pub(super) fn bot_event(row: &impl JobRow) -> Result<BotEvent> {
+    Ok(BotEvent {
+        bot: row.text("bot")?,
+        at: row.int("at")?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        reason: row.text("reason")?,
+    })
+}

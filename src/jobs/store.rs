@@ -9,7 +9,9 @@
 //! - [`AdminStore`]: what people do and read (`clerk runs`, the API);
 //! - [`NoticeStore`]: the notifications of failed and waiting jobs;
 //! - [`AccessStore`]: users, API tokens and sessions;
-//! - [`ReviewStore`]: the review queue, claims, corrections, approvals.
+//! - [`ReviewStore`]: the review queue, claims, corrections, approvals;
+//! - [`StatsStore`]: the facts the figures of operations are made of,
+//!   and their daily roll-ups.
 //!
 //! [`JobStore`] is all of them; each back end implements every trait with
 //! the same guarantees and is run through the same tests.
@@ -23,6 +25,7 @@ use serde_json::Value;
 
 use super::Result;
 use super::access::{ApiToken, Role, Session, User};
+use super::facts::{BotEvent, DailyRow, JobFact, Live, Pause, Received, StepFact};
 use super::model::*;
 use super::reviews::{Approval, Review, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate};
 use super::transitions::{ChangeRequest, Decision};
@@ -128,6 +131,9 @@ pub trait ScheduleStore: Store {
 
     /// The last slot fired for a trigger of a bot.
     async fn last_slot(&self, bot: &str, trigger_id: &str) -> Result<Option<i64>>;
+
+    /// The bots an operator paused: their triggers do not fire.
+    async fn paused(&self) -> Result<Vec<Pause>>;
 }
 
 /// What people read and do: `clerk runs`, retention.
@@ -169,6 +175,53 @@ pub trait AdminStore: Store {
     /// Delete up to `batch` finished jobs (with their attempts, steps and
     /// events) that finished before `finished_before`. Returns how many.
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64>;
+
+    /// Pause a bot (and its mailbox polls): its triggers stop firing and
+    /// its queued jobs wait, on every node, until it is resumed. False if
+    /// it was paused already.
+    async fn pause_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool>;
+
+    /// Resume a paused bot; false if it was not paused.
+    async fn resume_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool>;
+
+    /// Record something a person did to a bot (`ran`: a job by hand).
+    async fn bot_event(&self, bot: &str, actor: &str, action: &str, reason: &str) -> Result<()>;
+
+    /// What people did to a bot, newest first.
+    async fn bot_events(&self, bot: &str, limit: u32) -> Result<Vec<BotEvent>>;
+}
+
+/// What the figures of operations read, and the roll-ups they keep. Times
+/// are Unix ms; a period is `[from, to)`.
+#[async_trait]
+pub trait StatsStore: Store {
+    /// Facts of the jobs that finished in the period.
+    async fn finished_facts(&self, from: i64, to: i64) -> Result<Vec<JobFact>>;
+
+    /// The step runs of the jobs that finished in the period.
+    async fn step_facts(&self, from: i64, to: i64) -> Result<Vec<StepFact>>;
+
+    /// Jobs created in the period, per bot and source.
+    async fn received(&self, from: i64, to: i64) -> Result<Vec<Received>>;
+
+    /// The queue as it is now.
+    async fn live(&self) -> Result<Live>;
+
+    /// When the oldest job kept was created.
+    async fn first_job_at(&self) -> Result<Option<i64>>;
+
+    /// The roll-ups of days `from_day..to_day` (days since the epoch).
+    async fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<DailyRow>>;
+
+    /// The latest settled day, if any.
+    async fn last_settled_day(&self) -> Result<Option<i64>>;
+
+    /// Replace the roll-ups of `day` (every bot's) with `rows`, in one
+    /// transaction. A settled day is never replaced.
+    async fn save_day(&self, day: i64, rows: &[DailyRow]) -> Result<()>;
+
+    /// Delete roll-ups of days before `before_day`; returns how many rows.
+    async fn prune_daily(&self, before_day: i64) -> Result<u64>;
 }
 
 /// Notifications of jobs that failed or wait for review.
@@ -314,7 +367,14 @@ pub trait ReviewStore: Store {
 /// The whole job database: every use above, and its schema.
 #[async_trait]
 pub trait JobStore:
-    QueueStore + IntakeStore + ScheduleStore + AdminStore + NoticeStore + AccessStore + ReviewStore
+    QueueStore
+    + IntakeStore
+    + ScheduleStore
+    + AdminStore
+    + NoticeStore
+    + AccessStore
+    + ReviewStore
+    + StatsStore
 {
     /// Apply pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> Result<()>;

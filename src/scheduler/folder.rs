@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bot::{BotRegistry, TriggerKind};
 use crate::documents::store;
-use crate::jobs::{IntakeStore, NewJob};
+use crate::jobs::{IntakeStore, NewJob, ScheduleStore};
 
 /// Where taken files go, inside the watched folder.
 pub const PROCESSED: &str = "processed";
@@ -99,6 +99,8 @@ enum StageError {
 /// Watches every folder trigger of the loaded bots.
 pub struct FolderIntake {
     db: Arc<dyn IntakeStore>,
+    /// Where paused bots are read; their files wait in the folder.
+    pauses: Option<Arc<dyn ScheduleStore>>,
     actor: String,
     watched: Vec<Watched>,
     seen: HashMap<PathBuf, Seen>,
@@ -135,6 +137,7 @@ impl FolderIntake {
         }
         FolderIntake {
             db,
+            pauses: None,
             actor: format!("folder:{id}"),
             watched,
             seen: HashMap::new(),
@@ -151,11 +154,31 @@ impl FolderIntake {
         self.watched.iter().map(|w| w.dir.clone()).collect()
     }
 
+    /// Leave the files of bots an operator paused in their folders until
+    /// the bots are resumed.
+    pub fn with_pauses(mut self, pauses: Arc<dyn ScheduleStore>) -> FolderIntake {
+        self.pauses = Some(pauses);
+        self
+    }
+
     /// Read every watched folder once and take the files that have settled.
     pub async fn scan(&mut self) -> Vec<Intake> {
         let mut done = Vec::new();
         let mut present = HashSet::new();
+        let paused = match &self.pauses {
+            Some(store) => match store.paused().await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read which bots are paused; will try again");
+                    return done;
+                }
+            },
+            None => Vec::new(),
+        };
         for w in self.watched.clone() {
+            if paused.iter().any(|p| p.bot == w.bot) {
+                continue;
+            }
             let files = match list(&w) {
                 Ok(files) => files,
                 Err(e) => {

@@ -18,7 +18,7 @@ use chrono::{TimeZone, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::{Bot, BotRegistry, CatchUp, Trigger, TriggerKind};
-use crate::jobs::{NewJob, ScheduleStore, now_ms};
+use crate::jobs::{NewJob, ScheduleStore, belongs_to, now_ms};
 
 /// A slot seen more than this long after its time counts as missed.
 const LATE_AFTER_MS: i64 = 60_000;
@@ -96,12 +96,21 @@ impl Scheduler {
         }
     }
 
-    /// Check every trigger once; returns the ids of jobs created.
+    /// Check every trigger once; returns the ids of jobs created. The
+    /// slots of a paused bot (and of its mailbox polls) pass unfired.
     pub async fn tick(&self, now: i64) -> Vec<i64> {
+        let paused = match self.db.paused().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read which bots are paused; will try again");
+                return Vec::new();
+            }
+        };
         let mut created = Vec::new();
         for bot in self.bots.iter() {
+            let is_paused = paused.iter().any(|p| belongs_to(&bot.name, &p.bot));
             for trigger in &bot.triggers {
-                match self.tick_trigger(bot, trigger, now).await {
+                match self.tick_trigger(bot, trigger, now, is_paused).await {
                     Ok(Some(id)) => created.push(id),
                     Ok(None) => {}
                     Err(e) => {
@@ -118,6 +127,7 @@ impl Scheduler {
         bot: &Bot,
         trigger: &Trigger,
         now: i64,
+        paused: bool,
     ) -> crate::jobs::Result<Option<i64>> {
         let latest = latest_slot(trigger, now);
         if latest.is_none() {
@@ -126,6 +136,11 @@ impl Scheduler {
         let last = self.db.last_slot(&bot.name, &trigger.id).await?;
         match decide(latest, last, now, trigger.catch_up) {
             SlotAction::Nothing => Ok(None),
+            SlotAction::Fire(slot) if paused => {
+                tracing::info!(bot = %bot.name, trigger = %trigger.id, slot = %slot_key(trigger, slot), "slot passed unfired: the bot is paused");
+                self.db.mark_slot(&bot.name, &trigger.id, slot).await?;
+                Ok(None)
+            }
             SlotAction::Skip(slot) => {
                 if last.is_some() {
                     tracing::info!(bot = %bot.name, trigger = %trigger.id, slot = %slot_key(trigger, slot), "missed slot skipped");

@@ -1,8 +1,9 @@
 //! The HTTP side of clerk: a JSON API under `/api/v1`, described by the
 //! OpenAPI document it serves at `/api/v1/openapi.json`; the web pages of
 //! reviewers (the review queue and the review page); sign-in by browser
-//! session or API token with roles (`auth`); and `/livez` and `/readyz` for
-//! whatever watches the process.
+//! session or API token with roles (`auth`); `/metrics` for Prometheus
+//! (`metrics`); and `/livez` and `/readyz` for whatever watches the
+//! process.
 //!
 //! Pages are rendered on the server (maud escapes every value it writes);
 //! a little plain JavaScript, embedded in the binary, makes the review page
@@ -12,6 +13,7 @@ mod api;
 mod auth;
 mod error;
 mod images;
+mod metrics;
 mod pages;
 mod tls;
 mod warm;
@@ -48,6 +50,8 @@ pub struct WebConfig {
     pub session_ttl: Duration,
     /// Where rendered page images are kept.
     pub cache_dir: PathBuf,
+    /// Addresses that may read `/metrics` without a token.
+    pub metrics_allow: Vec<ipnet::IpNet>,
 }
 
 impl WebConfig {
@@ -86,6 +90,8 @@ pub struct App {
     config: Arc<WebConfig>,
     limiter: Arc<auth::LoginLimiter>,
     images: Arc<images::PageImages>,
+    /// The metrics' sums of settled days, between scrapes.
+    settled: Arc<tokio::sync::Mutex<crate::stats::metrics::SettledTotals>>,
 }
 
 impl App {
@@ -99,6 +105,7 @@ impl App {
             config: Arc::new(config),
             limiter: Arc::new(auth::LoginLimiter::default()),
             images,
+            settled: Arc::default(),
         }
     }
 
@@ -129,6 +136,7 @@ pub fn router(app: App) -> Router {
     let signed_in = Router::new()
         .merge(api::routes())
         .merge(pages::routes())
+        .route("/metrics", get(metrics::metrics))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,

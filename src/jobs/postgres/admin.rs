@@ -66,6 +66,7 @@ impl AdminStore for PgStore {
                AND ($3::bigint IS NULL OR id < $3)
                AND ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at < $6)
                AND ($7::text IS NULL OR strpos(input::text, $7) > 0 OR strpos(COALESCE(last_error, ''), $7) > 0)
+               AND ($8::bigint IS NULL OR finished_at >= $8) AND ($9::bigint IS NULL OR finished_at < $9)
              ORDER BY id DESC LIMIT $4",
             rows::SUMMARY_COLUMNS
         );
@@ -77,6 +78,8 @@ impl AdminStore for PgStore {
             .bind(filter.created_from)
             .bind(filter.created_to)
             .bind(&filter.text)
+            .bind(filter.finished_from)
+            .bind(filter.finished_to)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::summary).collect()
@@ -104,6 +107,88 @@ impl AdminStore for PgStore {
         .len() as u64;
         Ok(n)
     }
+
+    async fn pause_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let paused = sqlx::query(
+            "INSERT INTO bot_pauses (bot, paused_by, paused_at, reason) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (bot) DO NOTHING",
+        )
+        .bind(bot)
+        .bind(actor)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if paused {
+            insert_bot_event(&mut tx, bot, now, actor, "paused", reason).await?;
+        }
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    async fn resume_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let resumed = sqlx::query("DELETE FROM bot_pauses WHERE bot = $1")
+            .bind(bot)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if resumed {
+            insert_bot_event(&mut tx, bot, now, actor, "resumed", reason).await?;
+            // Its queued jobs may be claimed now, on every node.
+            notify(&mut tx).await?;
+        }
+        tx.commit().await?;
+        if resumed {
+            self.poke();
+        }
+        Ok(resumed)
+    }
+
+    async fn bot_event(&self, bot: &str, actor: &str, action: &str, reason: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_bot_event(&mut tx, bot, now_ms(), actor, action, reason).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn bot_events(&self, bot: &str, limit: u32) -> Result<Vec<BotEvent>> {
+        let rows = sqlx::query(
+            "SELECT bot, at, actor, action, reason FROM bot_events WHERE bot = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(bot)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::bot_event).collect()
+    }
+}
+
+async fn insert_bot_event(
+    tx: &mut Transaction<'static, Postgres>,
+    bot: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO bot_events (bot, at, actor, action, reason) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(bot)
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Carry out a decided change: the job's row, and its event.

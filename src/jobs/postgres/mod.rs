@@ -23,6 +23,7 @@ mod notices;
 mod queue;
 mod reviews;
 mod schedules;
+mod stats;
 
 /// The channel enqueues notify and idle workers listen on.
 const CHANNEL: &str = "clerk_jobs";
@@ -64,6 +65,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             5,
             "review rules",
             include_str!("../migrations/postgres/0005_review_rules.sql"),
+        ),
+        (
+            6,
+            "operations",
+            include_str!("../migrations/postgres/0006_operations.sql"),
         ),
     ])
 }

@@ -12,6 +12,10 @@ impl QueueStore for PgStore {
         if limit == 0 || bots.is_empty() {
             return Ok(Vec::new());
         }
+        let paused: Vec<String> = sqlx::query_scalar("SELECT bot FROM bot_pauses")
+            .fetch_all(&self.pool)
+            .await?;
+        let bots = facts::unpaused(bots, &paused);
         let now = now_ms();
         let expires = now + duration_ms(lease);
         let free: Vec<String> = bots

@@ -46,4 +46,12 @@ impl ScheduleStore for PgStore {
             .await?,
         )
     }
+
+    async fn paused(&self) -> Result<Vec<Pause>> {
+        let rows =
+            sqlx::query("SELECT bot, paused_by, paused_at, reason FROM bot_pauses ORDER BY bot")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(rows::pause).collect()
+    }
 }

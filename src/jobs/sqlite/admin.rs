@@ -80,6 +80,12 @@ impl AdminStore for SqliteStore {
         if let Some(to) = filter.created_to {
             q.push(" AND created_at < ").push_bind(to);
         }
+        if let Some(from) = filter.finished_from {
+            q.push(" AND finished_at >= ").push_bind(from);
+        }
+        if let Some(to) = filter.finished_to {
+            q.push(" AND finished_at < ").push_bind(to);
+        }
         if let Some(text) = &filter.text {
             q.push(" AND (instr(input, ")
                 .push_bind(text.clone())
@@ -131,6 +137,84 @@ impl AdminStore for SqliteStore {
         tx.commit().await?;
         Ok(n)
     }
+
+    async fn pause_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let paused = sqlx::query(
+            "INSERT INTO bot_pauses (bot, paused_by, paused_at, reason) VALUES (?, ?, ?, ?)
+             ON CONFLICT (bot) DO NOTHING",
+        )
+        .bind(bot)
+        .bind(actor)
+        .bind(now)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if paused {
+            insert_bot_event(&mut tx, bot, now, actor, "paused", reason).await?;
+        }
+        tx.commit().await?;
+        Ok(paused)
+    }
+
+    async fn resume_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.write().await?;
+        let resumed = sqlx::query("DELETE FROM bot_pauses WHERE bot = ?")
+            .bind(bot)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if resumed {
+            insert_bot_event(&mut tx, bot, now, actor, "resumed", reason).await?;
+        }
+        tx.commit().await?;
+        if resumed {
+            self.poke();
+        }
+        Ok(resumed)
+    }
+
+    async fn bot_event(&self, bot: &str, actor: &str, action: &str, reason: &str) -> Result<()> {
+        let mut tx = self.write().await?;
+        insert_bot_event(&mut tx, bot, now_ms(), actor, action, reason).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn bot_events(&self, bot: &str, limit: u32) -> Result<Vec<BotEvent>> {
+        let rows = sqlx::query(
+            "SELECT bot, at, actor, action, reason FROM bot_events WHERE bot = ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(bot)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(rows::bot_event).collect()
+    }
+}
+
+async fn insert_bot_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    bot: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO bot_events (bot, at, actor, action, reason) VALUES (?, ?, ?, ?, ?)")
+        .bind(bot)
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(reason)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// A job's state, read inside the write transaction that changes it.

@@ -29,6 +29,7 @@ mod notices;
 mod queue;
 mod reviews;
 mod schedules;
+mod stats;
 
 const SELECT_CLAIMED: &str = "RETURNING id, bot, input, attempt, errors, lost, max_attempts, next_step, run_after, created_at";
 
@@ -74,6 +75,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             5,
             "review rules",
             include_str!("../migrations/sqlite/0005_review_rules.sql"),
+        ),
+        (
+            6,
+            "operations",
+            include_str!("../migrations/sqlite/0006_operations.sql"),
         ),
     ])
 }

@@ -13,6 +13,10 @@ impl QueueStore for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.write().await?;
+        let paused: Vec<String> = sqlx::query_scalar("SELECT bot FROM bot_pauses")
+            .fetch_all(&mut *tx)
+            .await?;
+        let bots = facts::unpaused(bots, &paused);
         // Timed once the write lock is held: a job claimed the moment another
         // of its bot ended must not seem to start before that one ended.
         let now = now_ms();

@@ -29,6 +29,12 @@ pub struct JobQuery {
     to: Option<String>,
     /// Only jobs whose input or last error holds this text.
     text: Option<String>,
+    /// Only jobs that finished at or after this time (as `from`).
+    #[param(format = DateTime)]
+    finished_from: Option<String>,
+    /// Only jobs that finished before this time (as `from`).
+    #[param(format = DateTime)]
+    finished_to: Option<String>,
     /// At most this many jobs (default 50, at most 1000).
     #[param(minimum = 1)]
     limit: Option<i64>,
@@ -69,6 +75,14 @@ pub async fn list(
         created_from: q.from.map(|t| parse_time("from", &t)).transpose()?,
         created_to: q.to.map(|t| parse_time("to", &t)).transpose()?,
         text: q.text.filter(|t| !t.is_empty()),
+        finished_from: q
+            .finished_from
+            .map(|t| parse_time("finished_from", &t))
+            .transpose()?,
+        finished_to: q
+            .finished_to
+            .map(|t| parse_time("finished_to", &t))
+            .transpose()?,
     };
     Ok(Json(app.db.list(&filter).await?))
 }

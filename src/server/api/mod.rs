@@ -2,10 +2,11 @@
 //! what it takes and answers; the OpenAPI document served at
 //! `/api/v1/openapi.json` is generated from them.
 
-mod bots;
+pub(crate) mod bots;
 mod extract;
-mod jobs;
+pub(crate) mod jobs;
 pub(crate) mod reviews;
+pub(crate) mod stats;
 
 use axum::Json;
 use axum::Router;
@@ -29,6 +30,10 @@ use super::error::{ApiResult, ErrorBody};
         jobs::retry,
         jobs::cancel,
         bots::list,
+        bots::run,
+        bots::pause,
+        bots::resume,
+        stats::stats,
         reviews::list,
         reviews::show,
         reviews::claim,
@@ -46,6 +51,7 @@ use super::error::{ApiResult, ErrorBody};
         (name = "jobs", description = "Runs of bots"),
         (name = "bots", description = "The bots this server knows"),
         (name = "reviews", description = "Documents waiting for a person"),
+        (name = "stats", description = "The figures of operations"),
     )
 )]
 pub struct ApiDoc;
@@ -127,6 +133,10 @@ pub fn routes() -> Router<App> {
         .route("/api/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/api/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/api/v1/bots", get(bots::list))
+        .route("/api/v1/bots/{name}/run", post(bots::run))
+        .route("/api/v1/bots/{name}/pause", post(bots::pause))
+        .route("/api/v1/bots/{name}/resume", post(bots::resume))
+        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/reviews", get(reviews::list))
         .route(
             "/api/v1/reviews/{id}",

@@ -1,11 +1,16 @@
-//! The web pages: sign-in, the review queue and the review page, rendered
+//! The web pages: sign-in, the review queue and the review page, the
+//! runs, the bots and the dashboard, rendered
 //! on the server with maud (every value written is escaped), with a style
 //! sheet and a little JavaScript embedded in the binary. A page asked for
 //! without signing in answers 401 with the sign-in form.
 
+mod bots;
+mod dashboard;
 mod login;
 mod queue;
 mod review;
+mod run_detail;
+mod runs;
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -17,9 +22,11 @@ use super::App;
 use super::auth::Caller;
 use crate::jobs::Role;
 
-/// The style sheet and the review page's script, served from the binary.
+/// The style sheet and the pages' scripts, served from the binary.
 const STYLE: &str = include_str!("../assets/style.css");
 const SCRIPT: &str = include_str!("../assets/review.js");
+/// Confirmation of forms, and live updates of lists and the dashboard.
+const LIVE: &str = include_str!("../assets/live.js");
 
 /// No script but clerk's own, no styles inline, no framing: a value that
 /// slipped past escaping still could not run.
@@ -28,7 +35,14 @@ const POLICY: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'
 
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/reviews") }))
+        .route("/", get(home))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/{action}", post(runs::act))
+        .route("/runs/{id}/artifacts/{attempt}/{name}", get(runs::artifact))
+        .route("/bots", get(bots::page))
+        .route("/bots/{name}/{action}", post(bots::act))
+        .route("/dashboard", get(dashboard::page))
         .route("/login", get(login::form).post(login::sign_in))
         .route("/logout", post(login::sign_out))
         .route("/reviews", get(queue::page))
@@ -43,6 +57,18 @@ pub fn routes() -> Router<App> {
             "/assets/review.js",
             get(|| async { asset(SCRIPT, "text/javascript") }),
         )
+        .route(
+            "/assets/live.js",
+            get(|| async { asset(LIVE, "text/javascript") }),
+        )
+}
+
+/// Reviewers start at their queue; everyone else at the dashboard.
+async fn home(caller: Option<axum::Extension<Caller>>) -> Redirect {
+    match caller {
+        Some(c) if c.role == Role::Reviewer => Redirect::to("/reviews"),
+        _ => Redirect::to("/dashboard"),
+    }
 }
 
 fn asset(body: &'static str, media_type: &'static str) -> Response {
@@ -84,11 +110,17 @@ fn layout(title: &str, caller: &Caller, body: Markup) -> Markup {
                 meta name="csrf-token" content=(caller.csrf());
                 title { (title) " · clerk" }
                 link rel="stylesheet" href="/assets/style.css";
+                script src="/assets/live.js" defer {}
             }
             body {
                 header.top {
                     a.brand href="/" { "clerk" }
-                    nav { a href="/reviews" { "Reviews" } }
+                    nav {
+                        a href="/dashboard" { "Dashboard" }
+                        a href="/runs" { "Runs" }
+                        a href="/bots" { "Bots" }
+                        a href="/reviews" { "Reviews" }
+                    }
                     div.who {
                         span { (caller.name) " · " (caller.role.as_str()) }
                         form method="post" action="/logout" {
@@ -144,6 +176,14 @@ fn age(since: i64, now: i64) -> String {
         m if m < 60 => format!("{m} min"),
         m if m < 48 * 60 => format!("{} h {} min", m / 60, m % 60),
         m => format!("{} days", m / (24 * 60)),
+    }
+}
+
+/// How long ago, in words: `just now`, `3 min ago`.
+fn ago(since: i64, now: i64) -> String {
+    match age(since, now) {
+        a if a == "just now" => a,
+        a => format!("{a} ago"),
     }
 }
 
