@@ -215,6 +215,37 @@ async fn a_known_mix_of_jobs_gives_known_figures(kind: Kind) {
     }
     assert!(text.ends_with("# EOF\n"), "{text}");
 
+    // The report says the same, against an empty period before.
+    let report = stats::report::report(s.db.as_ref(), period, None, &known, now)
+        .await
+        .unwrap();
+    assert_eq!(report.previous.overall.figures.documents_in, 0);
+    let csv = report.csv();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let cell =
+        |row: &[&str], name: &str| row[header.iter().position(|h| *h == name).unwrap()].to_string();
+    assert_eq!(rows.len(), 3, "intake, ops and all: {csv}");
+    let all = &rows[2];
+    assert_eq!(cell(all, "bot"), "all");
+    assert_eq!(cell(all, "documents_in"), "10");
+    assert_eq!(cell(all, "straight_through_rate"), "0.3333");
+    assert_eq!(cell(all, "rejected_rate"), "0.1111");
+    assert_eq!(cell(all, "previous_documents_in"), "0");
+    let json: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+    assert_eq!(json["current"]["overall"]["finished"], 9);
+    let html = report.html();
+    for needle in ["<svg", "Process health", "not our invoice", "33.3%"] {
+        assert!(html.contains(needle), "{needle} missing in the report");
+    }
+    for outside in ["<script", "<link", "src=\"http", "href=\"http"] {
+        assert!(
+            !html.contains(outside),
+            "the report reaches outside itself: {outside}"
+        );
+    }
+
     // Two days on, the day is settled; pruning its jobs keeps its figures.
     let later = now + 2 * stats::DAY_MS;
     let rolled = stats::rollup(s.db.as_ref(), later).await.unwrap();

@@ -33,7 +33,7 @@ pub(super) struct Launched {
 
 /// Flags for a machine without network and, often, as root: no sandbox
 /// (it cannot start as root), nothing fetched in the background.
-const FLAGS: &[&str] = &[
+pub(super) const FLAGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
@@ -44,7 +44,7 @@ const FLAGS: &[&str] = &[
 
 /// The chromium to start: the configured path, `$CHROME`, or the first of
 /// the usual names on `PATH`.
-fn executable(configured: Option<&Path>) -> Result<PathBuf, StepError> {
+pub(super) fn executable(configured: Option<&Path>) -> Result<PathBuf, StepError> {
     if let Some(path) = configured {
         return if path.exists() {
             Ok(path.to_path_buf())

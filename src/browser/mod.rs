@@ -21,8 +21,10 @@ mod actions;
 mod kind;
 mod launch;
 mod page;
+mod print;
 
 pub use kind::{Action, BrowserConfig, BrowserKind};
+pub use print::print_to_pdf;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -108,6 +108,10 @@ pub enum Command {
     /// The figures of a period: documents in, straight-through rate,
     /// exceptions by kind, cycle time and its parts, the review backlog.
     Stats(super::stats::StatsArgs),
+    /// The process-health report of a period (default: the last 30 days)
+    /// against the period before: per bot volume, straight-through rate,
+    /// exceptions by kind, cycle time, review effort, top failure reasons.
+    Report(super::stats::ReportArgs),
     /// Work the review queue from the command line, as a local admin.
     #[command(subcommand)]
     Review(ReviewCommand),

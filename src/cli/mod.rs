@@ -240,6 +240,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(cmd) => runs::runs(cmd).await,
         Command::Bots(cmd) => bots::bots(cmd).await,
         Command::Stats(a) => stats::stats(a).await,
+        Command::Report(a) => stats::report(a).await,
         Command::Review(cmd) => review::review(cmd).await,
         Command::Users(cmd) => people::users(cmd).await,
         Command::Tokens(cmd) => people::tokens(cmd).await,

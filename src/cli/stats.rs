@@ -182,3 +182,88 @@ fn print_failures(overall: &BotFigures) {
         );
     }
 }
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// One self-contained file with its charts.
+    Html,
+    Json,
+    /// One row per bot and one for all.
+    Csv,
+    /// The HTML printed by headless Chromium.
+    Pdf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub db: Database,
+    #[command(flatten)]
+    pub bots: BotsFolder,
+    /// First day of the period (YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day of the period, included (default: today).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<chrono::NaiveDate>,
+    /// Length of the period in days when --from is not given.
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Only this bot.
+    #[arg(long)]
+    pub bot: Option<String>,
+    #[arg(long, value_enum, default_value = "html")]
+    pub format: ReportFormat,
+    /// Write the report here (default: standard output; a PDF needs a file).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+}
+
+/// `clerk report`: the process-health report of a period, against the
+/// period before.
+pub(super) async fn report(args: ReportArgs) -> anyhow::Result<u8> {
+    let now = now_ms();
+    let period = match Period::between(args.from, args.to, args.days, now) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    if matches!(args.format, ReportFormat::Pdf) && args.output.is_none() {
+        eprintln!("error: a PDF report needs --output FILE");
+        return Ok(exit::USAGE);
+    }
+    let db = args.db.open().await?;
+    let known: Vec<String> = args.bots.load().iter().map(|b| b.name.clone()).collect();
+    let report =
+        stats::report::report(db.as_ref(), period, args.bot.as_deref(), &known, now).await?;
+    let text = match args.format {
+        ReportFormat::Json => report.json(),
+        ReportFormat::Csv => report.csv(),
+        ReportFormat::Html | ReportFormat::Pdf => report.html(),
+    };
+    match (args.format, &args.output) {
+        (ReportFormat::Pdf, Some(out)) => {
+            crate::browser::print_to_pdf(&text, out).map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "report of {} to {} written to {}",
+                report.current.from,
+                report.current.to,
+                out.display()
+            );
+        }
+        (_, Some(out)) => {
+            std::fs::write(out, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "report of {} to {} written to {}",
+                report.current.from,
+                report.current.to,
+                out.display()
+            );
+        }
+        (_, None) => print!("{text}"),
+    }
+    Ok(exit::OK)
+}

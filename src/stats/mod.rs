@@ -17,6 +17,7 @@ mod day;
 mod figures;
 mod histogram;
 pub mod metrics;
+pub mod report;
 mod rollup;
 
 use std::collections::BTreeSet;
