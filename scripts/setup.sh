@@ -35,3 +35,10 @@ if [ ! -x .venv-api/bin/schemathesis ] || ! .venv-api/bin/python -c "import sche
   python3 -m venv .venv-api
   .venv-api/bin/pip install -q -r tests/api-requirements.txt
 fi
+
+# The event log test reads clerk's OCEL 2.0 and CSV exports with PM4Py, an
+# independent reader, kept in a private virtualenv.
+if [ ! -x .venv-pm4py/bin/python ] || ! .venv-pm4py/bin/python -c "import pm4py" 2>/dev/null; then
+  python3 -m venv .venv-pm4py
+  .venv-pm4py/bin/pip install -q -r tests/pm4py-requirements.txt
+fi

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod documents;
+pub mod eventlog;
 pub mod extract;
 pub mod jobs;
 pub mod mail;

@@ -10,137 +10,20 @@
 
 mod common;
 
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clerk::jobs::JobState;
+use common::browser::{add_user, browser, clerk, js, serve, until};
 use common::erp::{self, Erp, install_example};
 use common::smtp::SmtpServer;
 use common::{Kind, TestDb, wait_for};
+use headless_chrome::Tab;
 use headless_chrome::browser::tab::ModifierKey;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-use headless_chrome::{Browser, LaunchOptions, Tab};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn clerk() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clerk"));
-    c.env_remove("DATABASE_URL").env("RUST_LOG", "clerk=info");
-    c
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// Add a user through the CLI, the password on stdin.
-fn add_user(url: &str, name: &str, role: &str, password: &str) {
-    use std::io::Write;
-    let mut child = clerk()
-        .args(["users", "add", name, "--role", role, "--database", url])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        common::signal(&self.child, libc::SIGTERM);
-        let _ = common::wait_exit(&mut self.child, Duration::from_secs(30));
-    }
-}
-
-fn serve(url: &str, dir: &Path, bots: &Path, secrets: &Path) -> Server {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-    let child = clerk()
-        .args(["serve", "-c", "2", "--poll-interval", "100ms"])
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .arg("--database")
-        .arg(url)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--bots")
-        .arg(bots)
-        .arg("--secrets")
-        .arg(secrets)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "clerk serve did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
-
-fn browser() -> Browser {
-    let args: Vec<&OsStr> = [
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let options = LaunchOptions::default_builder()
-        .headless(true)
-        .sandbox(false)
-        .window_size(Some((1400, 1000)))
-        .idle_browser_timeout(Duration::from_secs(600))
-        .args(args)
-        .build()
-        .unwrap();
-    Browser::new(options).expect("chromium starts")
-}
-
-fn js(tab: &Tab, expression: &str) -> serde_json::Value {
-    tab.evaluate(expression, true)
-        .unwrap_or_else(|e| panic!("{expression}: {e}"))
-        .value
-        .unwrap_or(serde_json::Value::Null)
-}
-
-/// Wait until `expression` is true in the page.
-fn until(tab: &Tab, expression: &str, what: &str) {
-    let start = Instant::now();
-    while js(tab, expression) != serde_json::Value::Bool(true) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what}: {}",
-            js(tab, "document.body.innerText")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn focused(tab: &Tab) -> String {
@@ -211,7 +94,12 @@ async fn a_reviewer_fixes_a_document_from_the_keyboard_and_it_is_booked(kind: Ki
     let db = t.open().await;
     add_user(&t.url, "ana", "reviewer", "ana-password-1");
     add_user(&t.url, "vic", "viewer", "vic-password-1");
-    let server = serve(&t.url, t.path(), &bots, &secrets);
+    let server = serve(
+        &t.url,
+        t.path(),
+        &bots,
+        &["--secrets".as_ref(), secrets.as_os_str()],
+    );
     let base = format!("http://127.0.0.1:{}", server.port);
 
     // The scan, and a document with a hostile name.

@@ -112,6 +112,9 @@ pub enum Command {
     /// against the period before: per bot volume, straight-through rate,
     /// exceptions by kind, cycle time, review effort, top failure reasons.
     Report(super::stats::ReportArgs),
+    /// The job log for process mining (OCEL 2.0 or a flat CSV).
+    #[command(subcommand)]
+    Events(super::events::EventsCommand),
     /// Work the review queue from the command line, as a local admin.
     #[command(subcommand)]
     Review(ReviewCommand),

@@ -2,6 +2,7 @@
 
 mod args;
 mod bots;
+mod events;
 mod extract;
 mod output;
 mod parallel;
@@ -241,6 +242,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bots(cmd) => bots::bots(cmd).await,
         Command::Stats(a) => stats::stats(a).await,
         Command::Report(a) => stats::report(a).await,
+        Command::Events(cmd) => events::events(cmd).await,
         Command::Review(cmd) => review::review(cmd).await,
         Command::Users(cmd) => people::users(cmd).await,
         Command::Tokens(cmd) => people::tokens(cmd).await,

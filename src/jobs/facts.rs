@@ -133,7 +133,8 @@ impl JobFact {
 #[derive(Debug, Clone)]
 pub struct TrailEvent {
     pub at: i64,
-    pub actor: String,
+    /// Whether the rescuer of lost leases made it (`rescuer:…`).
+    pub by_rescuer: bool,
     pub from: Option<JobState>,
     pub to: JobState,
     /// Whether it carries a review action's details.
@@ -192,7 +193,7 @@ pub fn job_fact(row: FinishedRow, trail: &[TrailEvent]) -> JobFact {
         if e.from.is_some_and(JobState::is_finished) && e.to == JobState::Queued {
             by_hand = true;
         }
-        if e.from == Some(JobState::Running) && e.actor.starts_with("rescuer:") {
+        if e.from == Some(JobState::Running) && e.by_rescuer {
             fact.rescues += 1;
         }
         if e.to.is_finished() {
@@ -208,9 +209,7 @@ pub fn job_fact(row: FinishedRow, trail: &[TrailEvent]) -> JobFact {
             Ending::Rejected
         }
         JobState::Failed => Ending::Business,
-        JobState::Dead if last_into_end.is_some_and(|e| e.actor.starts_with("rescuer:")) => {
-            Ending::Dead
-        }
+        JobState::Dead if last_into_end.is_some_and(|e| e.by_rescuer) => Ending::Dead,
         JobState::Dead => Ending::TransientExhausted,
         _ => Ending::Cancelled,
     };
@@ -316,7 +315,7 @@ mod tests {
     fn ev(at: i64, actor: &str, from: Option<JobState>, to: JobState) -> TrailEvent {
         TrailEvent {
             at,
-            actor: actor.into(),
+            by_rescuer: actor.starts_with("rescuer:"),
             from,
             to,
             review_action: false,

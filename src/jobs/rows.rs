@@ -322,7 +322,7 @@ pub(super) fn approval(row: &impl JobRow) -> Result<Approval> {
 }
 
 /// Facts of finished jobs from their rows (`id, bot, state, created_at,
-/// finished_at, last_error`) and their trails (`job_id, at, actor,
+/// finished_at, last_error`) and their trails (`job_id, at, by_rescuer,
 /// from_state, to_state, review_action`, by job and in order).
 pub(super) fn job_facts(jobs: &[impl JobRow], trail: &[impl JobRow]) -> Result<Vec<JobFact>> {
     let mut trails: HashMap<i64, Vec<TrailEvent>> = HashMap::new();
@@ -333,7 +333,7 @@ pub(super) fn job_facts(jobs: &[impl JobRow], trail: &[impl JobRow]) -> Result<V
             .or_default()
             .push(TrailEvent {
                 at: e.int("at")?,
-                actor: e.text("actor")?,
+                by_rescuer: e.flag("by_rescuer")?,
                 from: from.as_deref().map(parse_state).transpose()?,
                 to: parse_state(&e.text("to_state")?)?,
                 review_action: e.flag("review_action")?,
@@ -415,4 +415,33 @@ pub(super) fn bot_event(row: &impl JobRow) -> Result<BotEvent> {
         action: row.text("action")?,
         reason: row.text("reason")?,
     })
+}
+
+/// Many jobs' details: `jobs` by id, the other rows sorted by `job_id`.
+pub(super) fn details<R: JobRow>(
+    jobs: &[R],
+    attempts: &[R],
+    steps: &[R],
+    events: &[R],
+) -> Result<Vec<JobDetail>> {
+    let ids = |rows: &[R]| {
+        rows.iter()
+            .map(|r| r.int("job_id"))
+            .collect::<Result<Vec<i64>>>()
+    };
+    let (a, s, e) = (ids(attempts)?, ids(steps)?, ids(events)?);
+    fn of<'a, R>(rows: &'a [R], ids: &[i64], id: i64) -> &'a [R] {
+        &rows[ids.partition_point(|j| *j < id)..ids.partition_point(|j| *j <= id)]
+    }
+    jobs.iter()
+        .map(|j| {
+            let id = j.int("id")?;
+            detail(
+                j,
+                of(attempts, &a, id),
+                of(steps, &s, id),
+                of(events, &e, id),
+            )
+        })
+        .collect()
 }

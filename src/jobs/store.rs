@@ -222,6 +222,17 @@ pub trait StatsStore: Store {
 
     /// Delete roll-ups of days before `before_day`; returns how many rows.
     async fn prune_daily(&self, before_day: i64) -> Result<u64>;
+
+    /// Jobs created in the period with their attempts, steps and audit
+    /// trails, by id after `after_id`, at most `limit`: a page of the
+    /// event log.
+    async fn job_details(
+        &self,
+        from: i64,
+        to: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobDetail>>;
 }
 
 /// Notifications of jobs that failed or wait for review.

@@ -25,13 +25,17 @@ pub fn bound(i: usize) -> Option<f64> {
     (decade < DECADES).then(|| MANTISSAS[i % MANTISSAS.len()] * 10f64.powi(decade))
 }
 
-/// The bucket a duration falls in.
+/// Every bucket's upper bound, in order.
+static BOUNDS: std::sync::LazyLock<Vec<f64>> = std::sync::LazyLock::new(|| {
+    (0..MANTISSAS.len() * DECADES as usize)
+        .filter_map(bound)
+        .collect()
+});
+
+/// The bucket a duration falls in: the first whose bound is not below it.
 pub fn bucket_of(ms: i64) -> usize {
     let ms = ms.max(0) as f64;
-    let all = MANTISSAS.len() * DECADES as usize;
-    (0..all)
-        .find(|&i| bound(i).is_some_and(|b| ms <= b))
-        .unwrap_or(all)
+    BOUNDS.partition_point(|b| *b < ms)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

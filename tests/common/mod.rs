@@ -2,6 +2,7 @@
 //! on either back end, bot folders written on the fly, and waiting helpers.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dovecot;
 pub mod erp;
 pub mod http;

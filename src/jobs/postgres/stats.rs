@@ -1,7 +1,7 @@
 use super::*;
 
 /// Jobs that finished in `[$1, $2)`.
-const FINISHED: &str = "finished_at >= $1 AND finished_at < $2 AND state IN ('succeeded', 'failed', 'dead', 'cancelled')";
+const FINISHED: &str = "jobs.finished_at >= $1 AND jobs.finished_at < $2 AND jobs.state IN ('succeeded', 'failed', 'dead', 'cancelled')";
 
 #[async_trait]
 impl StatsStore for PgStore {
@@ -19,8 +19,8 @@ impl StatsStore for PgStore {
         .fetch_all(&mut *read)
         .await?;
         let trail = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT job_id, at, actor, from_state, to_state, detail IS NOT NULL AS review_action
-             FROM events WHERE job_id IN (SELECT id FROM jobs WHERE {FINISHED}) ORDER BY job_id, id"
+            "SELECT e.job_id, e.at, e.actor LIKE 'rescuer:%' AS by_rescuer, e.from_state, e.to_state, e.detail IS NOT NULL AS review_action
+             FROM jobs JOIN events e ON e.job_id = jobs.id WHERE {FINISHED} ORDER BY e.job_id, e.id"
         )))
         .bind(from)
         .bind(to)
@@ -32,8 +32,8 @@ impl StatsStore for PgStore {
 
     async fn step_facts(&self, from: i64, to: i64) -> Result<Vec<StepFact>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT j.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
-             FROM step_runs s JOIN (SELECT id, bot FROM jobs WHERE {FINISHED}) j ON j.id = s.job_id"
+            "SELECT jobs.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
+             FROM jobs JOIN step_runs s ON s.job_id = jobs.id WHERE {FINISHED}"
         )))
         .bind(from)
         .bind(to)
@@ -150,5 +150,56 @@ impl StatsStore for PgStore {
             .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn job_details(
+        &self,
+        from: i64,
+        to: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobDetail>> {
+        let sql = format!(
+            "SELECT {}, input::text AS input, output::text AS output, review::text AS review, errors, lost, max_attempts, max_lost, next_step,
+                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at
+             FROM jobs WHERE created_at >= $1 AND created_at < $2 AND id > $3 ORDER BY id LIMIT $4",
+            rows::SUMMARY_COLUMNS
+        );
+        let jobs = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .bind(after_id)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        let (Some(first), Some(last)) = (jobs.first(), jobs.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last): (i64, i64) = (first.try_get("id")?, last.try_get("id")?);
+        let attempts = sqlx::query(
+            "SELECT job_id, attempt, worker, started_at, finished_at, outcome, error FROM attempts
+             WHERE job_id >= $1 AND job_id <= $2 ORDER BY job_id, attempt",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps = sqlx::query(
+            "SELECT job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output::text AS output
+             FROM step_runs WHERE job_id >= $1 AND job_id <= $2 ORDER BY job_id, attempt, step_index",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        let events = sqlx::query(
+            "SELECT job_id, at, actor, from_state, to_state, reason, detail::text AS detail FROM events
+             WHERE job_id >= $1 AND job_id <= $2 ORDER BY job_id, id",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::details(&jobs, &attempts, &steps, &events)
     }
 }

@@ -1,7 +1,9 @@
 use super::*;
 
-/// Jobs that finished in `[?1, ?2)`.
-const FINISHED: &str = "finished_at >= ?1 AND finished_at < ?2 AND state IN ('succeeded', 'failed', 'dead', 'cancelled')";
+/// Jobs that finished in `[?1, ?2)`. Queries join from these jobs to
+/// their events and steps (`CROSS JOIN` keeps SQLite to that order), so a
+/// day costs its own jobs' rows, not a scan of the whole history.
+const FINISHED: &str = "jobs.finished_at >= ?1 AND jobs.finished_at < ?2 AND jobs.state IN ('succeeded', 'failed', 'dead', 'cancelled')";
 
 #[async_trait]
 impl StatsStore for SqliteStore {
@@ -15,8 +17,8 @@ impl StatsStore for SqliteStore {
         .fetch_all(&mut *read)
         .await?;
         let trail = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT job_id, at, actor, from_state, to_state, detail IS NOT NULL AS review_action
-             FROM events WHERE job_id IN (SELECT id FROM jobs WHERE {FINISHED}) ORDER BY job_id, id"
+            "SELECT e.job_id, e.at, e.actor LIKE 'rescuer:%' AS by_rescuer, e.from_state, e.to_state, e.detail IS NOT NULL AS review_action
+             FROM jobs CROSS JOIN events e ON e.job_id = jobs.id WHERE {FINISHED} ORDER BY e.job_id, e.id"
         )))
         .bind(from)
         .bind(to)
@@ -28,8 +30,8 @@ impl StatsStore for SqliteStore {
 
     async fn step_facts(&self, from: i64, to: i64) -> Result<Vec<StepFact>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT j.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
-             FROM step_runs s JOIN (SELECT id, bot FROM jobs WHERE {FINISHED}) j ON j.id = s.job_id"
+            "SELECT jobs.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
+             FROM jobs CROSS JOIN step_runs s ON s.job_id = jobs.id WHERE {FINISHED}"
         )))
         .bind(from)
         .bind(to)
@@ -140,5 +142,56 @@ impl StatsStore for SqliteStore {
             .rows_affected();
         tx.commit().await?;
         Ok(n)
+    }
+
+    async fn job_details(
+        &self,
+        from: i64,
+        to: i64,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<JobDetail>> {
+        let sql = format!(
+            "SELECT {}, input, output, review, errors, lost, max_attempts, max_lost, next_step,
+                    worker, lease_expires_at, cancel_requested, created_by, attempt_started_at
+             FROM jobs WHERE created_at >= ? AND created_at < ? AND id > ? ORDER BY id LIMIT ?",
+            rows::SUMMARY_COLUMNS
+        );
+        let jobs = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(to)
+            .bind(after_id)
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.reader)
+            .await?;
+        let (Some(first), Some(last)) = (jobs.first(), jobs.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last): (i64, i64) = (first.try_get("id")?, last.try_get("id")?);
+        let attempts = sqlx::query(
+            "SELECT job_id, attempt, worker, started_at, finished_at, outcome, error FROM attempts
+             WHERE job_id >= ? AND job_id <= ? ORDER BY job_id, attempt",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.reader)
+        .await?;
+        let steps = sqlx::query(
+            "SELECT job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output
+             FROM step_runs WHERE job_id >= ? AND job_id <= ? ORDER BY job_id, attempt, step_index",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.reader)
+        .await?;
+        let events = sqlx::query(
+            "SELECT job_id, at, actor, from_state, to_state, reason, detail FROM events
+             WHERE job_id >= ? AND job_id <= ? ORDER BY job_id, id",
+        )
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.reader)
+        .await?;
+        rows::details(&jobs, &attempts, &steps, &events)
     }
 }

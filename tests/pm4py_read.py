@@ -1,0 +1,31 @@
+"""Read clerk's event logs with PM4Py, an independent reader, and print
+what it found as JSON: events, objects and object types of the OCEL 2.0
+logs (JSON and SQLite), and cases, events and variants of the flat CSV."""
+import json
+import sys
+
+import pandas as pd
+import pm4py
+
+ocel_json, ocel_sqlite, flat_csv = sys.argv[1:4]
+found = {}
+for name, path, read in [
+    ("json", ocel_json, pm4py.read_ocel2_json),
+    ("sqlite", ocel_sqlite, pm4py.read_ocel2_sqlite),
+]:
+    ocel = read(path)
+    found[name] = {
+        "events": int(len(ocel.events)),
+        "objects": int(len(ocel.objects)),
+        "activities": sorted(ocel.events["ocel:activity"].unique().tolist()),
+        "object_types": sorted(ocel.objects["ocel:type"].unique().tolist()),
+        "relations": int(len(ocel.relations)),
+    }
+frame = pd.read_csv(flat_csv)
+frame = pm4py.format_dataframe(frame, case_id="case_id", activity_key="activity", timestamp_key="start")
+found["csv"] = {
+    "cases": int(frame["case:concept:name"].nunique()),
+    "events": int(len(frame)),
+    "variants": int(len(pm4py.get_variants(frame))),
+}
+print(json.dumps(found))
