@@ -38,6 +38,8 @@ pub struct ExportArgs {
     pub db: Database,
     #[command(flatten)]
     pub bots: BotsFolder,
+    /// ocel2-json, ocel2-sqlite (needs --output) or csv (one row per
+    /// activity of a case).
     #[arg(long, value_enum)]
     pub format: LogFormat,
     /// First day of the jobs' creation (YYYY-MM-DD, UTC).

@@ -212,6 +212,8 @@ pub struct ReportArgs {
     /// Only this bot.
     #[arg(long)]
     pub bot: Option<String>,
+    /// html (one file with its charts), json, csv (a row per bot) or pdf
+    /// (printed by headless Chromium; needs --output).
     #[arg(long, value_enum, default_value = "html")]
     pub format: ReportFormat,
     /// Write the report here (default: standard output; a PDF needs a file).
