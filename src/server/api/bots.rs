@@ -270,18 +270,34 @@ pub async fn pause(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<Paused>> {
+    set_paused(&app, &caller, &name, body, true).await
+}
+
+/// Pause (`pause = true`) or resume a bot for `caller`, with the reason the
+/// body gives or the action's name.
+async fn set_paused(
+    app: &App,
+    caller: &Caller,
+    name: &str,
+    body: serde_json::Map<String, serde_json::Value>,
+    pause: bool,
+) -> ApiResult<Json<Paused>> {
     caller.require(Role::Operator)?;
     let body: PauseBody = object_body(body)?;
-    let bot = runnable(&app, &name)?;
-    let reason = if body.reason.trim().is_empty() {
-        "paused".to_string()
-    } else {
-        body.reason
+    let bot = runnable(app, name)?;
+    let reason = match body.reason.trim() {
+        "" if pause => "paused".to_string(),
+        "" => "resumed".to_string(),
+        _ => body.reason,
     };
-    let changed = app.db.pause_bot(&bot.name, &caller.name, &reason).await?;
+    let changed = if pause {
+        app.db.pause_bot(&bot.name, &caller.name, &reason).await?
+    } else {
+        app.db.resume_bot(&bot.name, &caller.name, &reason).await?
+    };
     Ok(Json(Paused {
         bot: bot.name.clone(),
-        paused: true,
+        paused: pause,
         changed,
     }))
 }
@@ -296,18 +312,5 @@ pub async fn resume(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<Json<Paused>> {
-    caller.require(Role::Operator)?;
-    let body: PauseBody = object_body(body)?;
-    let bot = runnable(&app, &name)?;
-    let reason = if body.reason.trim().is_empty() {
-        "resumed".to_string()
-    } else {
-        body.reason
-    };
-    let changed = app.db.resume_bot(&bot.name, &caller.name, &reason).await?;
-    Ok(Json(Paused {
-        bot: bot.name.clone(),
-        paused: false,
-        changed,
-    }))
+    set_paused(&app, &caller, &name, body, false).await
 }
