@@ -2,8 +2,8 @@
 //! PostgreSQL: a year of finished jobs (1,000,000 by default, a few
 //! thousand of them today), then the time of the first roll-up, of the
 //! dashboard's figures for 30 and 365 days, of the bots page's week, and
-//! of a `/metrics` scrape (its first, and the following ones that reuse
-//! the settled days' sums). Prints figures; asserts nothing.
+//! of a `/metrics` scrape (its first, and the following ones, which read
+//! only the jobs of the last minutes). Prints figures; asserts nothing.
 //!
 //!   cargo bench --bench operations
 //!   cargo bench --bench operations -- --jobs 100000 --today 2000 --rounds 10 --backends sqlite
@@ -264,7 +264,7 @@ async fn bench(backend: &str, a: &Args, tmp: &Path) {
             o.overall.figures.straight_through_rate.unwrap_or(0.0) * 100.0
         );
     }
-    let cache = tokio::sync::Mutex::new(metrics::SettledTotals::default());
+    let cache = tokio::sync::Mutex::new(metrics::CountedTotals::default());
     let scrape = || async {
         let totals = metrics::totals(db.as_ref(), &cache, now)
             .await

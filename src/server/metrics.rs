@@ -52,7 +52,7 @@ pub async fn metrics(
 
 async fn snapshot(app: &App) -> crate::jobs::Result<Snapshot> {
     let now = now_ms();
-    let totals = totals(app.db.as_ref(), &app.settled, now).await?;
+    let totals = totals(app.db.as_ref(), &app.counted, now).await?;
     let live = app.db.live().await?;
     let paused = app.db.paused().await?;
     let mut kinds = BTreeMap::new();

@@ -90,8 +90,8 @@ pub struct App {
     config: Arc<WebConfig>,
     limiter: Arc<auth::LoginLimiter>,
     images: Arc<images::PageImages>,
-    /// The metrics' sums of settled days, between scrapes.
-    settled: Arc<tokio::sync::Mutex<crate::stats::metrics::SettledTotals>>,
+    /// The metrics' counted sums, between scrapes.
+    counted: Arc<tokio::sync::Mutex<crate::stats::metrics::CountedTotals>>,
 }
 
 impl App {
@@ -105,7 +105,7 @@ impl App {
             config: Arc::new(config),
             limiter: Arc::new(auth::LoginLimiter::default()),
             images,
-            settled: Arc::default(),
+            counted: Arc::default(),
         }
     }
 

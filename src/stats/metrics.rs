@@ -279,26 +279,49 @@ impl Collector for Snapshot {
     }
 }
 
-/// The counters' sums over settled days, kept between scrapes: a settled
-/// day never changes, so only days since are read again.
+/// How long after a job finished its figures are taken as final for the
+/// counters: later commits than this (a batch retried, a clock behind) are
+/// not expected.
+pub const COUNTED_AFTER_MS: i64 = 5 * 60_000;
+
+/// The counters' sums kept between scrapes, so a scrape reads only what
+/// finished since the one before: settled days summed (read again only
+/// when a new day settles), and the jobs since that finished more than
+/// [`COUNTED_AFTER_MS`] ago.
+///
+/// A job retried after it finished is counted again when it finishes
+/// again: a counter counts endings, and never goes down.
 #[derive(Debug, Default)]
-pub struct SettledTotals {
+pub struct CountedTotals {
     /// The last settled day summed, if any.
     through: Option<i64>,
-    totals: BTreeMap<String, DayStats>,
+    /// Whether `settled` and `recent` hold anything yet.
+    loaded: bool,
+    settled: BTreeMap<String, DayStats>,
+    /// Jobs since the settled days that finished before `mark` (Unix ms).
+    recent: BTreeMap<String, DayStats>,
+    mark: i64,
 }
 
-/// Per bot, every day kept summed: settled days from `cache` (read again
-/// only when a new day settles), the days since worked out now.
+fn add_up(into: &mut BTreeMap<String, DayStats>, day: super::Day) {
+    for (bot, mut d) in day {
+        // The counters need no failure reasons; keep the sums small.
+        d.failures.clear();
+        into.entry(bot).or_default().merge(&d);
+    }
+}
+
+/// Per bot, every day kept summed, as of `now`: settled days and the
+/// counted recent jobs from `cache`, the last minutes worked out afresh.
 pub async fn totals(
     db: &dyn crate::jobs::StatsStore,
-    cache: &tokio::sync::Mutex<SettledTotals>,
+    cache: &tokio::sync::Mutex<CountedTotals>,
     now: i64,
 ) -> crate::jobs::Result<BTreeMap<String, DayStats>> {
     let last = db.last_settled_day().await?;
     let mut cache = cache.lock().await;
-    if cache.through != last || (last.is_none() && !cache.totals.is_empty()) {
-        let mut totals: BTreeMap<String, DayStats> = BTreeMap::new();
+    if !cache.loaded || cache.through != last {
+        let mut settled = BTreeMap::new();
         if let Some(last) = last {
             for row in db.daily(i64::MIN, last + 1).await? {
                 if !row.settled || row.bot.is_empty() {
@@ -307,24 +330,29 @@ pub async fn totals(
                 let d: DayStats = serde_json::from_value(row.stats).map_err(|e| {
                     crate::jobs::JobsError::Corrupt(format!("figures of day {}: {e}", row.day))
                 })?;
-                totals.entry(row.bot).or_default().merge(&d);
+                add_up(&mut settled, BTreeMap::from([(row.bot, d)]));
             }
         }
-        *cache = SettledTotals {
+        *cache = CountedTotals {
             through: last,
-            totals,
+            loaded: true,
+            settled,
+            recent: BTreeMap::new(),
+            mark: last.map_or(i64::MIN, |d| (d + 1) * super::DAY_MS),
         };
     }
-    let mut totals = cache.totals.clone();
-    drop(cache);
-    let from = last.map_or(i64::MIN, |d| d + 1);
-    for bots in super::load(db, from, super::day_of(now) + 1, now)
-        .await?
-        .values()
-    {
-        for (bot, d) in bots {
-            totals.entry(bot.clone()).or_default().merge(d);
-        }
+    let mark = now - COUNTED_AFTER_MS;
+    if mark > cache.mark {
+        let counted = super::compute_range(db, cache.mark, mark).await?;
+        add_up(&mut cache.recent, counted);
+        cache.mark = mark;
     }
+    let mut totals = cache.settled.clone();
+    for (bot, d) in &cache.recent {
+        totals.entry(bot.clone()).or_default().merge(d);
+    }
+    let from = cache.mark;
+    drop(cache);
+    add_up(&mut totals, super::compute_range(db, from, i64::MAX).await?);
     Ok(totals)
 }

@@ -28,7 +28,9 @@ use serde::Serialize;
 pub use day::{DayStats, FailureReason, StepStats};
 pub use figures::{DayPoint, Durations, Figures, Now, Reason, StepFigure, date_of_day};
 pub use histogram::{Histogram, bound, bucket_of};
-pub use rollup::{DAY_MS, Day, Rolled, SETTLE_AFTER_MS, compute_day, day_of, load, rollup};
+pub use rollup::{
+    DAY_MS, Day, Rolled, SETTLE_AFTER_MS, compute_day, compute_range, day_of, load, rollup,
+};
 
 use crate::jobs::{Result, StatsStore};
 

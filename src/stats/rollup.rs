@@ -28,7 +28,13 @@ pub type Day = BTreeMap<String, DayStats>;
 
 /// Work out one day from the jobs, per bot.
 pub async fn compute_day(db: &dyn StatsStore, day: i64) -> Result<Day> {
-    let (from, to) = (day * DAY_MS, (day + 1) * DAY_MS);
+    compute_range(db, day * DAY_MS, (day + 1) * DAY_MS).await
+}
+
+/// Work out the jobs that finished (and were created) in `[from, to)`
+/// (Unix ms), per bot. Ranges add up: the figures of `[a, b)` and of
+/// `[b, c)` merged are those of `[a, c)`.
+pub async fn compute_range(db: &dyn StatsStore, from: i64, to: i64) -> Result<Day> {
     let facts = db.finished_facts(from, to).await?;
     let steps = db.step_facts(from, to).await?;
     let received = db.received(from, to).await?;
