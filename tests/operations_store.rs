@@ -35,24 +35,6 @@ sys.exit({"ok": 0, "business": 3, "transient": 75}[m])
 """]
 "#;
 
-fn intake() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
-}
-
 fn job(s: &Setup, bot: &str, input: serde_json::Value) -> NewJob {
     new_job(s.registry.get(bot).unwrap(), input)
 }
@@ -67,7 +49,7 @@ async fn run_until(s: &Setup, ids: &[i64], states: &[JobState]) {
 
 async fn a_known_mix_of_jobs_gives_known_figures(kind: Kind) {
     let mut s = setup(kind, "ops", OPS).await;
-    write_bot(s.t.path(), "intake", &intake());
+    write_bot(s.t.path(), "intake", &intake_bot(""));
     s.registry = load_bots(&s.bots);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let flag = s.t.path().join("flag");
@@ -188,6 +170,13 @@ async fn a_known_mix_of_jobs_gives_known_figures(kind: Kind) {
     let totals = stats::metrics::totals(s.db.as_ref(), &cache, now)
         .await
         .unwrap();
+    // Ten minutes on, the same jobs are summed once and kept between
+    // scrapes instead of read again: the counters stay the same.
+    let soon = now + 2 * stats::metrics::COUNTED_AFTER_MS;
+    let kept = stats::metrics::totals(s.db.as_ref(), &cache, soon)
+        .await
+        .unwrap();
+    assert_eq!(kept, totals);
     let text = stats::metrics::Snapshot {
         totals,
         live: s.db.live().await.unwrap(),
@@ -296,7 +285,70 @@ async fn a_paused_bot_waits_and_resumes(kind: Kind) {
     assert_eq!(actions, [("resumed", "ana"), ("paused", "cli:op")]);
 }
 
+/// A paused bot's mailbox polls pass unfired, and a poll queued before the
+/// pause waits with the bot's jobs; resumed, polling goes on.
+async fn a_paused_bots_mailbox_polls_wait_too(kind: Kind) {
+    let s = setup(
+        kind,
+        "inbox",
+        r#"
+name = "inbox"
+[[triggers]]
+kind = "mailbox"
+host = "127.0.0.1"
+port = 9
+tls = "plain"
+allow_plain = true
+user = "finance"
+password = "${secret:INBOX_PASSWORD}"
+every = "1m"
+
+[[steps]]
+name = "work"
+kind = "command"
+argv = ["true"]
+"#,
+    )
+    .await;
+    let poll = s
+        .registry
+        .iter()
+        .find(|b| b.is_mailbox_poll())
+        .expect("the mailbox's poll bot")
+        .clone();
+    assert!(poll.name.starts_with("inbox:"), "{}", poll.name);
+    let claim = || {
+        [BotClaim {
+            name: poll.name.clone(),
+            concurrency: None,
+        }]
+    };
+    let scheduler = clerk::scheduler::Scheduler::new(s.db.clone(), s.registry.clone(), "test");
+    let minute = 60_000i64;
+    let base = clerk::jobs::now_ms() / minute * minute;
+    // Before the pause, one poll queued; then none while paused.
+    assert_eq!(scheduler.tick(base + 1000).await.len(), 1);
+    s.db.pause_bot("inbox", "cli:op", "mail server move")
+        .await
+        .unwrap();
+    for n in 1..4 {
+        let fired = scheduler.tick(base + n * minute + 1000).await;
+        assert!(fired.is_empty(), "a paused bot's mailbox was polled");
+    }
+    let lease = Duration::from_secs(30);
+    let held = s.db.claim("w", &claim(), 5, lease).await.unwrap();
+    assert!(
+        held.is_empty(),
+        "the queued poll of a paused bot was claimed"
+    );
+    s.db.resume_bot("inbox", "cli:op", "moved").await.unwrap();
+    let held = s.db.claim("w", &claim(), 5, lease).await.unwrap();
+    assert_eq!(held.len(), 1, "the waiting poll runs once resumed");
+    assert_eq!(scheduler.tick(base + 5 * minute + 1000).await.len(), 1);
+}
+
 both_backends!(
     a_known_mix_of_jobs_gives_known_figures,
     a_paused_bot_waits_and_resumes,
+    a_paused_bots_mailbox_polls_wait_too,
 );
