@@ -27,24 +27,6 @@ sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"]["mode"]])
 """]
 "#;
 
-fn intake() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
-}
-
 async fn run_until(s: &Setup, ids: &[i64], states: &[JobState]) {
     let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(4));
     for id in ids {
@@ -61,7 +43,7 @@ async fn the_event_log_reads_in_pm4py(kind: Kind) {
         "run scripts/setup.sh: it makes .venv-pm4py"
     );
     let mut s = setup(kind, "ops", OPS).await;
-    write_bot(s.t.path(), "intake", &intake());
+    write_bot(s.t.path(), "intake", &intake_bot(""));
     s.registry = load_bots(&s.bots);
     let ops = s.registry.get("ops").unwrap().clone();
     let intake = s.registry.get("intake").unwrap().clone();
@@ -157,6 +139,11 @@ async fn the_event_log_reads_in_pm4py(kind: Kind) {
             "{log}: {found}"
         );
     }
+    assert_eq!(
+        found["sqlite"]["broken_constraints"],
+        json!([]),
+        "the SQLite log breaks constraints of the OCEL 2.0 relational schema: {found}"
+    );
     assert_eq!(
         found["csv"],
         json!({ "cases": 6, "events": 21, "variants": 4 }),

@@ -1,11 +1,14 @@
 """Read clerk's event logs with PM4Py, an independent reader, and print
 what it found as JSON: events, objects and object types of the OCEL 2.0
-logs (JSON and SQLite), and cases, events and variants of the flat CSV."""
+logs (JSON and SQLite), the constraints of the standard's relational
+schema the SQLite file breaks (PM4Py's OCEL 2.0 validator), and cases,
+events and variants of the flat CSV."""
 import json
 import sys
 
 import pandas as pd
 import pm4py
+from pm4py.objects.ocel.validation import ocel20_rel_validation
 
 ocel_json, ocel_sqlite, flat_csv = sys.argv[1:4]
 found = {}
@@ -21,6 +24,8 @@ for name, path, read in [
         "object_types": sorted(ocel.objects["ocel:type"].unique().tolist()),
         "relations": int(len(ocel.relations)),
     }
+_, broken = ocel20_rel_validation.apply(ocel_sqlite)
+found["sqlite"]["broken_constraints"] = sorted(broken)
 frame = pd.read_csv(flat_csv)
 frame = pm4py.format_dataframe(frame, case_id="case_id", activity_key="activity", timestamp_key="start")
 found["csv"] = {

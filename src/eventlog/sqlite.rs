@@ -80,13 +80,16 @@ pub async fn write_ocel_sqlite(log: &Log, path: &Path) -> Result<(), String> {
 
 async fn write(conn: &mut SqliteConnection, log: &Log) -> sqlx::Result<()> {
     let mut tx = conn.begin().await?;
+    // The standard's foreign keys are declared, and checked when the file
+    // is complete, so events may name objects written after them.
     for sql in [
-        "CREATE TABLE event (ocel_id TEXT PRIMARY KEY, ocel_type TEXT)",
+        "PRAGMA defer_foreign_keys = ON",
         "CREATE TABLE event_map_type (ocel_type TEXT PRIMARY KEY, ocel_type_map TEXT)",
-        "CREATE TABLE object (ocel_id TEXT PRIMARY KEY, ocel_type TEXT)",
         "CREATE TABLE object_map_type (ocel_type TEXT PRIMARY KEY, ocel_type_map TEXT)",
-        "CREATE TABLE event_object (ocel_event_id TEXT, ocel_object_id TEXT, ocel_qualifier TEXT, PRIMARY KEY (ocel_event_id, ocel_object_id, ocel_qualifier))",
-        "CREATE TABLE object_object (ocel_source_id TEXT, ocel_target_id TEXT, ocel_qualifier TEXT, PRIMARY KEY (ocel_source_id, ocel_target_id, ocel_qualifier))",
+        "CREATE TABLE event (ocel_id TEXT PRIMARY KEY, ocel_type TEXT REFERENCES event_map_type (ocel_type))",
+        "CREATE TABLE object (ocel_id TEXT PRIMARY KEY, ocel_type TEXT REFERENCES object_map_type (ocel_type))",
+        "CREATE TABLE event_object (ocel_event_id TEXT REFERENCES event (ocel_id), ocel_object_id TEXT REFERENCES object (ocel_id), ocel_qualifier TEXT, PRIMARY KEY (ocel_event_id, ocel_object_id, ocel_qualifier))",
+        "CREATE TABLE object_object (ocel_source_id TEXT REFERENCES object (ocel_id), ocel_target_id TEXT REFERENCES object (ocel_id), ocel_qualifier TEXT, PRIMARY KEY (ocel_source_id, ocel_target_id, ocel_qualifier))",
     ] {
         run(&mut tx, sql.into()).await?;
     }
@@ -109,7 +112,7 @@ async fn write(conn: &mut SqliteConnection, log: &Log) -> sqlx::Result<()> {
         run(
             &mut tx,
             format!(
-                "CREATE TABLE \"event_{map}\" (ocel_id TEXT PRIMARY KEY, ocel_time TIMESTAMP{defs})"
+                "CREATE TABLE \"event_{map}\" (ocel_id TEXT PRIMARY KEY REFERENCES event (ocel_id), ocel_time TIMESTAMP{defs})"
             ),
         )
         .await?;
@@ -174,7 +177,7 @@ async fn write_objects(tx: &mut SqliteConnection, log: &Log) -> sqlx::Result<()>
     for (name, cols) in &object_types {
         let map = map_name(name, &mut taken);
         let defs: String = cols.iter().map(|c| format!(", \"{c}\" TEXT")).collect();
-        run(&mut *tx, format!("CREATE TABLE \"object_{map}\" (ocel_id TEXT, ocel_time TIMESTAMP, ocel_changed_field TEXT{defs})")).await?;
+        run(&mut *tx, format!("CREATE TABLE \"object_{map}\" (ocel_id TEXT REFERENCES object (ocel_id), ocel_time TIMESTAMP, ocel_changed_field TEXT{defs})")).await?;
         sqlx::query("INSERT INTO object_map_type (ocel_type, ocel_type_map) VALUES (?, ?)")
             .bind(*name)
             .bind(&map)
