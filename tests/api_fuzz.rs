@@ -30,25 +30,6 @@ fn venv(tool: &str) -> PathBuf {
     path
 }
 
-fn manifest() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-review_within = "1h"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
-}
-
 /// Run schemathesis against the server; its output when it found something.
 fn fuzz(schema: &Path, base: &str, token: &str, config: Option<&Path>) -> Result<(), String> {
     let examples = std::env::var("CLERK_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
@@ -85,7 +66,12 @@ fn fuzz(schema: &Path, base: &str, token: &str, config: Option<&Path>) -> Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_valid_and_the_api_keeps_to_it() {
-    let s = setup(Kind::Sqlite, "intake", &manifest()).await;
+    let s = setup(
+        Kind::Sqlite,
+        "intake",
+        &intake_bot(r#"review_within = "1h""#),
+    )
+    .await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Jobs in several states, and reviews to work.
     let bot = s.registry.get("intake").unwrap().clone();

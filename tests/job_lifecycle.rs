@@ -704,24 +704,7 @@ argv = ["echo", "${secret:CLERK_TEST_NEVER_SET}"]
 async fn the_extract_step_passes_holds_for_review_or_fails(kind: Kind) {
     let t = TestDb::new(kind).await;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bots = write_bot(
-        t.path(),
-        "intake",
-        &format!(
-            r#"
-name = "intake"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-            root.join("bots/invoice-intake/templates").display()
-        ),
-    );
+    let bots = write_bot(t.path(), "intake", &intake_bot(""));
     let registry = load_bots(&bots);
     let db = t.open().await;
     let bot = registry.get("intake").unwrap().clone();

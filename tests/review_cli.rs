@@ -16,24 +16,6 @@ use serde_json::{Value, json};
 
 const LONG: Duration = Duration::from_secs(90);
 
-fn manifest() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
-}
-
 fn clerk(s: &Setup, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clerk"))
         .args(args)
@@ -63,7 +45,7 @@ async fn run_to_review(s: &Setup, file: &str) -> i64 {
 }
 
 async fn a_script_reviews_corrects_approves_and_exports(kind: Kind) {
-    let s = setup(kind, "intake", &manifest()).await;
+    let s = setup(kind, "intake", &intake_bot("")).await;
     let scan = run_to_review(&s, "fixtures/scans/acme-office-degraded.pdf").await;
     let other = run_to_review(&s, "fixtures/bad/owner-only.pdf").await;
     let (scan_arg, other_arg) = (scan.to_string(), other.to_string());

@@ -14,26 +14,6 @@ use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// A bot that extracts with the example templates, then hands what it got
-/// to a command that prints it back.
-fn manifest() -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
-}
-
 /// A job of `file` run until it waits for review; its id.
 async fn waiting(s: &Setup, file: &str) -> i64 {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -65,7 +45,7 @@ fn text(field: &str, value: &str) -> Correction {
 /// vendor's template, corrects a value and approves; the next step gets the
 /// reviewed values and the audit trail names the reviewer.
 async fn a_reviewed_document_goes_on_with_the_reviewed_values(kind: Kind) {
-    let s = setup(kind, "intake", &manifest()).await;
+    let s = setup(kind, "intake", &intake_bot("")).await;
     let id = waiting(&s, "fixtures/bad/owner-only.pdf").await;
     let queue =
         s.db.review_queue(&ReviewFilter {
@@ -206,7 +186,7 @@ async fn a_reviewed_document_goes_on_with_the_reviewed_values(kind: Kind) {
 /// A rejection fails the job with the reviewer's reason, and its owners
 /// hear of it; a postponement keeps it waiting with a note.
 async fn a_rejected_document_fails_with_the_reason(kind: Kind) {
-    let s = setup(kind, "intake", &manifest()).await;
+    let s = setup(kind, "intake", &intake_bot("")).await;
     let id = waiting(&s, "fixtures/bad/owner-only.pdf").await;
     let later = review::postpone("waiting for the vendor's credit note").unwrap();
     s.db.finish_review(id, "bob", 0, &later).await.unwrap();

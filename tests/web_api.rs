@@ -20,27 +20,7 @@ const LONG: Duration = Duration::from_secs(60);
 
 /// A bot that extracts with the example templates, then prints what it got.
 fn manifest() -> String {
-    manifest_with("")
-}
-
-/// The same bot with more top-level keys.
-fn manifest_with(top: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    format!(
-        r#"
-name = "intake"
-{top}
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
-        root.join("bots/invoice-intake/templates").display()
-    )
+    intake_bot("")
 }
 
 struct Web {
@@ -535,7 +515,7 @@ async fn values_from_documents_mails_and_people_are_shown_as_text(kind: Kind) {
 /// A bot that gives its reviews to a group: reviewers outside it may read
 /// but not work them, and their queue leaves them out; a member works them.
 async fn reviews_go_to_the_group_the_bot_names(kind: Kind) {
-    let w = web_of(kind, &manifest_with("review_by = \"controllers\"")).await;
+    let w = web_of(kind, &intake_bot("review_by = \"controllers\"")).await;
     let id = waiting(&w, vec![unknown_document("scan.pdf")]).await[0];
     let a = w.addr;
     user(&w.s.db, "carla", Role::Reviewer, "carla-password-1").await;

@@ -124,6 +124,28 @@ pub fn write_bot(root: &Path, name: &str, manifest: &str) -> PathBuf {
     bots
 }
 
+/// A bot named `intake` that extracts with the example bot's templates,
+/// then hands what it got to a command that prints it back (`book`);
+/// `top` goes at the top of the manifest (review rules, deadlines).
+pub fn intake_bot(top: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    format!(
+        r#"
+name = "intake"
+{top}
+[[steps]]
+name = "extract"
+kind = "extract"
+templates = "{}"
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["sh", "-c", "cat"]
+"#,
+        root.join("bots/invoice-intake/templates").display()
+    )
+}
+
 /// Write an executable shell script into a bot's folder.
 pub fn write_script(root: &Path, bot: &str, file: &str, body: &str) {
     use std::os::unix::fs::PermissionsExt;
