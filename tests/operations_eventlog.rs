@@ -139,6 +139,16 @@ async fn the_event_log_reads_in_pm4py(kind: Kind) {
             "{log}: {found}"
         );
     }
+    // PM4Py writes the same log with the same fields and value types;
+    // clerk also writes an object's relationships when it has none.
+    assert_eq!(found["json"]["only_pm4py"], json!([]), "{found}");
+    let only_ours = found["json"]["only_ours"].as_array().unwrap();
+    assert!(
+        only_ours
+            .iter()
+            .all(|p| p == "$.objects[].relationships (array)"),
+        "{found}"
+    );
     assert_eq!(
         found["sqlite"]["broken_constraints"],
         json!([]),

@@ -1,10 +1,13 @@
 """Read clerk's event logs with PM4Py, an independent reader, and print
 what it found as JSON: events, objects and object types of the OCEL 2.0
 logs (JSON and SQLite), the constraints of the standard's relational
-schema the SQLite file breaks (PM4Py's OCEL 2.0 validator), and cases,
-events and variants of the flat CSV."""
+schema the SQLite file breaks (PM4Py's OCEL 2.0 validator), how the JSON
+file's shape differs from the same log written by PM4Py's own OCEL 2.0
+JSON writer, and cases, events and variants of the flat CSV."""
 import json
+import os
 import sys
+import tempfile
 
 import pandas as pd
 import pm4py
@@ -24,6 +27,33 @@ for name, path, read in [
         "object_types": sorted(ocel.objects["ocel:type"].unique().tolist()),
         "relations": int(len(ocel.relations)),
     }
+
+
+def shape(value, path, out):
+    """Every path in a JSON document with the type found there."""
+    if isinstance(value, dict):
+        out.add((path, "object"))
+        for key, v in value.items():
+            shape(v, f"{path}.{key}", out)
+    elif isinstance(value, list):
+        out.add((path, "array"))
+        for v in value:
+            shape(v, path + "[]", out)
+    else:
+        out.add((path, type(value).__name__))
+    return out
+
+
+with open(ocel_json, encoding="utf-8") as f:
+    ours = shape(json.load(f), "$", set())
+with tempfile.TemporaryDirectory() as tmp:
+    rewritten = os.path.join(tmp, "pm4py.json")
+    pm4py.write_ocel2_json(pm4py.read_ocel2_json(ocel_json), rewritten)
+    with open(rewritten, encoding="utf-8") as f:
+        theirs = shape(json.load(f), "$", set())
+found["json"]["only_ours"] = sorted(f"{p} ({t})" for p, t in ours - theirs)
+found["json"]["only_pm4py"] = sorted(f"{p} ({t})" for p, t in theirs - ours)
+
 _, broken = ocel20_rel_validation.apply(ocel_sqlite)
 found["sqlite"]["broken_constraints"] = sorted(broken)
 frame = pd.read_csv(flat_csv)
