@@ -126,6 +126,7 @@ fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
         concurrency: None,
         review_within: None,
         review_by: None,
+        dedupe: Default::default(),
         steps: vec![decl],
         runners: vec![step],
     };

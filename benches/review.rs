@@ -110,6 +110,7 @@ fn bulk_bot() -> Arc<Bot> {
         concurrency: None,
         review_within: Some(Duration::from_secs(4 * 3600)),
         review_by: None,
+        dedupe: Default::default(),
         steps: vec![decl],
         runners: vec![Arc::new(AsksForReview)],
     })

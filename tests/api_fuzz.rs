@@ -30,14 +30,29 @@ fn venv(tool: &str) -> PathBuf {
     path
 }
 
+/// What the fuzzer is told beyond the schema. Running a bot refuses an
+/// input that holds a NUL character, with the documented 422: JSON Schema
+/// cannot say that of every string nested in a free-form object, so the
+/// schema allows such an input and the refusal is expected here.
+const EXPECTED: &str = r#"
+[[operations]]
+include-operation-id = "run_bot"
+checks.positive_data_acceptance.expected-statuses = ["2XX", 401, 403, 404, 409, 422, 429, "5XX"]
+"#;
+
 /// Run schemathesis against the server; its output when it found something.
-fn fuzz(schema: &Path, base: &str, token: &str, config: Option<&Path>) -> Result<(), String> {
+fn fuzz(schema: &Path, base: &str, token: &str, extra: Option<&str>) -> Result<(), String> {
     let examples = std::env::var("CLERK_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
     let seed = std::env::var("CLERK_FUZZ_SEED").unwrap_or_else(|_| "1".into());
+    let config = schema.with_file_name(if extra.is_some() {
+        "schemathesis-pinned.toml"
+    } else {
+        "schemathesis.toml"
+    });
+    std::fs::write(&config, format!("{EXPECTED}{}", extra.unwrap_or_default()))
+        .expect("write the schemathesis config");
     let mut cmd = Command::new(venv("schemathesis"));
-    if let Some(config) = config {
-        cmd.arg("--config-file").arg(config);
-    }
+    cmd.arg("--config-file").arg(&config);
     let out = cmd
         .arg("run")
         .arg(schema)
@@ -150,8 +165,7 @@ async fn the_openapi_document_is_valid_and_the_api_keeps_to_it() {
     if let Err(found) = random {
         panic!("schemathesis found problems:\n{found}");
     }
-    let pinned = s.t.path().join("schemathesis.toml");
-    std::fs::write(&pinned, format!("[parameters]\n\"path.id\" = {}\n", ids[0])).unwrap();
+    let pinned = format!("\n[parameters]\n\"path.id\" = {}\n", ids[0]);
     let on_review =
         tokio::task::spawn_blocking(move || fuzz(&schema, &base, &token, Some(&pinned)))
             .await

@@ -328,3 +328,102 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
     let file = PathBuf::from(job["input"]["file"].as_str().unwrap());
     assert!(file.is_absolute() && file.is_file(), "{file:?}");
 }
+
+/// CPU time (user and system) a process has used so far.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are
+    // the 12th and 13th of them, in clock ticks.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(ticks * 1000 / per_second)
+}
+
+/// A file with a name as long as a file system allows is taken (its kept
+/// copy's name is shortened); a file that cannot be taken (here the
+/// folder's `processed/` is not a folder) is tried again with backoff,
+/// not in a loop woken by clerk's own reading of it.
+#[test]
+fn files_that_are_hard_to_take_are_taken_or_retried_calmly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bots = common::write_bot(
+        dir.path(),
+        "inbox",
+        r#"
+name = "inbox"
+
+[[triggers]]
+kind = "folder"
+path = "drop"
+settle = "100ms"
+rescan = "10m"
+
+[[triggers]]
+kind = "folder"
+path = "jammed"
+settle = "100ms"
+rescan = "10m"
+
+[[steps]]
+name = "book"
+kind = "command"
+argv = ["true"]
+"#,
+    );
+    let inbox = bots.join("inbox");
+    std::fs::create_dir_all(inbox.join("jammed")).unwrap();
+    std::fs::write(inbox.join("jammed/processed"), b"not a folder").unwrap();
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .current_dir(dir.path())
+        .args(["serve", "--poll-interval", "100ms", "--no-web"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--bots", "bots"])
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid = serve.id();
+    let serve = common::Stopped([serve]);
+    let into = drop_dir(&bots);
+    let start = Instant::now();
+    while !into.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let long = format!("{}.pdf", "x".repeat(250));
+    std::fs::write(into.join(&long), b"%PDF-1.4 long name").unwrap();
+    std::fs::write(inbox.join("jammed/invoice.pdf"), b"%PDF-1.4 jammed").unwrap();
+    let before = cpu_time(pid);
+    let start = Instant::now();
+    while into.join(&long).exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the long-named file was not taken: {}",
+            std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(start.elapsed()));
+    let used = cpu_time(pid) - before;
+    drop(serve);
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap_or_default();
+    let tries = log.matches("cannot take the file").count();
+    assert!(
+        used < Duration::from_secs(2),
+        "clerk serve used {used:?} of CPU in 5 s with a file it cannot take ({tries} tries)"
+    );
+    assert!((1..=5).contains(&tries), "{tries} tries in 5 s:\n{log}");
+    assert!(
+        inbox.join("jammed/invoice.pdf").exists(),
+        "the jammed file is kept"
+    );
+}

@@ -61,6 +61,9 @@ argv = ["./flaky.sh"]
             .contains("ERP timeout")
     );
     assert_eq!(d.output, Some(json!({"booked": true})));
+    // The earlier attempts' errors stay with them; the job that succeeded
+    // shows none (as `clerk runs list` would print it).
+    assert_eq!(d.summary.last_error, None);
     // Every transition is in the audit trail.
     let transitions: Vec<_> = d.events.iter().map(|e| e.to_state.as_str()).collect();
     assert_eq!(

@@ -286,34 +286,40 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
     for &id in &polls {
         wait_for(&s.db, id, &[JobState::Succeeded], Duration::from_secs(90)).await;
     }
-    // Let a few scheduled polls run as well.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    drop(processes);
-
-    let all_polls =
-        s.db.list(&ListFilter {
-            bot: Some(POLL_BOT.into()),
-            state: None,
-            limit: 1000,
-            before_id: None,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(all_polls.len() > polls.len(), "the schedule added polls");
-    let mut spans = Vec::new();
-    let mut workers = std::collections::BTreeSet::new();
-    for summary in &all_polls {
-        let job = s.db.job(summary.id).await.unwrap().unwrap();
-        for a in &job.attempts {
-            workers.insert(a.worker.clone());
-            spans.push((
-                a.started_at,
-                a.finished_at.unwrap_or(i64::MAX),
-                a.worker.clone(),
-            ));
+    // Let scheduled polls run as well (one queued at a time), until each
+    // process has polled.
+    let start = std::time::Instant::now();
+    let (mut all_polls, mut spans, mut workers);
+    loop {
+        all_polls =
+            s.db.list(&ListFilter {
+                bot: Some(POLL_BOT.into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        spans = Vec::new();
+        workers = std::collections::BTreeSet::new();
+        for summary in &all_polls {
+            let job = s.db.job(summary.id).await.unwrap().unwrap();
+            for a in &job.attempts {
+                workers.insert(a.worker.clone());
+                spans.push((
+                    a.started_at,
+                    a.finished_at.unwrap_or(i64::MAX),
+                    a.worker.clone(),
+                ));
+            }
         }
+        let scheduled = all_polls.len() > polls.len();
+        if (workers.len() >= 2 && scheduled) || start.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    drop(processes);
+    assert!(all_polls.len() > polls.len(), "the schedule added polls");
     assert_eq!(workers.len(), 2, "both processes polled: {workers:?}");
     spans.sort();
     for pair in spans.windows(2) {
@@ -367,6 +373,110 @@ async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
     w.shutdown().await;
 }
 
+/// A message with one PDF attached.
+fn message_with(id: &str, subject: &str, pdf: &[u8]) -> Vec<u8> {
+    use lettre::message::header::ContentType;
+    use lettre::message::{Attachment, MultiPart, SinglePart};
+    let parts = MultiPart::mixed()
+        .singlepart(SinglePart::plain("Invoice attached.".to_string()))
+        .singlepart(
+            Attachment::new("invoice.pdf".into())
+                .body(pdf.to_vec(), ContentType::parse("application/pdf").unwrap()),
+        );
+    lettre::Message::builder()
+        .from("Billing <billing@vendor.example>".parse().unwrap())
+        .to("invoices@clerk.example".parse().unwrap())
+        .subject(subject)
+        .message_id(Some(format!("<{id}>")))
+        .multipart(parts)
+        .unwrap()
+        .formatted()
+}
+
+fn invoice_pdf() -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(root.join("fixtures/bad/owner-only.pdf")).unwrap()
+}
+
+/// With `dedupe = "content"`, a document mailed twice (two messages) and
+/// dropped into the bot's folder as well is one job.
+async fn a_document_mailed_twice_and_dropped_is_one_job(kind: Kind) {
+    let server = Dovecot::start();
+    let with_folder = manifest(server.port, "move").replace(
+        "[[steps]]",
+        "[[triggers]]\nkind = \"folder\"\npath = \"drop\"\nsettle = \"100ms\"\n\n[[steps]]",
+    );
+    let bot = with_folder.replace(
+        "name = \"intake\"\n",
+        "name = \"intake\"\ndedupe = \"content\"\n",
+    );
+    let s = setup(kind, "intake", &bot).await;
+    let pdf = invoice_pdf();
+    append_raw(
+        &server.account(),
+        "INBOX",
+        &[
+            message_with("first@vendor.example", "Invoice 7", &pdf),
+            message_with("resent@vendor.example", "Invoice 7 (again)", &pdf),
+        ],
+    );
+    let w = worker(&s);
+    let polled = poll(&s).await;
+    assert_eq!(
+        (&polled["messages"], &polled["new_jobs"]),
+        (&serde_json::json!(2), &serde_json::json!(1)),
+        "{polled:#}"
+    );
+    w.shutdown().await;
+    let drop = s.bots.join("intake/drop");
+    std::fs::create_dir_all(&drop).unwrap();
+    std::fs::write(drop.join("scan-of-invoice-7.pdf"), &pdf).unwrap();
+    let mut folder = clerk::scheduler::folder::FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let mut taken = Vec::new();
+    for _ in 0..20 {
+        taken.extend(folder.scan().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert!(
+        matches!(
+            taken[0].taken,
+            clerk::scheduler::folder::Taken::Duplicate(_)
+        ),
+        "{taken:?}"
+    );
+    assert_eq!(document_jobs(&s.db).await.len(), 1);
+}
+
+/// A message whose header holds what the job database cannot keep (a NUL
+/// character, encoded in its subject) goes to the failed folder with why;
+/// the other messages of the batch become their jobs.
+async fn a_message_that_cannot_be_stored_goes_to_the_failed_folder(kind: Kind) {
+    let server = Dovecot::start();
+    let s = setup(kind, "intake", &manifest(server.port, "move")).await;
+    let pdf = invoice_pdf();
+    let good = message_with("good@vendor.example", "Invoice 8", &pdf);
+    let bad = String::from_utf8(message_with(
+        "bad@vendor.example",
+        "PLACEHOLDER",
+        b"%PDF-1.4 other",
+    ))
+    .unwrap()
+    .replace("Subject: PLACEHOLDER", "Subject: =?utf-8?q?Invoice=009?=")
+    .into_bytes();
+    append_raw(&server.account(), "INBOX", &[bad, good]);
+    let w = worker(&s);
+    let polled = poll(&s).await;
+    w.shutdown().await;
+    assert_eq!(polled["new_jobs"], 1, "{polled:#}");
+    assert_eq!(polled["failed"], 1, "{polled:#}");
+    let said = polled.to_string();
+    assert!(said.contains("NUL"), "{said}");
+    assert_eq!(folder_size(&server, "Failed"), 1);
+    assert_eq!(folder_size(&server, "Processed"), 1);
+    assert_eq!(document_jobs(&s.db).await.len(), 1);
+}
+
 both_backends!(
     with_idle_mail_is_taken_as_it_arrives,
     two_processes_poll_one_mailbox_one_at_a_time,
@@ -374,4 +484,6 @@ both_backends!(
     each_document_of_each_message_becomes_one_job,
     polling_again_after_a_crash_before_the_move_doubles_nothing,
     a_poll_while_the_server_is_down_retries_until_it_is_back,
+    a_document_mailed_twice_and_dropped_is_one_job,
+    a_message_that_cannot_be_stored_goes_to_the_failed_folder,
 );

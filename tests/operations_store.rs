@@ -286,7 +286,9 @@ async fn a_paused_bot_waits_and_resumes(kind: Kind) {
 }
 
 /// A paused bot's mailbox polls pass unfired, and a poll queued before the
-/// pause waits with the bot's jobs; resumed, polling goes on.
+/// pause waits with the bot's jobs; resumed, polling goes on, one poll at
+/// a time: a slot passes while a poll of the mailbox is queued or running,
+/// so polls do not pile up behind a long one.
 async fn a_paused_bots_mailbox_polls_wait_too(kind: Kind) {
     let s = setup(
         kind,
@@ -344,7 +346,42 @@ argv = ["true"]
     s.db.resume_bot("inbox", "cli:op", "moved").await.unwrap();
     let held = s.db.claim("w", &claim(), 5, lease).await.unwrap();
     assert_eq!(held.len(), 1, "the waiting poll runs once resumed");
-    assert_eq!(scheduler.tick(base + 5 * minute + 1000).await.len(), 1);
+    // Its next slots pass while it runs: polls do not pile up.
+    assert!(scheduler.tick(base + 5 * minute + 1000).await.is_empty());
+    let done = clerk::jobs::Completion {
+        job_id: held[0].id,
+        attempt: held[0].attempt,
+        state: JobState::Succeeded,
+        attempt_outcome: clerk::jobs::Outcome::Succeeded,
+        run_after: clerk::jobs::now_ms(),
+        errors: 0,
+        next_step: 1,
+        error: None,
+        output: None,
+        review: None,
+        reason: "polled".into(),
+        steps: Vec::new(),
+    };
+    assert_eq!(s.db.complete("w", &[done]).await.unwrap(), [true]);
+    assert_eq!(scheduler.tick(base + 6 * minute + 1000).await.len(), 1);
+    assert!(
+        scheduler.tick(base + 7 * minute + 1000).await.is_empty(),
+        "a second poll queued behind the first"
+    );
+    // `clerk runs list` leaves polls out unless asked or their bot named.
+    let list = |polls: bool, bot: Option<String>| clerk::jobs::ListFilter {
+        limit: 100,
+        polls,
+        bot,
+        ..Default::default()
+    };
+    assert!(s.db.list(&list(false, None)).await.unwrap().is_empty());
+    assert_eq!(s.db.list(&list(true, None)).await.unwrap().len(), 2);
+    let named =
+        s.db.list(&list(false, Some(poll.name.clone())))
+            .await
+            .unwrap();
+    assert_eq!(named.len(), 2);
 }
 
 both_backends!(

@@ -57,6 +57,10 @@ job = "1h"
 - `review_within`: optional duration > 0. A job that has waited for review
   this long is overdue: the review queue marks it, and `owners` and
   `reviewers` are mailed once (with `[notify]`).
+- `dedupe`: optional, `message` (default) or `content`. With `message`, a
+  document is taken once per message it comes in and once per folder it
+  is dropped into; with `content`, once for the bot whichever trigger
+  brings it (mailed and dropped, or mailed twice), by its SHA-256.
 - `review_by`: optional; who may review this bot's documents: a role
   (`reviewer`, `operator`, `admin`: that role or a higher one) or the name
   of a group of users (`clerk users add NAME --group G`). Default: anyone
@@ -146,6 +150,13 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
     let concurrency = top.optional::<Positive>("concurrency").map(|p| p.0);
     let review_within = top.optional_or("review_within", None, |d| positive(d).map(Some));
     let review_by = top.optional_with("review_by", valid_name);
+    let dedupe = top
+        .optional_with("dedupe", |text: String| {
+            crate::jobs::Dedupe::parse(&text).ok_or_else(|| {
+                Problem::new(format!("`dedupe` is `message` or `content`, not `{text}`"))
+            })
+        })
+        .unwrap_or_default();
     let retry = top
         .table("retry")
         .map_or_else(RetryPolicy::default, read_retry);
@@ -202,6 +213,7 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         concurrency,
         review_within: review_within?,
         review_by,
+        dedupe,
         steps,
         runners,
     })

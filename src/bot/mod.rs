@@ -52,6 +52,8 @@ pub struct Bot {
     /// Who may review this bot's documents when no rule says: a role or a
     /// group of users. `None`: anyone who may review.
     pub review_by: Option<String>,
+    /// Which documents its triggers take count as the same.
+    pub dedupe: crate::jobs::Dedupe,
     /// The steps as declared, in order.
     pub steps: Vec<StepDecl>,
     /// The running steps, built once from `steps`, same order.
@@ -290,6 +292,7 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                     dir: bot.dir.clone(),
                     max_attempts: bot.retry.max_attempts,
                     max_lost: bot.retry.max_lost,
+                    dedupe: bot.dedupe,
                 },
                 trigger: trigger.id.clone(),
                 input: trigger.input.clone(),
@@ -327,6 +330,7 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                 concurrency: Some(1),
                 review_within: None,
                 review_by: None,
+                dedupe: bot.dedupe,
                 steps: vec![StepDecl {
                     name: "poll".into(),
                     kind: POLL_KIND,

@@ -208,7 +208,9 @@ pub struct WorkerArgs {
     /// interrupted and their jobs given back to the queue.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub grace: Duration,
-    /// Name of this worker in leases and the audit trail.
+    /// Name of this worker in leases and the audit trail; a random suffix
+    /// makes each start unique, so a restarted process never takes over
+    /// the leases of the one before it.
     #[arg(long)]
     pub worker_id: Option<String>,
 }
@@ -283,6 +285,11 @@ pub struct ServeArgs {
     /// this; they are kept apart from the jobs, which go sooner.
     #[arg(long, default_value = STATS_RETENTION, value_parser = humantime::parse_duration)]
     pub stats_retention: Duration,
+    /// Forget idempotency keys (of dropped files, mails, slots) older than
+    /// this; until then a document seen again is known, its job pruned or
+    /// not.
+    #[arg(long, default_value = KEY_RETENTION, value_parser = humantime::parse_duration)]
+    pub key_retention: Duration,
     /// Do not start workers; only schedule.
     #[arg(long)]
     pub no_workers: bool,
@@ -356,6 +363,10 @@ pub enum RunsCommand {
         /// At most this many jobs.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Also list mailbox polls (`<bot>:<trigger>` jobs), which are left
+        /// out unless --bot names one.
+        #[arg(long)]
+        polls: bool,
         /// Print the jobs as JSON, a list of objects.
         #[arg(long)]
         json: bool,
@@ -614,12 +625,19 @@ pub enum DbCommand {
         /// Age of the daily figures to delete.
         #[arg(long, default_value = STATS_RETENTION, value_parser = humantime::parse_duration)]
         stats_retention: Duration,
+        /// Age of the idempotency keys to forget (their jobs pruned).
+        #[arg(long, default_value = KEY_RETENTION, value_parser = humantime::parse_duration)]
+        key_retention: Duration,
     },
 }
 
 /// How long daily figures are kept by default: a year's report and the
 /// year before it, for its trend.
 pub const STATS_RETENTION: &str = "800d";
+
+/// How long idempotency keys are kept by default: over a year, so a
+/// document that comes again after a year's pruning of jobs is known.
+pub const KEY_RETENTION: &str = "400d";
 
 /// A group's name: as bot and step names, and not a role's.
 fn group_name(name: &str) -> Result<String, String> {

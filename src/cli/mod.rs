@@ -14,7 +14,6 @@ mod stats;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -208,8 +207,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let roles = serve::Roles {
                 workers: !args.no_workers,
                 scheduler: true,
-                retention: Some(args.retention),
-                stats_retention: args.stats_retention,
+                retention: Some(serve::Retention {
+                    jobs: args.retention,
+                    stats: args.stats_retention,
+                    keys: args.key_retention,
+                }),
                 web,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
@@ -229,7 +231,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 workers: true,
                 scheduler: false,
                 retention: None,
-                stats_retention: Duration::MAX,
                 web: None,
             };
             serve::serve(db, bots, secrets, &args.worker, roles).await
@@ -258,15 +259,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             db,
             older_than,
             stats_retention,
+            key_retention,
         }) => {
             let store = db.open().await?;
-            let pruned = serve::prune_all(&store, older_than, stats_retention).await?;
+            let keep = serve::Retention {
+                jobs: older_than,
+                stats: stats_retention,
+                keys: key_retention,
+            };
+            let pruned = serve::prune_all(&store, &keep).await?;
             println!(
-                "deleted {} finished jobs older than {} (their figures are kept) and {} daily figures older than {}",
+                "deleted {} finished jobs older than {} (their figures are kept), {} daily figures older than {} and {} keys older than {}",
                 pruned.jobs,
                 humantime::format_duration(older_than),
                 pruned.days,
-                humantime::format_duration(stats_retention)
+                humantime::format_duration(stats_retention),
+                pruned.keys,
+                humantime::format_duration(key_retention)
             );
             Ok(exit::OK)
         }

@@ -112,6 +112,7 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
             bot,
             state,
             limit,
+            polls,
             json,
         } => {
             let jobs = db
@@ -122,6 +123,7 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
                     state,
                     limit,
                     before_id: None,
+                    polls,
                     ..Default::default()
                 })
                 .await?;

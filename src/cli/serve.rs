@@ -13,7 +13,7 @@ use crate::jobs::{JobDb, now_ms};
 use crate::mail::notify::Notifier;
 use crate::scheduler::Scheduler;
 use crate::scheduler::folder::FolderIntake;
-use crate::worker::{Worker, WorkerConfig, default_worker_id};
+use crate::worker::{Worker, WorkerConfig, default_worker_id, unique_worker_id};
 
 /// Finished jobs are deleted this many at a time, so pruning never holds the
 /// database for long.
@@ -24,12 +24,22 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 pub(super) struct Roles {
     pub workers: bool,
     pub scheduler: bool,
-    /// Prune finished jobs older than this.
-    pub retention: Option<Duration>,
-    /// Delete daily figures older than this.
-    pub stats_retention: Duration,
+    /// Prune what is past its retention.
+    pub retention: Option<Retention>,
     /// Serve the web pages and the API.
     pub web: Option<crate::server::WebConfig>,
+}
+
+/// How long each kind of record is kept.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Retention {
+    /// Finished jobs, with their history.
+    pub jobs: Duration,
+    /// Daily figures, kept apart from the jobs.
+    pub stats: Duration,
+    /// Idempotency keys, kept past their jobs so an old document seen
+    /// again is still known.
+    pub keys: Duration,
 }
 
 pub(super) async fn serve(
@@ -43,7 +53,6 @@ pub(super) async fn serve(
         workers,
         scheduler,
         retention,
-        stats_retention,
         web,
     } = roles;
     if bots.is_empty() {
@@ -51,7 +60,10 @@ pub(super) async fn serve(
     }
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let id = args.worker_id.clone().unwrap_or_else(default_worker_id);
+    let id = args
+        .worker_id
+        .as_deref()
+        .map_or_else(default_worker_id, unique_worker_id);
     let mut tasks = tokio::task::JoinSet::new();
     let web_started = web.is_some();
     if let Some(config) = web {
@@ -76,13 +88,8 @@ pub(super) async fn serve(
     if scheduler || web_started {
         tasks.spawn(rollup_loop(db.clone(), shutdown.clone()));
     }
-    if let Some(age) = retention {
-        tasks.spawn(prune_loop(
-            db.clone(),
-            age,
-            stats_retention,
-            shutdown.clone(),
-        ));
+    if let Some(retention) = retention {
+        tasks.spawn(prune_loop(db.clone(), retention, shutdown.clone()));
     }
     let worker = workers.then(|| {
         let mut cfg = WorkerConfig::new(args.concurrency);
@@ -168,23 +175,23 @@ async fn rollup_loop(db: JobDb, shutdown: CancellationToken) {
 pub(super) struct Pruned {
     pub jobs: u64,
     pub days: u64,
+    pub keys: u64,
 }
 
-/// Delete finished jobs older than `age`, in batches, until none are left,
-/// and daily figures older than `stats_age`. The days of the jobs are
-/// rolled up first, so their figures outlive them.
-pub(super) async fn prune_all(
-    db: &JobDb,
-    age: Duration,
-    stats_age: Duration,
-) -> crate::jobs::Result<Pruned> {
+/// Delete what is past its retention: finished jobs in batches until none
+/// are left, daily figures, and keys whose jobs are gone. The days of the
+/// jobs are rolled up first, so their figures outlive them.
+pub(super) async fn prune_all(db: &JobDb, keep: &Retention) -> crate::jobs::Result<Pruned> {
     let now = now_ms();
     crate::stats::rollup(db.as_ref(), now).await?;
     let days = db
-        .prune_daily(crate::stats::day_of(now - stats_age.as_millis() as i64))
+        .prune_daily(crate::stats::day_of(now - keep.stats.as_millis() as i64))
         .await?;
-    let jobs = prune_jobs(db, age).await?;
-    Ok(Pruned { jobs, days })
+    let jobs = prune_jobs(db, keep.jobs).await?;
+    let keys = db
+        .prune_keys(now.saturating_sub(keep.keys.as_millis() as i64))
+        .await?;
+    Ok(Pruned { jobs, days, keys })
 }
 
 /// Delete finished jobs older than `age`, in batches, until none are left.
@@ -202,14 +209,19 @@ async fn prune_jobs(db: &JobDb, age: Duration) -> crate::jobs::Result<u64> {
     }
 }
 
-async fn prune_loop(db: JobDb, age: Duration, stats_age: Duration, shutdown: CancellationToken) {
+async fn prune_loop(db: JobDb, keep: Retention, shutdown: CancellationToken) {
     loop {
-        match prune_all(&db, age, stats_age).await {
-            Ok(Pruned { jobs: 0, days: 0 }) => {}
+        match prune_all(&db, &keep).await {
+            Ok(Pruned {
+                jobs: 0,
+                days: 0,
+                keys: 0,
+            }) => {}
             Ok(p) => tracing::info!(
                 jobs = p.jobs,
                 daily_figures = p.days,
-                "pruned finished jobs and daily figures past retention"
+                keys = p.keys,
+                "pruned finished jobs, daily figures and keys past retention"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
         }

@@ -16,9 +16,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Longest name kept for a document file, in bytes: with the hash in
+/// front and `.partial` behind, it stays within the 255 bytes file
+/// systems allow for a name.
+const NAME_MAX_BYTES: usize = 200;
+
+/// The name a document is kept under: as given, or shortened (its
+/// extension kept) when it is too long for a file name.
+fn short_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= NAME_MAX_BYTES {
+        return name.into();
+    }
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| e.len() <= 16)
+        .unwrap_or("");
+    let room = NAME_MAX_BYTES - ext.len() - 1;
+    let mut cut = room;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    if ext.is_empty() {
+        name[..cut].to_string().into()
+    } else {
+        format!("{}.{ext}", &name[..cut]).into()
+    }
+}
+
 /// Where the document with this hash and name lives in `dir`.
 pub fn path_for(dir: &Path, sha256: &str, name: &str) -> PathBuf {
-    dir.join(format!("{}-{name}", &sha256[..12]))
+    dir.join(format!("{}-{}", &sha256[..12], short_name(name)))
 }
 
 /// Make sure the document is at [`path_for`]: unless it is there already,
@@ -35,7 +63,7 @@ pub fn put(
     if path.exists() {
         return Ok(path);
     }
-    let partial = dir.join(format!(".{}-{name}.partial", &sha256[..12]));
+    let partial = dir.join(format!(".{}-{}.partial", &sha256[..12], short_name(name)));
     let written = write(&partial)
         .and_then(|()| std::fs::File::open(&partial)?.sync_all())
         .and_then(|()| std::fs::rename(&partial, &path));
@@ -98,6 +126,20 @@ pub fn put_all(dir: &Path, documents: &[Incoming]) -> std::io::Result<Vec<PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_too_long_for_a_file_is_shortened_keeping_its_extension() {
+        let long = format!("{}.pdf", "Rechnung-Überweisung-".repeat(20));
+        let path = path_for(Path::new("/d"), &"a".repeat(64), &long);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        // The partial file is `.<name>.partial`.
+        assert!(name.len() < 255 - ".partial".len(), "{}", name.len());
+        assert!(
+            name.ends_with(".pdf") && name.starts_with("aaaaaaaaaaaa-Rechnung"),
+            "{name}"
+        );
+        assert_eq!(short_name("invoice.pdf"), "invoice.pdf");
+    }
 
     #[test]
     fn documents_saved_together_land_once_under_their_content_names() {

@@ -20,6 +20,7 @@ mod retry;
 mod reviews;
 mod rows;
 mod sqlite;
+mod storable;
 mod store;
 mod transitions;
 
@@ -39,6 +40,7 @@ pub use retry::{RetryPolicy, backoff_delay};
 pub use reviews::{
     Approval, Review, ReviewEvent, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate,
 };
+pub use storable::{KEY_MAX_BYTES, nul_at, printable, printable_value, stored_key};
 pub use store::{
     AccessStore, AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore,
     ReviewStore, ScheduleStore, StatsStore, Store,
@@ -83,9 +85,32 @@ pub enum JobsError {
         "the job database's schema is at version {have}, this clerk needs {need}: run `clerk db migrate`"
     )]
     NotMigrated { have: i64, need: i64 },
+    /// A value no back end can keep, with where it is.
+    #[error("{0}")]
+    Unstorable(String),
 }
 
 pub type Result<T, E = JobsError> = std::result::Result<T, E>;
+
+impl JobsError {
+    /// Whether the database refused a value (not the connection): writing
+    /// the same rows again cannot help. PostgreSQL's data exceptions
+    /// (class 22: a NUL character in text or jsonb, a number out of range)
+    /// and SQLite's value too big.
+    pub fn is_refused_value(&self) -> bool {
+        match self {
+            JobsError::Unstorable(_) => true,
+            JobsError::Database(sqlx::Error::Database(e)) => {
+                let code = e.code().unwrap_or_default();
+                match e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    Some(_) => code.starts_with("22"),
+                    None => code == "18",
+                }
+            }
+            _ => false,
+        }
+    }
+}
 
 /// A back end's migrations, `(version, name, SQL)` in order; each back end
 /// keeps its own SQL files.

@@ -88,6 +88,38 @@ pub struct NewJob {
     pub created_by: String,
 }
 
+/// Which documents taken by a bot's triggers count as the same, so each
+/// becomes one job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dedupe {
+    /// The same document in the same message, or dropped again into the
+    /// same folder (the default).
+    #[default]
+    Message,
+    /// The same content, whichever trigger brought it: a document mailed
+    /// and dropped into a folder, or mailed twice, is one job.
+    Content,
+}
+
+impl Dedupe {
+    pub fn parse(text: &str) -> Option<Dedupe> {
+        match text {
+            "message" => Some(Dedupe::Message),
+            "content" => Some(Dedupe::Content),
+            _ => None,
+        }
+    }
+
+    /// The idempotency key of a document with this SHA-256 taken through
+    /// `channel` (`mail:<trigger>:<message>`, `drop:<trigger>`).
+    pub fn key(self, channel: &str, sha256: &str) -> String {
+        match self {
+            Dedupe::Message => format!("{channel}:{sha256}"),
+            Dedupe::Content => format!("content:{sha256}"),
+        }
+    }
+}
+
 /// What `enqueue` did with one [`NewJob`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
@@ -262,6 +294,10 @@ pub struct ListFilter {
     pub finished_from: Option<i64>,
     /// Only jobs that finished before this time (Unix ms).
     pub finished_to: Option<i64>,
+    /// Also mailbox polls (`<bot>:<trigger>`): they are intake machinery,
+    /// a run every minute or so, and are left out unless asked for or
+    /// their bot is named.
+    pub polls: bool,
 }
 
 /// One line of `clerk runs list`.

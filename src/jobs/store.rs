@@ -134,6 +134,10 @@ pub trait ScheduleStore: Store {
 
     /// The bots an operator paused: their triggers do not fire.
     async fn paused(&self) -> Result<Vec<Pause>>;
+
+    /// Whether a job of `bot` is queued or running (a mailbox poll's slot
+    /// is not queued behind one).
+    async fn has_unfinished(&self, bot: &str) -> Result<bool>;
 }
 
 /// What people read and do: `clerk runs`, retention.
@@ -175,6 +179,10 @@ pub trait AdminStore: Store {
     /// Delete up to `batch` finished jobs (with their attempts, steps and
     /// events) that finished before `finished_before`. Returns how many.
     async fn prune(&self, finished_before: i64, batch: u32) -> Result<u64>;
+
+    /// Forget idempotency keys made before `created_before` whose jobs are
+    /// gone. Returns how many.
+    async fn prune_keys(&self, created_before: i64) -> Result<u64>;
 
     /// Pause a bot (and its mailbox polls): its triggers stop firing and
     /// its queued jobs wait, on every node, until it is resumed. False if

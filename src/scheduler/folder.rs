@@ -51,14 +51,37 @@ struct Watched {
     input: serde_json::Value,
     max_attempts: u32,
     max_lost: u32,
+    dedupe: crate::jobs::Dedupe,
 }
 
-/// A file seen but not taken yet: what it looked like, and since when.
+/// A file seen but not taken yet: what it looked like, and since when;
+/// and, when taking it failed, how often and when to try again.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Seen {
     size: u64,
     modified: Option<SystemTime>,
     since: Instant,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Tries at taking a file that fails for the same reason before it goes to
+/// `failed/` (about four minutes of backing off).
+const MAX_TAKE_FAILURES: u32 = 8;
+
+/// The wait before taking a file again after `failures` failed tries.
+fn take_backoff(failures: u32) -> Duration {
+    Duration::from_secs(1 << failures.min(8).saturating_sub(1)).min(Duration::from_secs(120))
+}
+
+/// How one try at taking a file went.
+enum Attempt {
+    Done(Taken),
+    /// Not now (the file vanished, the database is away): the next scan.
+    Later,
+    /// Taking it failed for this reason: back off, and after
+    /// [`MAX_TAKE_FAILURES`] move it to `failed/`.
+    Failing(String),
 }
 
 /// What became of one dropped file.
@@ -131,6 +154,7 @@ impl FolderIntake {
                         input: trigger.input.clone(),
                         max_attempts: bot.retry.max_attempts,
                         max_lost: bot.retry.max_lost,
+                        dedupe: bot.dedupe,
                     });
                 }
             }
@@ -189,67 +213,100 @@ impl FolderIntake {
             for (file, size, modified) in files {
                 present.insert(file.clone());
                 let now = Instant::now();
-                let seen = self.seen.entry(file.clone()).or_insert(Seen {
+                let fresh = Seen {
                     size,
                     modified,
                     since: now,
-                });
+                    failures: 0,
+                    retry_at: None,
+                };
+                let seen = self.seen.entry(file.clone()).or_insert(fresh);
                 if seen.size != size || seen.modified != modified {
-                    *seen = Seen {
-                        size,
-                        modified,
-                        since: now,
-                    };
+                    *seen = fresh;
                 }
-                if now.duration_since(seen.since) < w.settle {
+                if now.duration_since(seen.since) < w.settle
+                    || seen.retry_at.is_some_and(|at| now < at)
+                {
                     continue;
                 }
-                if let Some(taken) = self.take(&w, &file).await {
-                    self.seen.remove(&file);
-                    done.push(Intake {
-                        bot: w.bot.clone(),
-                        file,
-                        taken,
-                    });
-                }
+                let taken = match self.take(&w, &file).await {
+                    Attempt::Done(taken) => taken,
+                    Attempt::Later => continue,
+                    Attempt::Failing(reason) => match self.failed_to_take(&w, &file, reason) {
+                        Some(taken) => taken,
+                        None => continue,
+                    },
+                };
+                self.seen.remove(&file);
+                done.push(Intake {
+                    bot: w.bot.clone(),
+                    file,
+                    taken,
+                });
             }
         }
         self.seen.retain(|f, _| present.contains(f));
         done
     }
 
-    /// How long until a file seen now may have settled, if any is waiting.
+    /// How long until a file seen now may have settled, or may be tried
+    /// again, if any is waiting.
     fn next_settle(&self) -> Option<Duration> {
         let settle = self.watched.iter().map(|w| w.settle).max()?;
+        let now = Instant::now();
         self.seen
             .values()
-            .map(|s| settle.saturating_sub(s.since.elapsed()))
+            .map(|s| match s.retry_at {
+                Some(at) => at.saturating_duration_since(now),
+                None => settle.saturating_sub(s.since.elapsed()),
+            })
             .min()
     }
 
-    /// Take one settled file; `None` when it is to be tried again later.
-    async fn take(&self, w: &Watched, file: &Path) -> Option<Taken> {
+    /// A try at taking `file` failed: back off, or after too many tries
+    /// move it to `failed/` with the reason (`Some`, what became of it).
+    fn failed_to_take(&mut self, w: &Watched, file: &Path, reason: String) -> Option<Taken> {
+        let seen = self.seen.get_mut(file)?;
+        seen.failures += 1;
+        if seen.failures < MAX_TAKE_FAILURES {
+            let wait = take_backoff(seen.failures);
+            seen.retry_at = Some(Instant::now() + wait);
+            tracing::warn!(bot = %w.bot, file = %file.display(), error = %reason, retry_in = ?wait, "cannot take the file; will try again");
+            return None;
+        }
+        let reason = format!("cannot take the file after {MAX_TAKE_FAILURES} tries: {reason}");
+        match refuse(&w.dir, file, &reason) {
+            Ok(to) => {
+                tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
+                Some(Taken::Failed(reason))
+            }
+            Err(e) => {
+                tracing::warn!(bot = %w.bot, file = %file.display(), %reason, error = %e, "file refused, and it cannot be moved to failed/");
+                seen.retry_at = Some(Instant::now() + take_backoff(MAX_TAKE_FAILURES));
+                None
+            }
+        }
+    }
+
+    /// Take one settled file.
+    async fn take(&self, w: &Watched, file: &Path) -> Attempt {
         let (dir, dropped) = (w.dir.clone(), file.to_path_buf());
         let staged = tokio::task::spawn_blocking(move || stage(&dir, &dropped))
             .await
             .unwrap_or_else(|e| Err(StageError::Retry(format!("the intake task failed: {e}"))));
         let staged = match staged {
             Ok(staged) => staged,
-            Err(StageError::Vanished) => return None,
-            Err(StageError::Retry(e)) => {
-                tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "cannot take the file; will try again");
-                return None;
-            }
+            Err(StageError::Vanished) => return Attempt::Later,
+            Err(StageError::Retry(e)) => return Attempt::Failing(e),
             Err(StageError::Refused(reason)) => {
                 return match refuse(&w.dir, file, &reason) {
                     Ok(to) => {
                         tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
-                        Some(Taken::Failed(reason))
+                        Attempt::Done(Taken::Failed(reason))
                     }
-                    Err(e) => {
-                        tracing::warn!(bot = %w.bot, file = %file.display(), %reason, error = %e, "file refused, and it cannot be moved to failed/");
-                        None
-                    }
+                    Err(e) => Attempt::Failing(format!(
+                        "{reason}, and it cannot be moved to failed/: {e}"
+                    )),
                 };
             }
         };
@@ -274,7 +331,7 @@ impl FolderIntake {
         let job = NewJob {
             bot: w.bot.clone(),
             input: serde_json::Value::Object(input),
-            idempotency_key: Some(format!("drop:{}:{}", w.trigger, staged.sha256)),
+            idempotency_key: Some(w.dedupe.key(&format!("drop:{}", w.trigger), &staged.sha256)),
             max_attempts: w.max_attempts,
             max_lost: w.max_lost,
             run_after: None,
@@ -282,10 +339,14 @@ impl FolderIntake {
         };
         let enqueued = match self.db.enqueue(std::slice::from_ref(&job)).await {
             Ok(mut e) if !e.is_empty() => e.remove(0),
-            Ok(_) => return None,
+            Ok(_) => return Attempt::Later,
+            // What no back end can keep: the same again would fail again.
+            Err(e @ crate::jobs::JobsError::Unstorable(_)) => {
+                return Attempt::Failing(e.to_string());
+            }
             Err(e) => {
                 tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "cannot enqueue the file's job; will try again");
-                return None;
+                return Attempt::Later;
             }
         };
         // The job holds its document in processed/; the dropped file is done.
@@ -296,10 +357,10 @@ impl FolderIntake {
         }
         if enqueued.created {
             tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, document = %staged.document.display(), "file taken");
-            Some(Taken::Job(enqueued.id))
+            Attempt::Done(Taken::Job(enqueued.id))
         } else {
             tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, "same content as a file taken before; no new job");
-            Some(Taken::Duplicate(enqueued.id))
+            Attempt::Done(Taken::Duplicate(enqueued.id))
         }
     }
 
@@ -334,7 +395,9 @@ impl FolderIntake {
     fn watch(&self, changed: Arc<tokio::sync::Notify>) -> Option<notify::RecommendedWatcher> {
         use notify::Watcher;
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
+            // Files opened or read (clerk reading them, too) change nothing
+            // to take: waking for them would read them again and again.
+            if event.is_ok_and(|e| !matches!(e.kind, notify::EventKind::Access(_))) {
                 changed.notify_one();
             }
         })

@@ -141,6 +141,15 @@ impl Scheduler {
                 self.db.mark_slot(&bot.name, &trigger.id, slot).await?;
                 Ok(None)
             }
+            // A poll reads everything new: one queued or running is enough,
+            // and more behind it would pile up after an outage.
+            SlotAction::Fire(slot)
+                if bot.is_mailbox_poll() && self.db.has_unfinished(&bot.name).await? =>
+            {
+                tracing::debug!(bot = %bot.name, slot = %slot_key(trigger, slot), "poll slot passed: a poll of this mailbox is still queued or running");
+                self.db.mark_slot(&bot.name, &trigger.id, slot).await?;
+                Ok(None)
+            }
             SlotAction::Skip(slot) => {
                 if last.is_some() {
                     tracing::info!(bot = %bot.name, trigger = %trigger.id, slot = %slot_key(trigger, slot), "missed slot skipped");

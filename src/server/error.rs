@@ -74,6 +74,7 @@ impl From<JobsError> for ApiError {
             | JobsError::HeldBy { .. }
             | JobsError::Conflict { .. }
             | JobsError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            JobsError::Unstorable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             _ => {
                 tracing::error!(error = %e, "job database error while answering a request");
                 StatusCode::SERVICE_UNAVAILABLE

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{JobControl, Shared, StopReason, Write};
+use super::{JobControl, Saved, Shared, StopReason, Write};
 use crate::bot::{Bot, RetryPolicy};
 use crate::jobs::{
     ClaimedJob, Completion, JobState, Outcome, StepRecord, StepSave, backoff_delay, now_ms,
@@ -117,6 +117,41 @@ fn failure_completion(
         output: None,
         review: None,
         reason,
+        steps,
+    }
+}
+
+/// The failure that replaces a completion the database refused: the job
+/// fails (retrying would give the same result) and says why; what it
+/// produced is left out, its steps' errors kept in printable form.
+pub(super) fn unstorable(c: &Completion, e: &crate::jobs::JobsError) -> Completion {
+    let why = format!(
+        "the result of attempt {} cannot be stored: {}; an output or error holds a value the job database refuses (such as a NUL character, \\u0000)",
+        c.attempt,
+        crate::jobs::printable(&e.to_string())
+    );
+    let steps = c
+        .steps
+        .iter()
+        .cloned()
+        .map(|mut r| {
+            r.output = None;
+            r.error = r.error.as_deref().map(crate::jobs::printable);
+            r
+        })
+        .collect();
+    Completion {
+        job_id: c.job_id,
+        attempt: c.attempt,
+        state: JobState::Failed,
+        attempt_outcome: Outcome::Failed,
+        run_after: now_ms(),
+        errors: c.errors,
+        next_step: c.next_step,
+        error: Some(why.clone()),
+        output: None,
+        review: None,
+        reason: format!("business error, not retried: {why}"),
         steps,
     }
 }
@@ -234,8 +269,22 @@ async fn run_steps(
                     break;
                 }
                 // Durable before the next step acts, so a retry resumes after it.
-                if !save_step(job, record, writes).await {
-                    return None;
+                match save_step(job, record, writes).await {
+                    Saved::Yes => {}
+                    Saved::Lost => return None,
+                    Saved::Refused(why) => {
+                        let error = StepError::business(format!(
+                            "the output of step `{}` cannot be stored: {why}",
+                            decl.name
+                        ));
+                        return Some(failure_completion(
+                            job,
+                            &bot.retry,
+                            index as i64,
+                            error,
+                            Vec::new(),
+                        ));
+                    }
                 }
             }
         }
@@ -420,13 +469,12 @@ fn review_record(
     record
 }
 
-/// Save a finished step through the committer and wait for it; false when
-/// the job was lost meanwhile.
+/// Save a finished step through the committer and wait for it.
 async fn save_step(
     job: &ClaimedJob,
     record: StepRecord,
     writes: &mpsc::UnboundedSender<Write>,
-) -> bool {
+) -> Saved {
     let (ack_tx, ack_rx) = oneshot::channel();
     let save = StepSave {
         job_id: job.id,
@@ -434,17 +482,17 @@ async fn save_step(
         step: record,
     };
     if writes.send(Write::Step(save, ack_tx)).is_err() {
-        return false;
+        return Saved::Lost;
     }
     match ack_rx.await {
-        Ok(true) => true,
-        _ => {
+        Ok(Saved::Lost) | Err(_) => {
             tracing::warn!(
                 job = job.id,
                 "lost the job while saving a step; abandoning it"
             );
-            false
+            Saved::Lost
         }
+        Ok(saved) => saved,
     }
 }
 

@@ -19,7 +19,7 @@ mod execute;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -80,11 +80,14 @@ pub fn default_worker_id() -> String {
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "localhost".into());
-    format!(
-        "{host}:{}:{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    unique_worker_id(&format!("{host}:{}", std::process::id()))
+}
+
+/// `name:random`: a name an operator gave, made unique to this start, so a
+/// process restarted under the same name never renews or commits for the
+/// attempts of the one before it; those are rescued when their leases end.
+pub fn unique_worker_id(name: &str) -> String {
+    format!("{name}:{:08x}", rand::random::<u32>())
 }
 
 /// Why a running job is being stopped.
@@ -122,6 +125,9 @@ impl JobControl {
 struct Held {
     attempt: i64,
     control: Arc<JobControl>,
+    /// When the lease ends at the latest, by this process's monotonic
+    /// clock: counted from before the claim or renewal was sent.
+    lease_until: Instant,
 }
 
 /// What a finished run of the worker did.
@@ -132,8 +138,19 @@ pub struct WorkerReport {
 }
 
 enum Write {
-    Step(StepSave, oneshot::Sender<bool>),
+    Step(StepSave, oneshot::Sender<Saved>),
     Done(Completion),
+}
+
+/// How a step's save went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Saved {
+    Yes,
+    /// The worker no longer holds the job (or could not reach the
+    /// database in time).
+    Lost,
+    /// The database refused a value of it, and why.
+    Refused(String),
 }
 
 /// State shared by the worker's tasks.
@@ -161,6 +178,28 @@ impl Shared {
             .lock()
             .ok()
             .and_then(|h| h.get(&id).map(|h| h.control.clone()))
+    }
+    /// The leases of `renewed` were renewed by a heartbeat sent at `sent`.
+    fn renewed(&self, renewed: &[i64], sent: Instant) {
+        if let Ok(mut h) = self.held.lock() {
+            for id in renewed {
+                if let Some(held) = h.get_mut(id) {
+                    held.lease_until = sent + self.config.lease;
+                }
+            }
+        }
+    }
+    /// Held jobs whose lease ends before `by`.
+    fn expiring(&self, by: Instant) -> Vec<(i64, Arc<JobControl>)> {
+        self.held
+            .lock()
+            .map(|h| {
+                h.iter()
+                    .filter(|(_, held)| held.lease_until <= by)
+                    .map(|(id, held)| (*id, held.control.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
     fn forget(&self, ids: &[i64]) {
         if let Ok(mut h) = self.held.lock() {
@@ -353,6 +392,7 @@ async fn claim_loop(
         // Mark as seen before claiming: a notification that arrives during
         // the claim makes the next wait return at once.
         wake.borrow_and_update();
+        let asked = Instant::now();
         match shared
             .db
             .claim(&cfg.id, &bots, want as u32, cfg.lease)
@@ -368,6 +408,7 @@ async fn claim_loop(
                             Held {
                                 attempt: j.attempt,
                                 control: Arc::new(JobControl::default()),
+                                lease_until: asked + cfg.lease,
                             },
                         );
                     }
@@ -436,8 +477,7 @@ async fn commit_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Write>
 
 /// Commit one group of writes and tell their senders.
 async fn write_group(shared: &Shared, group: Vec<Write>) {
-    let worker = &shared.config.id;
-    let mut steps: Vec<(StepSave, oneshot::Sender<bool>)> = Vec::new();
+    let mut steps: Vec<(StepSave, oneshot::Sender<Saved>)> = Vec::new();
     let mut done: Vec<Completion> = Vec::new();
     for w in group {
         match w {
@@ -447,21 +487,15 @@ async fn write_group(shared: &Shared, group: Vec<Write>) {
     }
     if !steps.is_empty() {
         let saves: Vec<StepSave> = steps.iter().map(|(s, _)| s.clone()).collect();
-        let held = retry_write(|| shared.db.save_steps(worker, &saves)).await;
-        for (i, (_, ack)) in steps.into_iter().enumerate() {
-            let _ = ack.send(
-                held.as_ref()
-                    .is_some_and(|h| h.get(i).copied().unwrap_or(false)),
-            );
+        let saved = save_steps(shared, &saves).await;
+        for ((_, ack), saved) in steps.into_iter().zip(saved) {
+            let _ = ack.send(saved);
         }
     }
     if !done.is_empty() {
-        let applied = retry_write(|| shared.db.complete(worker, &done)).await;
+        let applied = commit_completions(shared, &done).await;
         let ids: Vec<i64> = done.iter().map(|c| c.job_id).collect();
-        for (i, c) in done.iter().enumerate() {
-            let ok = applied
-                .as_ref()
-                .is_some_and(|a| a.get(i).copied().unwrap_or(false));
+        for (c, ok) in done.iter().zip(applied) {
             if ok {
                 tracing::info!(job = c.job_id, attempt = c.attempt, state = %c.state, reason = %c.reason, "attempt finished");
             } else {
@@ -477,10 +511,71 @@ async fn write_group(shared: &Shared, group: Vec<Write>) {
     }
 }
 
+/// Save steps as one group; when the database refuses a value, one by
+/// one, so only the step that holds it is refused.
+async fn save_steps(shared: &Shared, saves: &[StepSave]) -> Vec<Saved> {
+    let worker = &shared.config.id;
+    let held = |v: Vec<bool>| -> Vec<Saved> {
+        v.into_iter()
+            .map(|h| if h { Saved::Yes } else { Saved::Lost })
+            .collect()
+    };
+    match retry_write(|| shared.db.save_steps(worker, saves)).await {
+        Ok(v) => return held(v),
+        Err(None) => return vec![Saved::Lost; saves.len()],
+        Err(Some(_)) if saves.len() > 1 => {}
+        Err(Some(e)) => return vec![Saved::Refused(crate::jobs::printable(&e.to_string()))],
+    }
+    let mut out = Vec::with_capacity(saves.len());
+    for save in saves {
+        let one = std::slice::from_ref(save);
+        out.push(
+            match retry_write(|| shared.db.save_steps(worker, one)).await {
+                Ok(v) => held(v).pop().unwrap_or(Saved::Lost),
+                Err(None) => Saved::Lost,
+                Err(Some(e)) => Saved::Refused(crate::jobs::printable(&e.to_string())),
+            },
+        );
+    }
+    out
+}
+
+/// Commit completions as one group; when the database refuses a value,
+/// one by one, and a completion it refuses is replaced by the job's
+/// failure saying why, so the rest of the group is kept and no finished
+/// job runs again. Whether each was applied.
+async fn commit_completions(shared: &Shared, done: &[Completion]) -> Vec<bool> {
+    let worker = &shared.config.id;
+    let first = |v: Vec<bool>| v.first().copied().unwrap_or(false);
+    match retry_write(|| shared.db.complete(worker, done)).await {
+        Ok(v) => return v,
+        Err(None) => return vec![false; done.len()],
+        Err(Some(_)) => {}
+    }
+    let mut out = Vec::with_capacity(done.len());
+    for c in done {
+        let one = std::slice::from_ref(c);
+        out.push(match retry_write(|| shared.db.complete(worker, one)).await {
+            Ok(v) => first(v),
+            Err(None) => false,
+            Err(Some(e)) => {
+                let failed = [execute::unstorable(c, &e)];
+                tracing::warn!(job = c.job_id, attempt = c.attempt, error = %crate::jobs::printable(&e.to_string()), "the attempt's result cannot be stored; the job fails saying why");
+                retry_write(|| shared.db.complete(worker, &failed))
+                    .await
+                    .map(first)
+                    .unwrap_or(false)
+            }
+        });
+    }
+    out
+}
+
 /// Retry a write while the database is unreachable, for about a minute. A
-/// result that cannot be written is given up: the lease expires and the job
-/// runs again elsewhere, which steps must tolerate anyway.
-async fn retry_write<T, F, Fut>(mut f: F) -> Option<T>
+/// result that cannot be written is given up (`Err(None)`): the lease
+/// expires and the job runs again elsewhere, which steps must tolerate
+/// anyway. A value the database refuses is not retried (`Err(Some)`).
+async fn retry_write<T, F, Fut>(mut f: F) -> Result<T, Option<crate::jobs::JobsError>>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = crate::jobs::Result<T>>,
@@ -488,7 +583,8 @@ where
     let mut pause = Duration::from_millis(100);
     for _ in 0..12 {
         match f().await {
-            Ok(v) => return Some(v),
+            Ok(v) => return Ok(v),
+            Err(e) if e.is_refused_value() => return Err(Some(e)),
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = ?pause, "writing results failed");
                 tokio::time::sleep(pause).await;
@@ -496,11 +592,15 @@ where
             }
         }
     }
-    None
+    Err(None)
 }
 
 async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
     let cfg = &shared.config;
+    // A job whose lease could not be renewed is stopped this long before
+    // the lease ends, so its steps are over before a rescuer may hand it
+    // to another worker.
+    let margin = cfg.lease / 4 + cfg.heartbeat;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -510,8 +610,15 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
         if held.is_empty() {
             continue;
         }
+        let sent = Instant::now();
         match shared.db.heartbeat(&cfg.id, &held, cfg.lease).await {
             Ok(beat) => {
+                let renewed: Vec<i64> = held
+                    .iter()
+                    .map(|h| h.0)
+                    .filter(|id| !beat.gone.contains(id))
+                    .collect();
+                shared.renewed(&renewed, sent);
                 for id in beat.cancel {
                     if let Some(c) = shared.control(id) {
                         tracing::info!(job = id, "cancel requested; stopping the job");
@@ -526,6 +633,15 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed; leases not renewed"),
+        }
+        for (id, control) in shared.expiring(Instant::now() + margin) {
+            if control.reason().is_none() {
+                tracing::warn!(
+                    job = id,
+                    "the lease could not be renewed and is about to end; stopping the job so no other worker runs it at the same time"
+                );
+            }
+            control.stop(StopReason::Lost);
         }
     }
 }

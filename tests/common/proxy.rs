@@ -1,12 +1,13 @@
 //! A TCP proxy between clerk and a test server that cuts connections on
 //! cue, as a server that dies or a network that drops mid-conversation.
 //! Each planned cut applies to one connection, in order; connections past
-//! the plan pass through untouched.
+//! the plan pass through untouched. An outage (`down`) cuts every open
+//! connection and refuses new ones until `up`.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// When a connection is cut.
@@ -18,10 +19,14 @@ pub enum Cut {
     OnClientText(&'static str),
 }
 
+type Open = Arc<Mutex<Vec<(TcpStream, TcpStream)>>>;
+
 pub struct CuttingProxy {
     pub port: u16,
     plan: Arc<Mutex<VecDeque<Cut>>>,
     cuts: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+    open: Open,
 }
 
 impl CuttingProxy {
@@ -30,17 +35,46 @@ impl CuttingProxy {
         let port = listener.local_addr().expect("proxy address").port();
         let plan: Arc<Mutex<VecDeque<Cut>>> = Arc::default();
         let cuts = Arc::new(AtomicUsize::new(0));
-        let (p, c) = (plan.clone(), cuts.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let open: Open = Arc::default();
+        let (p, c, d, o) = (plan.clone(), cuts.clone(), down.clone(), open.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                if d.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
+                if let (Ok(a), Ok(b)) = (client.try_clone(), server.try_clone()) {
+                    o.lock().expect("open").push((a, b));
+                }
                 let cut = p.lock().expect("plan").pop_front();
                 relay(client, server, cut, c.clone());
             }
         });
-        CuttingProxy { port, plan, cuts }
+        CuttingProxy {
+            port,
+            plan,
+            cuts,
+            down,
+            open,
+        }
+    }
+
+    /// An outage: cut every open connection and refuse new ones.
+    pub fn down(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for (a, b) in self.open.lock().expect("open").drain(..) {
+            let _ = a.shutdown(Shutdown::Both);
+            let _ = b.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// The outage is over.
+    pub fn up(&self) {
+        self.down.store(false, Ordering::SeqCst);
     }
 
     /// Cut the next connections, one cut each, in this order.

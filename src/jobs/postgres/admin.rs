@@ -67,6 +67,7 @@ impl AdminStore for PgStore {
                AND ($5::bigint IS NULL OR created_at >= $5) AND ($6::bigint IS NULL OR created_at < $6)
                AND ($7::text IS NULL OR strpos(input::text, $7) > 0 OR strpos(COALESCE(last_error, ''), $7) > 0)
                AND ($8::bigint IS NULL OR finished_at >= $8) AND ($9::bigint IS NULL OR finished_at < $9)
+               AND ($1::text IS NOT NULL OR $10 OR strpos(bot, ':') = 0)
              ORDER BY id DESC LIMIT $4",
             rows::SUMMARY_COLUMNS
         );
@@ -80,6 +81,7 @@ impl AdminStore for PgStore {
             .bind(&filter.text)
             .bind(filter.finished_from)
             .bind(filter.finished_to)
+            .bind(filter.polls)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::summary).collect()
@@ -92,8 +94,9 @@ impl AdminStore for PgStore {
                     SELECT id FROM jobs WHERE finished_at IS NOT NULL AND finished_at < $1
                     AND state IN ('succeeded', 'failed', 'dead', 'cancelled') ORDER BY finished_at LIMIT $2
                     FOR UPDATE SKIP LOCKED)
-                RETURNING id
-             ), e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
+                RETURNING id, state
+             ), k AS (UPDATE job_keys SET state = gone.state FROM gone WHERE job_keys.job_id = gone.id),
+             e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
              a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)),
              s AS (DELETE FROM step_runs WHERE job_id IN (SELECT id FROM gone)),
              n AS (DELETE FROM notifications WHERE job_id IN (SELECT id FROM gone)),
@@ -106,6 +109,16 @@ impl AdminStore for PgStore {
         .await?
         .len() as u64;
         Ok(n)
+    }
+
+    async fn prune_keys(&self, created_before: i64) -> Result<u64> {
+        let sql = "DELETE FROM job_keys WHERE created_at < $1
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_keys.job_id)";
+        Ok(sqlx::query(sql)
+            .bind(created_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 
     async fn pause_bot(&self, bot: &str, actor: &str, reason: &str) -> Result<bool> {

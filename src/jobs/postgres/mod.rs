@@ -71,18 +71,32 @@ fn migrator() -> sqlx::migrate::Migrator {
             "operations",
             include_str!("../migrations/postgres/0006_operations.sql"),
         ),
+        (
+            7,
+            "job keys",
+            include_str!("../migrations/postgres/0007_job_keys.sql"),
+        ),
     ])
 }
+
+/// Now in Unix ms by the database's clock: leases and due times are
+/// judged by it, so nodes whose clocks differ agree on when a lease ends
+/// and when a job is due (`CLAIM_SQL` spells it out, being a constant).
+/// `now()` is the transaction's start, stable within a statement, so
+/// the comparisons can use the indexes.
+pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM now()) * 1000)::bigint";
 
 const CLAIM_SQL: &str = "
 WITH picked AS (
     SELECT id FROM jobs
-    WHERE state = 'queued' AND run_after <= $1 AND bot = ANY($2)
+    WHERE state = 'queued' AND run_after <= (EXTRACT(EPOCH FROM now()) * 1000)::bigint
+        AND bot = ANY($2)
     ORDER BY run_after, id
     LIMIT $3
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
-    UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4, lease_expires_at = $5,
+    UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4,
+        lease_expires_at = (EXTRACT(EPOCH FROM now()) * 1000)::bigint + $5,
         started_at = COALESCE(j.started_at, $1), attempt_started_at = $1, updated_at = $1
     FROM picked WHERE j.id = picked.id
     RETURNING j.id, j.bot, j.input::text AS input, j.attempt, j.errors, j.lost, j.max_attempts,
@@ -100,7 +114,7 @@ WITH c AS (
         AS t(id, attempt, state, run_after, errors, next_step, error, output, review, outcome, reason)
 ), done AS (
     UPDATE jobs j SET state = c.state, run_after = c.run_after, errors = c.errors, next_step = c.next_step,
-        last_error = COALESCE(c.error, j.last_error), output = COALESCE(c.output::jsonb, j.output),
+        last_error = CASE WHEN c.state = 'succeeded' THEN NULL ELSE COALESCE(c.error, j.last_error) END, output = COALESCE(c.output::jsonb, j.output),
         review = c.review::jsonb, worker = NULL, lease_expires_at = NULL, updated_at = $12,
         finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'dead', 'cancelled') THEN $12 END
     FROM c
@@ -134,9 +148,14 @@ WITH ins AS (
     SELECT bot, 'queued', input::jsonb, key, max_attempts, max_lost, run_after, created_by, $8, $8
     FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
         WITH ORDINALITY AS t(bot, input, key, max_attempts, max_lost, run_after, created_by, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM job_keys k WHERE k.bot = t.bot AND k.key = t.key)
     ORDER BY ord
     ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, bot, idempotency_key, created_by
+), key_rows AS (
+    INSERT INTO job_keys (bot, key, job_id, created_at)
+    SELECT bot, idempotency_key, id, $8 FROM ins WHERE idempotency_key IS NOT NULL
+    ON CONFLICT (bot, key) DO NOTHING
 ), event_rows AS (
     INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
     SELECT id, $8, created_by, NULL, 'queued', 'enqueued' FROM ins
@@ -241,14 +260,14 @@ impl PgStore {
         names: &[String],
         want: i64,
         now: i64,
-        expires: i64,
+        lease_ms: i64,
     ) -> Result<Vec<ClaimedJob>> {
         let rows = sqlx::query(CLAIM_SQL)
             .bind(now)
             .bind(names)
             .bind(want)
             .bind(worker)
-            .bind(expires)
+            .bind(lease_ms)
             .fetch_all(conn)
             .await?;
         rows.iter().map(rows::claimed).collect()
@@ -355,6 +374,11 @@ async fn enqueue_chunk(
     chunk: &[NewJob],
     now: i64,
 ) -> Result<Vec<Enqueued>> {
+    let chunk = chunk
+        .iter()
+        .map(NewJob::storable)
+        .collect::<Result<Vec<_>>>()?;
+    let chunk = chunk.as_slice();
     let mut out = Vec::with_capacity(chunk.len());
     let rows = sqlx::query(ENQUEUE_SQL)
         .bind(chunk.iter().map(|j| j.bot.as_str()).collect::<Vec<_>>())
@@ -432,8 +456,14 @@ async fn enqueue_chunk(
                         state: JobState::Queued,
                     });
                 } else {
+                    // The job as it is, or (pruned since) as it ended.
                     let row = sqlx::query(
-                        "SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2",
+                        "SELECT k.job_id AS id, COALESCE(j.state, k.state) AS state
+                         FROM job_keys k LEFT JOIN jobs j ON j.id = k.job_id
+                         WHERE k.bot = $1 AND k.key = $2
+                         UNION ALL
+                         SELECT id, state FROM jobs WHERE bot = $1 AND idempotency_key = $2
+                         LIMIT 1",
                     )
                     .bind(&job.bot)
                     .bind(key)

@@ -17,7 +17,7 @@ impl QueueStore for PgStore {
             .await?;
         let bots = facts::unpaused(bots, &paused);
         let now = now_ms();
-        let expires = now + duration_ms(lease);
+        let lease_ms = duration_ms(lease);
         let free: Vec<String> = bots
             .iter()
             .filter(|b| b.concurrency.is_none())
@@ -27,7 +27,7 @@ impl QueueStore for PgStore {
         if !free.is_empty() {
             let mut conn = self.claim_pool.acquire().await?;
             claimed = self
-                .claim_group(&mut conn, worker, &free, i64::from(limit), now, expires)
+                .claim_group(&mut conn, worker, &free, i64::from(limit), now, lease_ms)
                 .await?;
         }
         for b in bots.iter().filter(|b| b.concurrency.is_some()) {
@@ -53,7 +53,6 @@ impl QueueStore for PgStore {
             // that one ended (its end is timed before its commit, which the
             // count saw).
             let now = now_ms();
-            let expires = now + duration_ms(lease);
             let room = (i64::from(b.concurrency.unwrap_or(0)) - running).min(left);
             if room > 0 {
                 let mut got = self
@@ -63,7 +62,7 @@ impl QueueStore for PgStore {
                         std::slice::from_ref(&b.name),
                         room,
                         now,
-                        expires,
+                        lease_ms,
                     )
                     .await?;
                 claimed.append(&mut got);
@@ -188,12 +187,19 @@ impl QueueStore for PgStore {
         if held.is_empty() {
             return Ok(Heartbeat::default());
         }
-        let rows = sqlx::query(
-            "UPDATE jobs SET lease_expires_at = $1 WHERE worker = $2 AND state = 'running'
-             RETURNING id, attempt, cancel_requested",
-        )
-        .bind(now_ms() + duration_ms(lease))
+        // Only the attempts the worker holds: a job it gave up on, or one a
+        // process of the same name held before, is left to expire. Leases
+        // are timed by the database's clock, the one every node shares.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE jobs j SET lease_expires_at = {DB_NOW_MS} + $1
+             FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
+             WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $2 AND j.state = 'running'
+             RETURNING j.id, j.attempt, j.cancel_requested"
+        )))
+        .bind(duration_ms(lease))
         .bind(worker)
+        .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
+        .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
         .fetch_all(&self.pool)
         .await?;
         rows::heartbeat(held, &rows)
@@ -249,12 +255,11 @@ impl QueueStore for PgStore {
     async fn rescue_expired(&self, actor: &str, limit: u32) -> Result<Vec<Rescued>> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT id, bot, worker, attempt, lost, max_lost, cancel_requested FROM jobs
-             WHERE state = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2
-             FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
+             WHERE state = 'running' AND lease_expires_at < {DB_NOW_MS} ORDER BY lease_expires_at LIMIT $1
+             FOR UPDATE SKIP LOCKED"
+        )))
         .bind(i64::from(limit))
         .fetch_all(&mut *tx)
         .await?;

@@ -67,6 +67,8 @@ impl AdminStore for SqliteStore {
         ));
         if let Some(bot) = &filter.bot {
             q.push(" AND bot = ").push_bind(bot.clone());
+        } else if !filter.polls {
+            q.push(" AND instr(bot, ':') = 0");
         }
         if let Some(state) = filter.state {
             q.push(" AND state = ").push_bind(state.as_str());
@@ -117,6 +119,14 @@ impl AdminStore for SqliteStore {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(",");
+        // Keys outlive their jobs, knowing how they ended.
+        let sql = format!(
+            "UPDATE job_keys SET state = (SELECT state FROM jobs WHERE jobs.id = job_keys.job_id)
+             WHERE job_id IN ({list})"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?;
         for table in [
             "events",
             "attempts",
@@ -131,6 +141,19 @@ impl AdminStore for SqliteStore {
         }
         let sql = format!("DELETE FROM jobs WHERE id IN ({list})");
         let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn prune_keys(&self, created_before: i64) -> Result<u64> {
+        let sql = "DELETE FROM job_keys WHERE created_at < ?
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.id = job_keys.job_id)";
+        let mut tx = self.write().await?;
+        let n = sqlx::query(sql)
+            .bind(created_before)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -81,6 +81,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "operations",
             include_str!("../migrations/sqlite/0006_operations.sql"),
         ),
+        (
+            7,
+            "job keys",
+            include_str!("../migrations/sqlite/0007_job_keys.sql"),
+        ),
     ])
 }
 
@@ -278,6 +283,12 @@ async fn enqueue_in(
     job: &NewJob,
     now: i64,
 ) -> Result<Enqueued> {
+    let job = &job.storable()?;
+    if let Some(key) = &job.idempotency_key
+        && let Some(known) = known_key(tx, &job.bot, key).await?
+    {
+        return Ok(known);
+    }
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at)
          VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
@@ -296,6 +307,18 @@ async fn enqueue_in(
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = inserted {
+        if let Some(key) = &job.idempotency_key {
+            sqlx::query(
+                "INSERT INTO job_keys (bot, key, job_id, created_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (bot, key) DO NOTHING",
+            )
+            .bind(&job.bot)
+            .bind(key)
+            .bind(id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
         event(
             tx,
             id,
@@ -323,6 +346,38 @@ async fn enqueue_in(
         created: false,
         state: parse_state(&state)?,
     })
+}
+
+/// The job a key was given to, if the key is known: the job as it is, or
+/// (pruned since) as it ended.
+async fn known_key(
+    tx: &mut Transaction<'static, Sqlite>,
+    bot: &str,
+    key: &str,
+) -> Result<Option<Enqueued>> {
+    let row = sqlx::query(
+        "SELECT k.job_id, COALESCE(j.state, k.state) AS state FROM job_keys k
+         LEFT JOIN jobs j ON j.id = k.job_id WHERE k.bot = ? AND k.key = ?",
+    )
+    .bind(bot)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get("job_id")?;
+    let state: Option<String> = row.try_get("state")?;
+    let state = state.ok_or_else(|| {
+        JobsError::Corrupt(format!(
+            "key `{key}` of bot {bot}: job {id} is gone with no state kept"
+        ))
+    })?;
+    Ok(Some(Enqueued {
+        id,
+        created: false,
+        state: parse_state(&state)?,
+    }))
 }
 
 /// `id1, id2, …)`: the end of an `IN (` list of ids.

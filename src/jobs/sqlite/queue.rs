@@ -132,7 +132,7 @@ impl QueueStore for SqliteStore {
         for chunk in completions.chunks(200) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "UPDATE jobs SET state = c.column3, run_after = c.column4, errors = c.column5, next_step = c.column6,
-                    last_error = COALESCE(c.column7, last_error), output = COALESCE(c.column8, output),
+                    last_error = CASE WHEN c.column3 = 'succeeded' THEN NULL ELSE COALESCE(c.column7, last_error) END, output = COALESCE(c.column8, output),
                     review = c.column9, finished_at = c.column10, worker = NULL, lease_expires_at = NULL,
                     updated_at = ",
             );
@@ -234,13 +234,18 @@ impl QueueStore for SqliteStore {
             return Ok(Heartbeat::default());
         }
         let now = now_ms();
+        // Only the attempts the worker holds: a job it gave up on, or one a
+        // process of the same name held before, is left to expire.
+        let pairs = serde_json::to_string(held).map_err(|e| JobsError::Corrupt(e.to_string()))?;
         let mut tx = self.write().await?;
         let rows = sqlx::query(
             "UPDATE jobs SET lease_expires_at = ? WHERE worker = ? AND state = 'running'
+               AND (id, attempt) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))
              RETURNING id, attempt, cancel_requested",
         )
         .bind(now + duration_ms(lease))
         .bind(worker)
+        .bind(pairs)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

@@ -54,4 +54,14 @@ impl ScheduleStore for SqliteStore {
                 .await?;
         rows.iter().map(rows::pause).collect()
     }
+
+    async fn has_unfinished(&self, bot: &str) -> Result<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM jobs WHERE bot = ? AND state IN ('queued', 'running') LIMIT 1",
+        )
+        .bind(bot)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
+    }
 }

@@ -58,6 +58,7 @@ struct Intake {
     target: String,
     max_attempts: u32,
     max_lost: u32,
+    dedupe: crate::jobs::Dedupe,
     trigger: String,
     /// Input of every document job, besides the document.
     input: Value,
@@ -90,6 +91,7 @@ impl MailboxPollStep {
             target: target.bot.clone(),
             max_attempts: target.max_attempts,
             max_lost: target.max_lost,
+            dedupe: target.dedupe,
             trigger: trigger.to_string(),
             input,
             filter: config.filter.clone(),
@@ -174,9 +176,9 @@ impl Intake {
             jobs.push(NewJob {
                 bot: self.target.clone(),
                 input: Value::Object(input),
-                idempotency_key: Some(format!(
-                    "mail:{}:{identity}:{}",
-                    self.trigger, document.sha256
+                idempotency_key: Some(self.dedupe.key(
+                    &format!("mail:{}:{identity}", self.trigger),
+                    &document.sha256,
                 )),
                 max_attempts: self.max_attempts,
                 max_lost: self.max_lost,
@@ -184,13 +186,25 @@ impl Intake {
                 created_by: format!("mailbox:{poll_bot}"),
             });
         }
-        let report = json!({
+        // A message the job database cannot keep (a NUL character in a
+        // header, say) goes to the failed folder with why, instead of
+        // failing the whole batch again and again.
+        if let Some(e) = jobs.iter().find_map(|j| j.storable().err()) {
+            tracing::warn!(bot = %self.target, uid = message.uid, error = %e, "message cannot be stored; moved to the failed folder");
+            return Taken {
+                uid: message.uid,
+                jobs: Err(e.to_string()),
+                documents: Vec::new(),
+                report: json!({ "uid": message.uid, "error": e.to_string() }),
+            };
+        }
+        let report = crate::jobs::printable_value(json!({
             "uid": message.uid,
             "from": mail.from,
             "subject": mail.subject,
             "documents": mail.documents.iter().map(|d| &d.name).collect::<Vec<_>>(),
             "skipped": mail.skipped.iter().map(|s| format!("{}: {}", s.name, s.reason)).collect::<Vec<_>>(),
-        });
+        }));
         Taken {
             uid: message.uid,
             jobs: Ok(jobs),

@@ -124,6 +124,8 @@ pub struct PollTarget {
     pub dir: PathBuf,
     pub max_attempts: u32,
     pub max_lost: u32,
+    /// Which documents count as the same.
+    pub dedupe: crate::jobs::Dedupe,
 }
 
 /// The one step of a poll bot: a mailbox trigger of its target bot.

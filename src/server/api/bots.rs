@@ -216,7 +216,7 @@ pub(crate) async fn run_now(
 /// Run a bot now: queue a job with the input given (operators).
 #[utoipa::path(post, operation_id = "run_bot", path = "/api/v1/bots/{name}/run", tag = "bots",
     params(("name" = String, Path, description = "The bot's name")), request_body = RunNow,
-    responses((status = 201, description = "The job was queued", body = Enqueued), (status = 200, description = "A job with this key exists; it is returned", body = Enqueued), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "The caller's role may not run bots", body = ErrorBody), (status = 404, description = "No such bot", body = ErrorBody)))]
+    responses((status = 201, description = "The job was queued", body = Enqueued), (status = 200, description = "A job with this key exists; it is returned", body = Enqueued), (status = 401, description = "Not signed in: no valid session or token", body = ErrorBody), (status = 403, description = "The caller's role may not run bots", body = ErrorBody), (status = 404, description = "No such bot", body = ErrorBody), (status = 422, description = "The input cannot be stored: it holds a NUL character, at the place the error names", body = ErrorBody)))]
 pub async fn run(
     State(app): State<App>,
     caller: Caller,

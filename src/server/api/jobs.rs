@@ -40,6 +40,9 @@ pub struct JobQuery {
     limit: Option<i64>,
     /// Only jobs with an id below this: the next page.
     before: Option<i64>,
+    /// Also mailbox polls (`<bot>:<trigger>` jobs), left out unless `bot`
+    /// names one.
+    polls: Option<bool>,
 }
 
 /// A time given as RFC 3339 or as a date (its midnight, UTC), in Unix ms.
@@ -83,6 +86,7 @@ pub async fn list(
             .finished_to
             .map(|t| parse_time("finished_to", &t))
             .transpose()?,
+        polls: q.polls.unwrap_or(false),
     };
     Ok(Json(app.db.list(&filter).await?))
 }

@@ -55,6 +55,8 @@ impl RunFilter {
             text: given(&self.text).map(str::to_string),
             finished_from: time("finished_from", &self.finished_from)?,
             finished_to: time("finished_to", &self.finished_to)?,
+            // Polls show when their bot is chosen.
+            polls: false,
         })
     }
 
