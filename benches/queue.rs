@@ -173,6 +173,7 @@ fn new_job() -> NewJob {
         max_lost: 3,
         run_after: None,
         created_by: "bench".into(),
+        refused: None,
     }
 }
 

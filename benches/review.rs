@@ -263,6 +263,7 @@ async fn bench(backend: &str, args: &Args, tmp: &Path) {
             max_lost: 3,
             run_after: None,
             created_by: "bench".into(),
+            refused: None,
         })
         .collect();
     let mut last = 0;
@@ -284,6 +285,7 @@ async fn bench(backend: &str, args: &Args, tmp: &Path) {
             max_lost: 3,
             run_after: None,
             created_by: "bench".into(),
+            refused: None,
         }])
         .await
         .expect("enqueue")[0]

@@ -18,6 +18,7 @@ fn keyed(key: &str) -> NewJob {
         max_lost: 3,
         run_after: None,
         created_by: "folder:inbox".into(),
+        refused: None,
     }
 }
 

@@ -239,6 +239,7 @@ async fn idempotency_keys_return_the_existing_job(kind: Kind) {
         max_lost: 3,
         run_after: None,
         created_by: "test".into(),
+        refused: None,
     };
     let first = db
         .enqueue(&[job(Some("INBOX:7:42")), job(None)])

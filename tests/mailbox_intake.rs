@@ -53,7 +53,9 @@ fn fill(server: &Dovecot) {
     append_all(&server.account(), "INBOX", &paths);
 }
 
-async fn document_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
+/// The jobs of the intake bot, and of those the ones of documents (not of
+/// messages that held none).
+async fn intake_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
     db.list(&ListFilter {
         bot: Some("intake".into()),
         state: None,
@@ -63,6 +65,17 @@ async fn document_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
     })
     .await
     .expect("list")
+}
+
+async fn document_jobs(db: &JobDb) -> Vec<clerk::jobs::JobSummary> {
+    let mut jobs = intake_jobs(db).await;
+    jobs.retain(|j| {
+        !j.idempotency_key
+            .as_deref()
+            .unwrap_or("")
+            .ends_with(":none")
+    });
+    jobs
 }
 
 fn folder_size(server: &Dovecot, folder: &str) -> u32 {
@@ -108,6 +121,19 @@ async fn each_document_of_each_message_becomes_one_job(kind: Kind) {
     assert_eq!(first["messages"], 10, "{first:#}");
     assert_eq!(first["new_jobs"], 8, "{first:#}");
     assert_eq!(first["failed"], 1, "{first:#}");
+    // The message with no document is not dropped in silence: a failed
+    // job names it, and its bot's owners are told.
+    assert_eq!(first["without_document"], 1, "{first:#}");
+    let all = intake_jobs(&s.db).await;
+    let told: Vec<_> = all.iter().filter(|j| j.state == JobState::Failed).collect();
+    assert_eq!(told.len(), 1, "{all:?}");
+    let error = told[0].last_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("\"Lunch?\"")
+            && error.contains("colleague@clerk.example")
+            && error.contains("no attachment"),
+        "{error}"
+    );
     let jobs = document_jobs(&s.db).await;
     assert_eq!(jobs.len(), 8);
     // Each job has its document on disk and the message it came from.
@@ -333,7 +359,8 @@ async fn two_processes_poll_one_mailbox_one_at_a_time(kind: Kind) {
 }
 
 /// With `idle = true`, one poll job listens: mail appended while it runs
-/// becomes jobs at once, without another poll.
+/// becomes jobs at once, without another poll; a shutdown ends the
+/// listening at once, the poll done.
 async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
     let server = Dovecot::start();
     let manifest =
@@ -370,7 +397,16 @@ async fn with_idle_mail_is_taken_as_it_arrives(kind: Kind) {
         );
     }
     assert_eq!(folder_size(&server, "Processed"), 2);
+    // A shutdown ends the listening at once: the poll is done, not kept
+    // waiting for the grace period and interrupted.
+    let start = std::time::Instant::now();
     w.shutdown().await;
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "the shutdown waited {:?} for a listening poll",
+        start.elapsed()
+    );
+    assert_eq!(s.db.state(id).await.unwrap(), Some(JobState::Succeeded));
 }
 
 /// A message with one PDF attached.

@@ -78,6 +78,7 @@ impl Bot {
             max_lost: self.retry.max_lost,
             run_after: None,
             created_by,
+            refused: None,
         }
     }
 

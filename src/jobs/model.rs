@@ -86,6 +86,10 @@ pub struct NewJob {
     pub run_after: Option<i64>,
     /// Who asked for it, for the audit trail (`cli:alice`, `scheduler:host`).
     pub created_by: String,
+    /// Recorded as failed at once with this reason, never run: intake that
+    /// found nothing a step could work on (a message with no document)
+    /// is seen in the runs and told to the bot's owners, not lost.
+    pub refused: Option<String>,
 }
 
 /// Which documents taken by a bot's triggers count as the same, so each

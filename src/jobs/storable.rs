@@ -52,6 +52,15 @@ fn refuse(what: &str, bot: &str) -> JobsError {
 }
 
 impl NewJob {
+    /// The state the job is created in: queued, or failed when refused.
+    pub fn first_state(&self) -> super::JobState {
+        if self.refused.is_some() {
+            super::JobState::Failed
+        } else {
+            super::JobState::Queued
+        }
+    }
+
     /// The job as it is stored, or why it cannot be: a NUL character in its
     /// input, key, bot or author is refused with where it is; a long key is
     /// kept as its SHA-256.
@@ -63,6 +72,7 @@ impl NewJob {
             ("the idempotency key", self.idempotency_key.as_deref()),
             ("the bot's name", Some(self.bot.as_str())),
             ("the author (created_by)", Some(self.created_by.as_str())),
+            ("the reason it is refused", self.refused.as_deref()),
         ] {
             if text.is_some_and(|t| t.contains('\0')) {
                 return Err(refuse(what, &self.bot.replace('\0', "\\u0000")));

@@ -336,6 +336,7 @@ impl FolderIntake {
             max_lost: w.max_lost,
             run_after: None,
             created_by: self.actor.clone(),
+            refused: None,
         };
         let enqueued = match self.db.enqueue(std::slice::from_ref(&job)).await {
             Ok(mut e) if !e.is_empty() => e.remove(0),

@@ -166,6 +166,7 @@ impl Scheduler {
                     max_lost: bot.retry.max_lost,
                     run_after: None,
                     created_by: self.actor.clone(),
+                    refused: None,
                 };
                 let enq = self.db.fire_slot(&trigger.id, slot, &job).await?;
                 if enq.created {

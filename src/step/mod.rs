@@ -105,6 +105,10 @@ pub struct StepContext {
     /// period, or the step's time is up. A step that holds resources (a child
     /// process, a browser tab) must release them when this fires.
     pub cancel: CancellationToken,
+    /// Fired when the worker begins to shut down. A step that waits for
+    /// work to come to it (a mailbox poll listening with IDLE) ends then,
+    /// as done, instead of using up the grace period.
+    pub draining: CancellationToken,
     /// The part of the job database a step may use: queueing jobs of its
     /// own and remembering where it got to (a mailbox poll queues one job
     /// per document it finds). Nothing else of the queue is a step's business.

@@ -75,6 +75,7 @@ impl Harness {
             max_lost: 3,
             run_after: None,
             created_by: "contract".into(),
+            refused: None,
         };
         self.db.enqueue(&[job]).await.expect("enqueue")[0].id
     }

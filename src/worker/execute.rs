@@ -51,7 +51,11 @@ pub fn decide_failure(
                     format!(
                         "transient error ({errors} of {}), retrying in {}: {}",
                         policy.max_attempts,
-                        humantime::format_duration(Duration::from_secs(delay.as_secs())),
+                        humantime::format_duration(if delay < Duration::from_secs(1) {
+                            Duration::from_millis(delay.as_millis() as u64)
+                        } else {
+                            Duration::from_secs(delay.as_secs())
+                        }),
                         error.message
                     ),
                 )
@@ -236,14 +240,16 @@ async fn run_steps(
                 if !error.artifacts.is_empty() {
                     record.output = Some(serde_json::json!({ "artifacts": error.artifacts }));
                 }
-                tracing::info!(job = job.id, step = %decl.name, kind = error.kind.as_str(), error = %error.message, "step failed");
-                return Some(failure_completion(
-                    job,
-                    &bot.retry,
-                    index as i64,
-                    error,
-                    vec![record],
-                ));
+                let failed = failure_completion(job, &bot.retry, index as i64, error, vec![record]);
+                // A retry or the end of retries is what ops teams watch for
+                // (a mailbox or an ERP that is down); a business error is
+                // the job's own outcome.
+                if failed.state == JobState::Failed {
+                    tracing::info!(job = job.id, bot = %bot.name, step = %decl.name, "step failed: {}", failed.reason);
+                } else {
+                    tracing::warn!(job = job.id, bot = %bot.name, step = %decl.name, "step failed: {}", failed.reason);
+                }
+                return Some(failed);
             }
             StepEnd::Finished(Ok(StepOutcome::NeedsReview {
                 output,
@@ -363,6 +369,7 @@ async fn run_step(
         outputs: outputs.clone(),
         secrets: shared.config.secrets.clone(),
         cancel: control.token.child_token(),
+        draining: shared.draining.clone(),
         intake: crate::step::Intake(shared.db.clone()),
     };
     let started = now_ms();
@@ -522,8 +529,15 @@ mod tests {
     #[test]
     fn transient_errors_retry_with_backoff_until_exhausted() {
         let e = StepError::transient("ERP down");
-        let (s1, at1, n1, _) = decide_failure(&policy(), 0, &e, 1000);
+        let (s1, at1, n1, why) = decide_failure(&policy(), 0, &e, 1000);
         assert_eq!((s1, at1, n1), (JobState::Queued, 11_000, 1));
+        assert_eq!(why, "transient error (1 of 3), retrying in 10s: ERP down");
+        let quick = RetryPolicy {
+            backoff: Duration::from_millis(500),
+            ..policy()
+        };
+        let (_, _, _, why) = decide_failure(&quick, 0, &e, 1000);
+        assert!(why.contains("retrying in 500ms"), "{why}");
         let (s2, at2, n2, _) = decide_failure(&policy(), 1, &e, 1000);
         assert_eq!((s2, at2, n2), (JobState::Queued, 21_000, 2));
         let (s3, _, n3, reason) = decide_failure(&policy(), 2, &e, 1000);

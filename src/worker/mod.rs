@@ -164,6 +164,8 @@ struct Shared {
     /// Signalled whenever `in_flight` drops.
     room: Notify,
     completed: AtomicUsize,
+    /// Fired when the worker begins to shut down (see `StepContext`).
+    draining: CancellationToken,
 }
 
 impl Shared {
@@ -229,6 +231,7 @@ impl Worker {
                 in_flight: AtomicUsize::new(0),
                 room: Notify::new(),
                 completed: AtomicUsize::new(0),
+                draining: CancellationToken::new(),
             }),
         }
     }
@@ -282,6 +285,7 @@ impl Worker {
             });
         }
         tracing::info!(worker = %cfg.id, "shutting down: no new jobs are claimed");
+        shared.draining.cancel();
         let _ = claimer.await;
         // Jobs claimed but not started go back to the queue at once.
         ready_rx.close();

@@ -174,6 +174,7 @@ pub fn new_job(bot: &Bot, input: serde_json::Value) -> NewJob {
         max_lost: bot.retry.max_lost,
         run_after: None,
         created_by: "test".into(),
+        refused: None,
     }
 }
 

@@ -144,23 +144,29 @@ ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.f
 const ENQUEUE_SQL: &str = "
 WITH ins AS (
     INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by,
-                      created_at, updated_at)
-    SELECT bot, 'queued', input::jsonb, key, max_attempts, max_lost, run_after, created_by, $8, $8
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[])
-        WITH ORDINALITY AS t(bot, input, key, max_attempts, max_lost, run_after, created_by, ord)
+                      created_at, updated_at, last_error, finished_at)
+    SELECT bot, CASE WHEN refused IS NULL THEN 'queued' ELSE 'failed' END, input::jsonb, key, max_attempts,
+           max_lost, run_after, created_by, $8, $8, refused, CASE WHEN refused IS NULL THEN NULL ELSE $8 END
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $9::text[])
+        WITH ORDINALITY AS t(bot, input, key, max_attempts, max_lost, run_after, created_by, refused, ord)
     WHERE NOT EXISTS (SELECT 1 FROM job_keys k WHERE k.bot = t.bot AND k.key = t.key)
     ORDER BY ord
     ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, bot, idempotency_key, created_by
+    RETURNING id, bot, idempotency_key, created_by, state, last_error
 ), key_rows AS (
     INSERT INTO job_keys (bot, key, job_id, created_at)
     SELECT bot, idempotency_key, id, $8 FROM ins WHERE idempotency_key IS NOT NULL
     ON CONFLICT (bot, key) DO NOTHING
 ), event_rows AS (
     INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
-    SELECT id, $8, created_by, NULL, 'queued', 'enqueued' FROM ins
+    SELECT id, $8, created_by, e.from_state, e.to_state, e.reason
+    FROM ins CROSS JOIN LATERAL (VALUES
+        (1, NULL, 'queued', 'enqueued'),
+        (2, 'queued', 'failed', ins.last_error)) AS e(n, from_state, to_state, reason)
+    WHERE e.n = 1 OR ins.state = 'failed'
+    ORDER BY id, e.n
 )
-SELECT id, bot, idempotency_key, (SELECT pg_notify('clerk_jobs', '')) AS notified FROM ins";
+SELECT id, bot, idempotency_key, state, (SELECT pg_notify('clerk_jobs', '')) AS notified FROM ins";
 
 /// Rows of a batch of step records, as arrays for `unnest`.
 #[derive(Default)]
@@ -419,6 +425,12 @@ async fn enqueue_chunk(
                 .collect::<Vec<_>>(),
         )
         .bind(now)
+        .bind(
+            chunk
+                .iter()
+                .map(|j| j.refused.as_deref())
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *conn)
         .await?;
     // Identity values follow the ORDER BY of the insert, so the new
@@ -445,7 +457,7 @@ async fn enqueue_chunk(
                 out.push(Enqueued {
                     id,
                     created: true,
-                    state: JobState::Queued,
+                    state: job.first_state(),
                 });
             }
             Some(key) => {
@@ -453,7 +465,7 @@ async fn enqueue_chunk(
                     out.push(Enqueued {
                         id,
                         created: true,
-                        state: JobState::Queued,
+                        state: job.first_state(),
                     });
                 } else {
                     // The job as it is, or (pruned since) as it ended.

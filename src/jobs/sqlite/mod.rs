@@ -329,10 +329,30 @@ async fn enqueue_in(
             "enqueued",
         )
         .await?;
+        if let Some(reason) = &job.refused {
+            sqlx::query(
+                "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ? WHERE id = ?",
+            )
+            .bind(reason)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            event(
+                tx,
+                id,
+                now,
+                &job.created_by,
+                Some(JobState::Queued),
+                JobState::Failed,
+                reason,
+            )
+            .await?;
+        }
         return Ok(Enqueued {
             id,
             created: true,
-            state: JobState::Queued,
+            state: job.first_state(),
         });
     }
     let row = sqlx::query("SELECT id, state FROM jobs WHERE bot = ? AND idempotency_key = ?")

@@ -37,7 +37,7 @@ mod trigger;
 pub use trigger::{After, MailboxConfig, PollConfig, PollTarget, REFERENCE, read_mailbox};
 
 use super::imap::{self, Account};
-use super::mime::{AttachmentFilter, parse};
+use super::mime::{AttachmentFilter, Mail, parse};
 use crate::documents::store;
 use crate::jobs::NewJob;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
@@ -184,7 +184,16 @@ impl Intake {
                 max_lost: self.max_lost,
                 run_after: None,
                 created_by: format!("mailbox:{poll_bot}"),
+                refused: None,
             });
+        }
+        // A message with nothing clerk reads (no attachment, a .docx, a file
+        // over the size limit) is not dropped in silence: it becomes a job
+        // failed at once that names it, told to the bot's owners.
+        if mail.documents.is_empty() {
+            let job = self.no_document(&mail, &identity, message.uid, poll_bot);
+            tracing::warn!(bot = %self.target, uid = message.uid, reason = job.refused.as_deref().unwrap_or_default(), "message holds no document; recorded as a failed job");
+            jobs.push(job);
         }
         // A message the job database cannot keep (a NUL character in a
         // header, say) goes to the failed folder with why, instead of
@@ -210,6 +219,54 @@ impl Intake {
             jobs: Ok(jobs),
             documents: mail.documents,
             report,
+        }
+    }
+}
+
+impl Intake {
+    /// The job that records a message with no document clerk reads.
+    fn no_document(&self, mail: &Mail, identity: &str, uid: u32, poll_bot: &str) -> NewJob {
+        let skipped: Vec<String> = mail
+            .skipped
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.reason))
+            .collect();
+        let why = if skipped.is_empty() {
+            "it has no attachment".to_string()
+        } else {
+            format!("none of its attachments is one ({})", skipped.join("; "))
+        };
+        let reason = format!(
+            "the message {:?} from {} ({}) holds no document clerk reads: {why}",
+            mail.subject.as_deref().unwrap_or("(no subject)"),
+            mail.from.as_deref().unwrap_or("(no sender)"),
+            mail.message_id.as_deref().unwrap_or("no Message-ID"),
+        );
+        let mut input = match &self.input {
+            Value::Object(map) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        input.insert(
+            "mail".into(),
+            json!({
+                "from": mail.from,
+                "subject": mail.subject,
+                "date": mail.date,
+                "message_id": mail.message_id,
+                "mailbox": self.mailbox,
+                "uid": uid,
+            }),
+        );
+        input.insert("skipped".into(), json!(skipped));
+        NewJob {
+            bot: self.target.clone(),
+            input: Value::Object(input),
+            idempotency_key: Some(format!("mail:{}:{identity}:none", self.trigger)),
+            max_attempts: self.max_attempts,
+            max_lost: self.max_lost,
+            run_after: None,
+            created_by: format!("mailbox:{poll_bot}"),
+            refused: Some(reason),
         }
     }
 }
@@ -304,6 +361,7 @@ impl Step for MailboxPollStep {
                 tracing::warn!(bot = %ctx.bot, "the IMAP server cannot IDLE; polling every `every` instead");
             }
             while can_idle
+                && !ctx.draining.is_cancelled()
                 && !until
                     .saturating_duration_since(tokio::time::Instant::now())
                     .is_zero()
@@ -325,21 +383,23 @@ impl Step for MailboxPollStep {
         tokio::task::spawn_blocking(move || session.logout());
         let t = round.totals;
         if t.messages > 0 {
-            tracing::info!(bot = %self.intake.target, messages = t.messages, documents = t.documents, new_jobs = t.created, failed = t.failed, "mailbox polled");
+            tracing::info!(bot = %self.intake.target, messages = t.messages, documents = t.documents, new_jobs = t.created, without_document = t.without_document, failed = t.failed, "mailbox polled");
         }
         Ok(StepOutcome::Done(json!({
             "messages": t.messages,
             "documents": t.documents,
             "new_jobs": t.created,
+            "without_document": t.without_document,
             "failed": t.failed,
             "details": t.report,
         })))
     }
 }
 
-/// Longest single IDLE wait: a poll that is stopped (shutdown, timeout)
-/// leaves its blocking thread within this.
-const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// Longest single IDLE wait: a poll that is stopped (a shutdown, a
+/// cancel, its time up) leaves its blocking thread within this, and one
+/// whose worker drains ends as done within it.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 
 /// What one poll job has done so far.
 #[derive(Default)]
@@ -347,6 +407,8 @@ struct Totals {
     messages: usize,
     documents: usize,
     created: usize,
+    /// Messages with no document, recorded as failed jobs.
+    without_document: usize,
     failed: usize,
     report: Vec<Value>,
 }
@@ -444,7 +506,13 @@ impl MailboxPollStep {
                 round.db.enqueue(&jobs).await.map_err(|e| {
                     StepError::transient(format!("cannot queue the documents: {e}"))
                 })?;
-            round.totals.created += enqueued.iter().filter(|e| e.created).count();
+            for (job, e) in jobs.iter().zip(&enqueued) {
+                match (e.created, job.refused.is_some()) {
+                    (true, false) => round.totals.created += 1,
+                    (true, true) => round.totals.without_document += 1,
+                    _ => {}
+                }
+            }
         }
         let taken_uids: Vec<u32> = taken
             .iter()
@@ -497,7 +565,7 @@ impl MailboxPollStep {
         );
         let t = &mut round.totals;
         t.messages += taken.len();
-        t.documents += jobs.len();
+        t.documents += jobs.iter().filter(|j| j.refused.is_none()).count();
         t.failed += failed_now;
         t.report.extend(taken.into_iter().map(|t| t.report));
         Ok(session)
