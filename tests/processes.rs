@@ -368,7 +368,7 @@ fn validate_reports_every_problem_with_its_place() {
     write_bot(
         dir.path(),
         "good",
-        "name = \"good\"\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n",
+        "name = \"good\"\nowners = [\"ops@example.com\"]\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"true\"]\n",
     );
     let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
         .args(["bots", "validate"])
@@ -388,7 +388,12 @@ fn validate_reports_every_problem_with_its_place() {
         "{text}"
     );
     assert!(
-        text.contains("1 valid bot(s); 2 problem(s) in 1 file(s)"),
+        text.contains("1 valid bot(s); 2 problem(s) in 1 file(s); 1 warning(s)"),
+        "{text}"
+    );
+    // Owners with no way to reach them: the bot loads, with a warning.
+    assert!(
+        text.contains("warning: ") && text.contains("good/bot.toml: `owners` are mailed"),
         "{text}"
     );
 }

@@ -213,6 +213,20 @@ impl Default for Timeouts {
 pub struct LoadReport {
     pub bots: Vec<Arc<Bot>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// What loads but will not work as its author expects.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What a bot that loads asks for and will not get.
+fn warnings_of(bot: &Bot, file: &Path) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if !bot.owners.is_empty() && bot.notify.is_none() {
+        out.push(Diagnostic::file(
+            file,
+            "`owners` are mailed of failed jobs through the server a `[notify]` table names, and this bot has none: they will hear of nothing (add `[notify]` with `host` and `from`)",
+        ));
+    }
+    out
 }
 
 /// Load every `*/bot.toml` below `dir` (one level deep, plus `dir/bot.toml`).
@@ -266,6 +280,7 @@ pub fn load_dir(dir: &Path) -> LoadReport {
                     continue;
                 }
                 seen.insert(bot.name.clone(), file.clone());
+                report.warnings.extend(warnings_of(&bot, &file));
                 let bot = Arc::new(bot);
                 report.bots.extend(poll_bots(&bot));
                 report.bots.push(bot);

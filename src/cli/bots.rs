@@ -28,11 +28,15 @@ pub(super) async fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
                     "valid": written.iter().map(|b| &b.name).collect::<Vec<_>>(),
                     "mailbox_polls": polls.iter().map(|b| &b.name).collect::<Vec<_>>(),
                     "problems": report.diagnostics,
+                    "warnings": report.warnings,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for d in &report.diagnostics {
                     println!("{d}");
+                }
+                for w in &report.warnings {
+                    println!("warning: {w}");
                 }
                 let files: std::collections::BTreeSet<&Path> = report
                     .diagnostics
@@ -44,10 +48,11 @@ pub(super) async fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
                     n => format!(" (with {n} mailbox poll bot(s) of their triggers)"),
                 };
                 println!(
-                    "{} valid bot(s){polls}; {} problem(s) in {} file(s)",
+                    "{} valid bot(s){polls}; {} problem(s) in {} file(s); {} warning(s)",
                     written.len(),
                     report.diagnostics.len(),
-                    files.len()
+                    files.len(),
+                    report.warnings.len()
                 );
             }
             Ok(if report.diagnostics.is_empty() {

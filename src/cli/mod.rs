@@ -184,6 +184,9 @@ impl BotsFolder {
         for d in &report.diagnostics {
             tracing::error!("{d}");
         }
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
         if !report.diagnostics.is_empty() {
             tracing::warn!(
                 problems = report.diagnostics.len(),
