@@ -58,6 +58,53 @@ async fn invoices_are_booked_once_through_the_forms() {
     }
 }
 
+/// Values from the job are data: an invoice number with `+`, `#` and `&`
+/// is encoded in the guard's address, so the guard finds its own booking
+/// and the invoice is booked once; a `${secret:…}` in a job's input is
+/// typed into the form as that text, never resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoice_numbers_and_secret_references_in_data_stay_data() {
+    let erp = Erp::start();
+    let s = setup(Kind::Sqlite, "book", &manifest(&erp.url(), "#save", "15s")).await;
+    let w = worker(&s);
+    let mut tricky = invoice(1, "23.10.2026");
+    tricky["invoice"] = serde_json::json!("RE+7 #1&number=RE-2026-00002");
+    let mut sly = invoice(2, "23.10.2026");
+    sly["invoice"] = serde_json::json!("${secret:ERP_PASSWORD}");
+    let done = run(
+        &s,
+        &[tricky.clone(), sly],
+        &[JobState::Succeeded, JobState::Failed, JobState::Dead],
+    )
+    .await;
+    for job in &done {
+        assert_eq!(job.summary.state, JobState::Succeeded, "{job:#?}");
+    }
+    let again = run(
+        &s,
+        &[tricky],
+        &[JobState::Succeeded, JobState::Failed, JobState::Dead],
+    )
+    .await;
+    w.shutdown().await;
+    let output = again[0].output.clone().unwrap_or_default();
+    assert_eq!(
+        output["skipped"], true,
+        "the guard missed the booking: {output:#}"
+    );
+    let mut invoices: Vec<String> = erp
+        .bookings()
+        .iter()
+        .map(|b| b["invoice"].as_str().unwrap_or_default().to_string())
+        .collect();
+    invoices.sort();
+    assert_eq!(
+        invoices,
+        ["${secret:ERP_PASSWORD}", "RE+7 #1&number=RE-2026-00002"],
+        "each invoice booked once, as written"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_selector_and_a_refused_form_say_which_action_and_keep_the_page() {
     let erp = Erp::start();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::BrowserStep;
 use crate::config::{Problem, TableReader, one_of, positive, valid_name};
+use crate::step::template::Place;
 use crate::step::{Step, StepConfig, StepKind};
 
 /// A `browser` step as written in `bot.toml`.
@@ -108,27 +109,29 @@ pub enum Action {
 }
 
 impl Action {
-    /// The texts placeholders and secrets are filled into.
-    pub(super) fn texts_mut(&mut self) -> Vec<&mut String> {
+    /// The texts placeholders and secrets are filled into, with where
+    /// each goes: values placed in an address are percent-encoded.
+    pub(super) fn texts_mut(&mut self) -> Vec<(&mut String, Place)> {
+        use Place::{Address, Plain};
         match self {
-            Action::Goto { url, .. } => vec![url],
+            Action::Goto { url, .. } => vec![(url, Address)],
             Action::Fill {
                 selector, value, ..
             }
             | Action::Select {
                 selector, value, ..
             } => {
-                vec![selector, value]
+                vec![(selector, Plain), (value, Plain)]
             }
-            Action::WaitText { text, .. } | Action::AssertText { text, .. } => vec![text],
-            Action::WaitUrl { part, .. } => vec![part],
-            Action::Upload { selector, file, .. } => vec![selector, file],
-            Action::Guard { url, found, .. } => vec![url, found],
+            Action::WaitText { text, .. } | Action::AssertText { text, .. } => vec![(text, Plain)],
+            Action::WaitUrl { part, .. } => vec![(part, Address)],
+            Action::Upload { selector, file, .. } => vec![(selector, Plain), (file, Plain)],
+            Action::Guard { url, found, .. } => vec![(url, Address), (found, Plain)],
             Action::Read { selector, .. }
             | Action::Click { selector, .. }
             | Action::Check { selector, .. }
             | Action::WaitFor { selector, .. }
-            | Action::Frame { selector, .. } => vec![selector],
+            | Action::Frame { selector, .. } => vec![(selector, Plain)],
             Action::Press { .. }
             | Action::WaitIdle { .. }
             | Action::Top

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
-use crate::step::template::render;
+use crate::step::template::render_in;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
 #[derive(Debug)]
@@ -81,20 +81,23 @@ impl Step for BrowserStep {
 
     async fn run(&self, ctx: &StepContext) -> Result<StepOutcome, StepError> {
         let doc = ctx.document();
-        // Values are filled in now, secrets last, so a secret never passes
-        // through the placeholder resolver's messages.
+        // Secret references are resolved in the bot file's own text only;
+        // a value from the job (input, a field read off a document) is
+        // written as it is, so `${secret:…}` in data stays text.
         let mut script = Vec::with_capacity(self.config.actions.len());
         let mut secret_values = Vec::new();
         for action in &self.config.actions {
             let mut action = action.clone();
-            for text in action.texts_mut() {
-                let rendered = render(text, &doc).map_err(StepError::business)?;
-                let resolved = ctx
-                    .secrets
-                    .resolve(&rendered)
-                    .map_err(|e| StepError::business(format!("in the browser script: {e}")))?;
-                secret_values.extend(resolved.values.iter().cloned());
-                *text = resolved.text;
+            for (text, place) in action.texts_mut() {
+                let mut literal = |part: &str| -> Result<String, String> {
+                    let resolved = ctx
+                        .secrets
+                        .resolve(part)
+                        .map_err(|e| format!("in the browser script: {e}"))?;
+                    secret_values.extend(resolved.values.iter().cloned());
+                    Ok(resolved.text)
+                };
+                *text = render_in(text, &doc, place, &mut literal).map_err(StepError::business)?;
             }
             script.push(action);
         }

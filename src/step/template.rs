@@ -32,18 +32,56 @@ Filters after `|` shape a value for the system it goes to:
 - `{{date | date: "%d.%m.%Y"}}` writes an ISO date (`2026-08-16`) in a
   chrono format (`16.08.2026`);
 - `{{amount | decimal_comma}}` writes a number with two decimals, a decimal
-  comma and dots between thousands (`30208.34` → `30.208,34`).
+  comma and dots between thousands (`30208.34` → `30.208,34`);
+- `{{number | urlencode}}` percent-encodes a value for a part of an address
+  (`RE 7/+1` → `RE%207%2F%2B1`).
+
+A value is written as it is and never read again: a value holding `{{…}}`
+or `${secret:…}` stays that text. In an address (a browser step's `goto`,
+`guard` and `wait_url`) every value is percent-encoded, so an invoice
+number with `+`, `#` or `&` finds its own booking; `| raw` writes a value
+that is itself an address (or a path with its `/`) unencoded.
 
 A placeholder that names nothing, an unknown filter or a value a filter
 cannot take fails the job with the placeholder in the error.
 "#;
 
+/// Where a text goes, which decides how values are written into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// As they are (a form's field, a mail's subject).
+    Plain,
+    /// Percent-encoded, as part of an address.
+    Address,
+}
+
+/// What a part of an address keeps as it is: letters, digits and `-._~`.
+const ADDRESS_PART: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Fill every `{{…}}` of `text` from the job document (`StepContext::document`).
 pub fn render(text: &str, doc: &Value) -> Result<String, String> {
+    render_in(text, doc, Place::Plain, &mut |literal| {
+        Ok(literal.to_string())
+    })
+}
+
+/// Fill `text` for `place`: the bot file's own text between placeholders
+/// goes through `literal` (where secret references are resolved), and each
+/// value is written as it is, never read again.
+pub fn render_in(
+    text: &str,
+    doc: &Value,
+    place: Place,
+    literal: &mut dyn FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        out.push_str(&literal(&rest[..start])?);
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
@@ -51,14 +89,21 @@ pub fn render(text: &str, doc: &Value) -> Result<String, String> {
         let mut parts = after[..end].split('|');
         let name = parts.next().unwrap_or_default().trim();
         let mut value = value_text(&lookup(name, doc)?);
-        for filter in parts {
-            value = apply(filter.trim(), &value)
+        let mut encode = place == Place::Address;
+        for filter in parts.map(str::trim) {
+            if matches!(filter, "raw" | "urlencode") {
+                encode = false;
+            }
+            value = apply(filter, &value)
                 .map_err(|e| format!("in `{{{{{}}}}}`: {e}", after[..end].trim()))?;
+        }
+        if encode {
+            value = percent_encoding::utf8_percent_encode(&value, ADDRESS_PART).to_string();
         }
         out.push_str(&value);
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    out.push_str(&literal(rest)?);
     Ok(out)
 }
 
@@ -133,8 +178,12 @@ fn apply(filter: &str, value: &str) -> Result<String, String> {
                 .map_err(|_| format!("\"{value}\" is not a number"))?;
             Ok(decimal_comma(number))
         }
+        ("urlencode", None) => {
+            Ok(percent_encoding::utf8_percent_encode(value, ADDRESS_PART).to_string())
+        }
+        ("raw", None) => Ok(value.to_string()),
         _ => Err(format!(
-            "unknown filter `{filter}` (there are `date: \"%d.%m.%Y\"` and `decimal_comma`)"
+            "unknown filter `{filter}` (there are `date: \"%d.%m.%Y\"`, `decimal_comma`, `urlencode` and `raw`)"
         )),
     }
 }
@@ -208,6 +257,34 @@ mod tests {
         );
         assert!(render("{{input.nothing}}", &doc()).is_err());
         assert!(render("{{unclosed", &doc()).is_err());
+    }
+
+    #[test]
+    fn values_in_an_address_are_encoded_and_never_read_again() {
+        let doc = serde_json::json!({
+            "input": {"n": "RE 7/+1#a&b=c", "home": "http://erp/x?y=1", "sly": "{{input.n}} ${secret:ERP}"},
+            "steps": {}
+        });
+        let address = |t: &str| render_in(t, &doc, Place::Address, &mut |l| Ok(l.to_string()));
+        assert_eq!(
+            address("http://erp/search?number={{input.n}}").unwrap(),
+            "http://erp/search?number=RE%207%2F%2B1%23a%26b%3Dc"
+        );
+        assert_eq!(address("{{input.home | raw}}").unwrap(), "http://erp/x?y=1");
+        assert_eq!(
+            render("n={{input.n | urlencode}}", &doc).unwrap(),
+            "n=RE%207%2F%2B1%23a%26b%3Dc"
+        );
+        // A value holding placeholders or secret references stays as it is;
+        // only the bot file's own text goes through `literal`.
+        let mut seen = Vec::new();
+        let out = render_in("a ${x} {{input.sly}} b", &doc, Place::Plain, &mut |l| {
+            seen.push(l.to_string());
+            Ok(l.replace("${x}", "X"))
+        })
+        .unwrap();
+        assert_eq!(out, "a X {{input.n}} ${secret:ERP} b");
+        assert_eq!(seen, ["a ${x} ", " b"]);
     }
 
     #[test]
