@@ -16,19 +16,22 @@ use common::{
     Kind, Stopped, TestDb, enqueue_ids, load_bots, new_job, signal, wait_exit, wait_for, write_bot,
 };
 
-/// A word in the environment of the worker, which chromium inherits: it
-/// finds the browser's processes even after they lost their parent.
+/// A temporary folder of the worker's own, given as its `TMPDIR`: chromium
+/// inherits it (it is of the little a child's clean environment keeps), so
+/// it finds the browser's processes even after they lost their parent.
 fn mark() -> String {
-    format!(
+    let dir = std::env::temp_dir().join(format!(
         "clerk-test-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
-    )
+    ));
+    std::fs::create_dir_all(&dir).expect("the worker's temporary folder");
+    dir.display().to_string()
 }
 
 /// Live processes other than the worker that carry `mark`: chromium's.
 fn browser_processes(mark: &str) -> Vec<(u32, String)> {
-    let needle = format!("CLERK_TEST_MARK={mark}\0");
+    let needle = format!("TMPDIR={mark}\0");
     let mut found = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
@@ -44,7 +47,8 @@ fn browser_processes(mark: &str) -> Vec<(u32, String)> {
         let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        if !String::from_utf8_lossy(&environ).contains(&needle) {
+        let environ = String::from_utf8_lossy(&environ);
+        if !environ.contains(&needle) {
             continue;
         }
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
@@ -53,6 +57,14 @@ fn browser_processes(mark: &str) -> Vec<(u32, String)> {
         if exe.ends_with("/clerk") || cmdline.trim().is_empty() {
             continue;
         }
+        // The worker's secrets stay with the worker: chromium starts with a
+        // clean environment (its start script holds the worker's until it
+        // hands over).
+        let starting = cmdline.contains("clerk-chromium-") || exe.ends_with("/env");
+        assert!(
+            starting || !environ.contains("ERP_PASSWORD="),
+            "process {pid} of the browser has the worker's secret in its environment: {cmdline}"
+        );
         found.push((pid, cmdline));
     }
     found
@@ -69,7 +81,7 @@ fn spawn_worker(db_url: &str, bots: &Path, log: &Path, mark: &str) -> Child {
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "clerk=debug")
         .env("ERP_PASSWORD", erp::PASSWORD)
-        .env("CLERK_TEST_MARK", mark)
+        .env("TMPDIR", mark)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

@@ -427,3 +427,88 @@ fn processes_opening_a_new_sqlite_file_at_once_all_succeed() {
         }
     }
 }
+
+/// A command step starts with a clean environment: what programs need and
+/// the job's identity, not the worker's own variables, where secrets
+/// exported for clerk live.
+#[test]
+fn a_command_step_gets_no_secret_of_the_workers_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let bots = write_bot(
+        dir.path(),
+        "env",
+        r#"
+name = "env"
+[[steps]]
+name = "show"
+kind = "command"
+env = { GIVEN = "${secret:ERP_PASSWORD}" }
+argv = ["python3", "-c", "import json, os; print(json.dumps({'names': sorted(os.environ)}))"]
+"#,
+    );
+    let url = format!("sqlite://{}", dir.path().join("clerk.db").display());
+    let run = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["run", "env", "--json", "--database", &url])
+        .arg("--bots")
+        .arg(&bots)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", output_text(&run));
+    let serve = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args([
+            "serve",
+            "--no-web",
+            "--poll-interval",
+            "100ms",
+            "--database",
+            &url,
+        ])
+        .arg("--bots")
+        .arg(&bots)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_remove("DATABASE_URL")
+        .env("ERP_PASSWORD", "hunter2-from-the-environment")
+        .env("AWS_SECRET_ACCESS_KEY", "not-for-steps")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let serve = common::Stopped([serve]);
+    let show = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_clerk"))
+            .args(["runs", "show", id, "--json", "--database", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let start = std::time::Instant::now();
+    let job = loop {
+        let out = show("1");
+        let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if job["state"] == "succeeded" {
+            break job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            output_text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    drop(serve);
+    let names = job["output"]["names"].to_string();
+    for kept in ["PATH", "HOME", "CLERK_JOB_ID", "CLERK_BOT", "GIVEN"] {
+        assert!(
+            names.contains(&format!("\"{kept}\"")),
+            "{kept} missing: {names}"
+        );
+    }
+    for gone in ["ERP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "DATABASE_URL"] {
+        assert!(
+            !names.contains(&format!("\"{gone}\"")),
+            "{gone} reached the step: {names}"
+        );
+    }
+}

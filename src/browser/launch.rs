@@ -176,7 +176,15 @@ fn parent_bound(chromium: &Path) -> Option<tempfile::TempPath> {
         return None;
     };
     let quoted = chromium.display().to_string().replace('\'', "'\\''");
-    let script = format!("#!/bin/sh\nexec {setpriv} --pdeathsig KILL -- '{quoted}' \"$@\"\n");
+    // Chromium gets a clean environment too: what it needs to run, not the
+    // worker's secrets.
+    let keep: String = crate::config::secrets::CHILD_ENVIRONMENT
+        .iter()
+        .map(|k| format!(" ${{{k}+\"{k}=${k}\"}}"))
+        .collect();
+    let script = format!(
+        "#!/bin/sh\nexec /usr/bin/env -i{keep} {setpriv} --pdeathsig KILL -- '{quoted}' \"$@\"\n"
+    );
     let write = || -> std::io::Result<tempfile::TempPath> {
         let mut file = tempfile::Builder::new()
             .prefix("clerk-chromium-")

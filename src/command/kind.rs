@@ -45,8 +45,12 @@ failure = "business"
 
 - `argv`: required, a non-empty array of strings: the program and its
   arguments. `${secret:NAME}` references are filled in when the step runs.
-- `env`: optional table of strings; extra environment variables, with
-  `${secret:NAME}` references filled in. The worker's own environment is kept.
+- `env`: optional table of strings; environment variables, with
+  `${secret:NAME}` references filled in. The program starts with a clean
+  environment: of the worker's, only `PATH`, `HOME`, `USER`, `LOGNAME`,
+  `SHELL`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `TERM` and `PYENV_ROOT` pass,
+  never the rest, where secrets exported for clerk live; give a step a
+  secret here.
 - `workdir`: optional path, relative to the bot's folder. Default: the
   bot's folder.
 - `failure`: `"transient"` (default) or `"business"`: what a non-zero exit

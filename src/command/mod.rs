@@ -119,8 +119,12 @@ impl CommandStep {
     fn command(&self, resolved: &Resolved, ctx: &StepContext) -> Option<tokio::process::Command> {
         let (program, args) = resolved.argv.split_first()?;
         let mut cmd = tokio::process::Command::new(program);
+        // A clean environment: what programs need, the step's `env`, the
+        // job's identity; not the worker's secrets.
         cmd.args(args)
             .current_dir(&self.workdir)
+            .env_clear()
+            .envs(crate::config::secrets::child_environment())
             .envs(&resolved.env)
             .env("CLERK_JOB_ID", ctx.job_id.to_string())
             .env("CLERK_ATTEMPT", ctx.attempt.to_string())

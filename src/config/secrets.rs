@@ -125,6 +125,30 @@ impl Secrets {
 
 /// Check the references in one string from a bot file; returns a message for
 /// the first malformed one.
+/// What of the worker's environment a child process (a command step, the
+/// document reader, chromium) is given: what programs need to run, never
+/// the rest, where secrets exported for clerk live.
+pub const CHILD_ENVIRONMENT: [&str; 10] = [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+    "PYENV_ROOT",
+];
+
+/// The worker's values of [`CHILD_ENVIRONMENT`] and of `LC_*`, for a child
+/// started with a cleared environment.
+pub fn child_environment() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| CHILD_ENVIRONMENT.contains(&k.as_str()) || k.starts_with("LC_"))
+        .collect()
+}
+
 pub fn check_references(text: &str) -> Result<(), String> {
     let mut rest = text;
     while let Some(start) = rest.find("${") {

@@ -84,7 +84,13 @@ fn spawn(exe: &Path, memory: u64) -> Result<ReaderChild, DocumentError> {
     // Its own process group: a timeout kills whatever the reader started too,
     // so nothing keeps its pipe open.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // Tesseract's settings pass; the worker's secrets do not.
+    let tesseract =
+        std::env::vars().filter(|(k, _)| k.starts_with("TESS") || k == "OMP_THREAD_LIMIT");
     cmd.arg("__reader")
+        .env_clear()
+        .envs(crate::config::secrets::child_environment())
+        .envs(tesseract)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
