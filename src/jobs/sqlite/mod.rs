@@ -289,13 +289,16 @@ async fn enqueue_in(
     {
         return Ok(known);
     }
+    let state = job.first_state();
     let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at)
-         VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO jobs (bot, state, input, idempotency_key, max_attempts, max_lost, run_after, created_by, created_at, updated_at,
+                           last_error, finished_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (bot, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
          RETURNING id",
     )
     .bind(&job.bot)
+    .bind(state.as_str())
     .bind(job.input.to_string())
     .bind(&job.idempotency_key)
     .bind(i64::from(job.max_attempts))
@@ -304,6 +307,8 @@ async fn enqueue_in(
     .bind(&job.created_by)
     .bind(now)
     .bind(now)
+    .bind(&job.refused)
+    .bind(job.refused.as_ref().map(|_| now))
     .fetch_optional(&mut **tx)
     .await?;
     if let Some(id) = inserted {
@@ -330,14 +335,6 @@ async fn enqueue_in(
         )
         .await?;
         if let Some(reason) = &job.refused {
-            sqlx::query(
-                "UPDATE jobs SET state = 'failed', last_error = ?, finished_at = ? WHERE id = ?",
-            )
-            .bind(reason)
-            .bind(now)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
             event(
                 tx,
                 id,
@@ -352,7 +349,7 @@ async fn enqueue_in(
         return Ok(Enqueued {
             id,
             created: true,
-            state: job.first_state(),
+            state,
         });
     }
     let row = sqlx::query("SELECT id, state FROM jobs WHERE bot = ? AND idempotency_key = ?")
