@@ -275,11 +275,8 @@ impl FolderIntake {
             return None;
         }
         let reason = format!("cannot take the file after {MAX_TAKE_FAILURES} tries: {reason}");
-        match refuse(&w.dir, file, &reason) {
-            Ok(to) => {
-                tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
-                Some(Taken::Failed(reason))
-            }
+        match move_to_failed(w, file, reason.clone()) {
+            Ok(taken) => Some(taken),
             Err(e) => {
                 tracing::warn!(bot = %w.bot, file = %file.display(), %reason, error = %e, "file refused, and it cannot be moved to failed/");
                 seen.retry_at = Some(Instant::now() + take_backoff(MAX_TAKE_FAILURES));
@@ -299,11 +296,8 @@ impl FolderIntake {
             Err(StageError::Vanished) => return Attempt::Later,
             Err(StageError::Retry(e)) => return Attempt::Failing(e),
             Err(StageError::Refused(reason)) => {
-                return match refuse(&w.dir, file, &reason) {
-                    Ok(to) => {
-                        tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
-                        Attempt::Done(Taken::Failed(reason))
-                    }
+                return match move_to_failed(w, file, reason.clone()) {
+                    Ok(taken) => Attempt::Done(taken),
                     Err(e) => Attempt::Failing(format!(
                         "{reason}, and it cannot be moved to failed/: {e}"
                     )),
@@ -497,6 +491,13 @@ fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
         sha256,
         size,
     })
+}
+
+/// Move a file that cannot be taken to `failed/` with its reason, saying so.
+fn move_to_failed(w: &Watched, file: &Path, reason: String) -> std::io::Result<Taken> {
+    let to = refuse(&w.dir, file, &reason)?;
+    tracing::warn!(bot = %w.bot, file = %file.display(), moved_to = %to.display(), %reason, "file refused");
+    Ok(Taken::Failed(reason))
 }
 
 /// Move a file that cannot be taken to `failed/`, with the reason beside it.
