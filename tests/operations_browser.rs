@@ -11,24 +11,9 @@ use std::time::Duration;
 use clerk::jobs::JobState;
 use common::browser::{add_user, browser, clerk, js, serve, until};
 use common::erp::Erp;
-use common::{Kind, TestDb, wait_for, write_bot};
+use common::{Kind, OPS_BOT, TestDb, wait_for, write_bot};
 use headless_chrome::Tab;
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
-
-const OPS: &str = r#"
-name = "ops"
-description = "Books what it is given"
-[retry]
-max_attempts = 1
-[[steps]]
-name = "work"
-kind = "command"
-failure = "business"
-argv = ["python3", "-c", """
-import json, sys
-sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"]["mode"]])
-"""]
-"#;
 
 /// A booking whose form has moved: the button is not there, and the step
 /// keeps a screenshot of the page it was on.
@@ -88,7 +73,7 @@ fn text(tab: &Tab) -> String {
 async fn the_operations_pages_in_a_real_browser(kind: Kind) {
     let t = TestDb::new(kind).await;
     let erp = Erp::start();
-    let bots = write_bot(t.path(), "ops", OPS);
+    let bots = write_bot(t.path(), "ops", OPS_BOT);
     write_bot(t.path(), "booker", &booker(&erp.url()));
     add_user(&t.url, "olga", "operator", "olga-password-1");
     let server = serve(&t.url, t.path(), &bots, &[]);

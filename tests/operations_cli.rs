@@ -11,20 +11,6 @@ use clerk::jobs::JobState;
 use common::*;
 use serde_json::json;
 
-const OPS: &str = r#"
-name = "ops"
-[retry]
-max_attempts = 1
-[[steps]]
-name = "work"
-kind = "command"
-failure = "business"
-argv = ["python3", "-c", """
-import json, sys
-sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"]["mode"]])
-"""]
-"#;
-
 fn clerk(s: &Setup, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_clerk"))
         .args(args)
@@ -44,7 +30,7 @@ fn stderr(out: &Output) -> String {
 }
 
 async fn the_figures_reach_the_terminal_and_the_report(kind: Kind) {
-    let s = setup(kind, "ops", OPS).await;
+    let s = setup(kind, "ops", OPS_BOT).await;
     let bot = s.registry.get("ops").unwrap().clone();
     let jobs: Vec<_> = ["ok", "ok", "ok", "business"]
         .iter()

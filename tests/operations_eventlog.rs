@@ -13,20 +13,6 @@ use clerk::jobs::JobState;
 use common::*;
 use serde_json::json;
 
-const OPS: &str = r#"
-name = "ops"
-[retry]
-max_attempts = 1
-[[steps]]
-name = "work"
-kind = "command"
-failure = "business"
-argv = ["python3", "-c", """
-import json, sys
-sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"]["mode"]])
-"""]
-"#;
-
 async fn run_until(s: &Setup, ids: &[i64], states: &[JobState]) {
     let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(4));
     for id in ids {
@@ -42,7 +28,7 @@ async fn the_event_log_reads_in_pm4py(kind: Kind) {
         python.exists(),
         "run scripts/setup.sh: it makes .venv-pm4py"
     );
-    let mut s = setup(kind, "ops", OPS).await;
+    let mut s = setup(kind, "ops", OPS_BOT).await;
     write_bot(s.t.path(), "intake", &intake_bot(""));
     s.registry = load_bots(&s.bots);
     let ops = s.registry.get("ops").unwrap().clone();

@@ -16,21 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 const LONG: Duration = Duration::from_secs(60);
 
-const OPS: &str = r#"
-name = "ops"
-description = "Books what it is given"
-[retry]
-max_attempts = 1
-[[steps]]
-name = "work"
-kind = "command"
-failure = "business"
-argv = ["python3", "-c", """
-import json, sys
-sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"].get("mode", "ok")])
-"""]
-"#;
-
 struct Ops {
     s: Setup,
     addr: SocketAddr,
@@ -54,7 +39,7 @@ async fn token(s: &Setup, name: &str, role: Role) -> String {
 }
 
 async fn start(kind: Kind) -> Ops {
-    let s = setup(kind, "ops", OPS).await;
+    let s = setup(kind, "ops", OPS_BOT).await;
     for (name, role) in [("olga", Role::Operator), ("vic", Role::Viewer)] {
         let hash = clerk::server::hash_password("a-password-1").unwrap();
         s.db.add_user(name, role, &hash, "test").await.unwrap();

@@ -124,6 +124,24 @@ pub fn write_bot(root: &Path, name: &str, manifest: &str) -> PathBuf {
     bots
 }
 
+/// A bot `ops` whose one step exits by its input's `mode`: `ok` (also when
+/// none is given) succeeds, `business` fails with a business error; one
+/// attempt each.
+pub const OPS_BOT: &str = r#"
+name = "ops"
+description = "Books what it is given"
+[retry]
+max_attempts = 1
+[[steps]]
+name = "work"
+kind = "command"
+failure = "business"
+argv = ["python3", "-c", """
+import json, sys
+sys.exit({"ok": 0, "business": 3}[json.load(sys.stdin)["input"].get("mode", "ok")])
+"""]
+"#;
+
 /// A bot named `intake` that extracts with the example bot's templates,
 /// then hands what it got to a command that prints it back (`book`);
 /// `top` goes at the top of the manifest (review rules, deadlines).
