@@ -120,6 +120,7 @@ fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
         owners: vec![],
         reviewers: vec![],
         notify: None,
+        secrets: Vec::new(),
         triggers: vec![],
         retry: RetryPolicy::default(),
         timeouts: Timeouts::default(),

@@ -104,6 +104,7 @@ fn bulk_bot() -> Arc<Bot> {
         owners: vec![],
         reviewers: vec![],
         notify: None,
+        secrets: Vec::new(),
         triggers: vec![],
         retry: RetryPolicy::default(),
         timeouts: Timeouts::default(),

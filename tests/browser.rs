@@ -224,6 +224,7 @@ async fn waiting_for_the_network_sees_a_request_that_never_ends() {
     let manifest = format!(
         r##"
 name = "book"
+secrets = ["ERP_PASSWORD"]
 [retry]
 max_attempts = 2
 backoff = "100ms"

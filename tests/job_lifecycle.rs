@@ -630,6 +630,7 @@ async fn secrets_are_resolved_and_never_stored(kind: Kind) {
         "erp",
         r#"
 name = "erp"
+secrets = ["CLERK_TEST_ERP_PASSWORD"]
 [[steps]]
 name = "login"
 kind = "command"
@@ -648,6 +649,7 @@ failure = "business"
         "nosecret",
         r#"
 name = "nosecret"
+secrets = ["CLERK_TEST_NEVER_SET"]
 [[steps]]
 name = "s"
 kind = "command"

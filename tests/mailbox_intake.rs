@@ -19,6 +19,7 @@ fn manifest(port: u16, after: &str) -> String {
     format!(
         r#"
 name = "intake"
+secrets = ["IMAP_PASSWORD"]
 
 [retry]
 max_attempts = 10

@@ -295,6 +295,7 @@ async fn a_paused_bots_mailbox_polls_wait_too(kind: Kind) {
         "inbox",
         r#"
 name = "inbox"
+secrets = ["INBOX_PASSWORD"]
 [[triggers]]
 kind = "mailbox"
 host = "127.0.0.1"

@@ -439,6 +439,7 @@ fn a_command_step_gets_no_secret_of_the_workers_environment() {
         "env",
         r#"
 name = "env"
+secrets = ["ERP_PASSWORD"]
 [[steps]]
 name = "show"
 kind = "command"
@@ -511,4 +512,113 @@ argv = ["python3", "-c", "import json, os; print(json.dumps({'names': sorted(os.
             "{gone} reached the step: {names}"
         );
     }
+}
+
+/// What clerk writes is its user's alone: the data folder 0700, the
+/// database and a stored document 0600; a drop folder it creates keeps the
+/// user's own mode, so others can still drop files into it. A secrets file
+/// others can read is warned about. The audit trail names the OS user of
+/// the process, whatever `$USER` says.
+#[test]
+fn files_are_the_users_alone_and_the_audit_names_the_os_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bots = write_bot(
+        dir.path(),
+        "private",
+        r#"
+name = "private"
+[[triggers]]
+kind = "folder"
+path = "inbox"
+patterns = ["*.txt"]
+settle = "200ms"
+rescan = "1s"
+[[steps]]
+name = "read"
+kind = "command"
+argv = ["sh", "-c", "cat > /dev/null; echo '{}'"]
+"#,
+    );
+    let secrets = dir.path().join("secrets.env");
+    std::fs::write(&secrets, "UNUSED=x\n").unwrap();
+    std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = dir.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let clerk = || {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg("umask 022 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_clerk"))
+            .env_remove("DATABASE_URL")
+            .env("CLERK_BOTS", &bots)
+            .env("CLERK_DATA_DIR", &data)
+            .env("USER", "mallory")
+            .env("LOGNAME", "mallory");
+        c
+    };
+    let log = dir.path().join("serve.log");
+    let serve = clerk()
+        .args(["serve", "--no-web", "--poll-interval", "100ms", "--secrets"])
+        .arg(&secrets)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let serve = common::Stopped([serve]);
+    let inbox = bots.join("private/inbox");
+    let start = Instant::now();
+    while !inbox.is_dir() {
+        assert!(start.elapsed() < Duration::from_secs(30), "no inbox made");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(
+        inbox.join("invoice.txt"),
+        "IBAN DE02 1203 0000 0000 2020 51",
+    )
+    .unwrap();
+    let show = |id: &str| {
+        let out = clerk()
+            .args(["runs", "show", id, "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    while show("1")["state"] != "succeeded" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let run = clerk().args(["run", "private", "--json"]).output().unwrap();
+    assert!(run.status.success(), "{}", output_text(&run));
+    drop(serve);
+
+    assert_eq!(mode(&data), 0o700, "the data folder");
+    assert_eq!(mode(&data.join("clerk.db")), 0o600, "the database");
+    assert_eq!(
+        mode(&inbox),
+        0o755,
+        "the drop folder keeps the user's umask"
+    );
+    let processed = inbox.join("processed");
+    assert_eq!(mode(&processed), 0o700);
+    let stored: Vec<_> = std::fs::read_dir(&processed)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(mode(&stored[0]), 0o600, "the stored document");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("the secrets file can be read by other users"),
+        "{log}"
+    );
+
+    let me = Command::new("id").arg("-un").output().unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    assert!(!me.is_empty() && me != "mallory");
+    assert_eq!(show("2")["created_by"], format!("cli:{me}"));
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::{Bot, StepDecl, Timeouts, kinds, triggers};
 use crate::config::{
@@ -29,6 +29,7 @@ name = "invoice-intake"
 description = "Books invoices"
 owners = ["ops@example.com"]
 reviewers = ["ap@example.com"]
+secrets = ["ERP_PASSWORD"]
 concurrency = 2
 review_within = "4h"
 review_by = "accounts-payable"
@@ -52,6 +53,9 @@ job = "1h"
   read.
 - `reviewers`: optional array of mail addresses; mailed, in batches, when
   jobs wait for review. Needs `[notify]`.
+- `secrets`: optional array of names; the secrets the bot's
+  `${secret:NAME}` references may name (see "Secrets"). A reference to a
+  name not listed is an error.
 - `concurrency`: optional positive integer; at most this many jobs of the
   bot run at once, across all workers. Default: no limit.
 - `review_within`: optional duration > 0. A job that has waited for review
@@ -136,6 +140,10 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
     let name = top.required_with("name", valid_name);
     let description = top.optional::<String>("description").unwrap_or_default();
     let owners = top.optional_with("owners", addresses);
+    let secrets = top
+        .optional_with("secrets", secret_names)
+        .unwrap_or_default();
+    undeclared_secrets(sink, root, &secrets);
     let reviewers = top.optional_with("reviewers", addresses);
     let notify = top.table("notify").map(crate::mail::notify::read_config);
     if notify.is_none()
@@ -207,6 +215,7 @@ fn read_bot(sink: &Sink, root: &DeTable, file: &Path) -> Option<Bot> {
         owners: owners.unwrap_or_default(),
         reviewers: reviewers.unwrap_or_default(),
         notify,
+        secrets,
         triggers,
         retry,
         timeouts,
@@ -227,6 +236,45 @@ fn addresses(list: Vec<String>) -> Result<Vec<String>, Problem> {
         }
     }
     Ok(list)
+}
+
+/// The names in `secrets = [...]`: well formed, each once.
+fn secret_names(list: Vec<String>) -> Result<Vec<String>, Problem> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in &list {
+        crate::config::secrets::check_references(&format!("${{secret:{name}}}"))
+            .map_err(Problem::new)?;
+        if !seen.insert(name) {
+            return Err(Problem::new(format!("`{name}` is listed twice")));
+        }
+    }
+    Ok(list)
+}
+
+/// Report every `${secret:NAME}` anywhere in the file whose name the bot
+/// does not declare, at the string that holds it.
+fn undeclared_secrets(sink: &Sink, root: &DeTable, declared: &[String]) {
+    fn walk(sink: &Sink, value: &toml::Spanned<DeValue>, declared: &[String]) {
+        match value.get_ref() {
+            DeValue::String(text) => {
+                for name in crate::config::secrets::referenced_names(text) {
+                    if !declared.iter().any(|d| d == name) {
+                        sink.error(
+                            value.span().start,
+                            format!("secret `{name}` is used but not declared"),
+                            Some(format!(
+                                "list it at the top of the file: `secrets = [\"{name}\"]`"
+                            )),
+                        );
+                    }
+                }
+            }
+            DeValue::Array(items) => items.iter().for_each(|v| walk(sink, v, declared)),
+            DeValue::Table(table) => table.values().for_each(|v| walk(sink, v, declared)),
+            _ => {}
+        }
+    }
+    root.values().for_each(|v| walk(sink, v, declared));
 }
 
 fn read_retry(mut r: TableReader) -> RetryPolicy {

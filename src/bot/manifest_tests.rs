@@ -208,7 +208,7 @@ fn a_folder_trigger_takes_its_own_keys_and_refuses_others() {
 #[test]
 fn a_mailbox_trigger_needs_a_secret_and_an_opt_in_for_plain_text() {
     let source = format!(
-        "name = \"mail\"\n[[triggers]]\nkind = \"mailbox\"\nhost = \"imap.example.com\"\nuser = \"finance\"\npassword = \"${{secret:IMAP_PW}}\"\nafter = \"flag\"\n{MINIMAL_STEP}"
+        "name = \"mail\"\nsecrets = [\"IMAP_PW\"]\n[[triggers]]\nkind = \"mailbox\"\nhost = \"imap.example.com\"\nuser = \"finance\"\npassword = \"${{secret:IMAP_PW}}\"\nafter = \"flag\"\n{MINIMAL_STEP}"
     );
     let bot = parse(&source).expect("valid manifest");
     assert_eq!(bot.triggers[0].id, "mailbox:finance@imap.example.com/INBOX");
@@ -484,10 +484,41 @@ fn reviewers_without_a_server_and_bad_addresses_are_errors() {
 }
 
 #[test]
+fn a_bot_names_the_secrets_it_uses() {
+    let source = format!(
+        "name = \"b\"\nsecrets = [\"ERP_PW\"]\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"x\", \"${{secret:ERP_PW}}\"]\nenv = {{ A = \"${{secret:AWS_SECRET_ACCESS_KEY}}\" }}\n"
+    );
+    let diags = errors(&source);
+    let d = find(
+        &diags,
+        "secret `AWS_SECRET_ACCESS_KEY` is used but not declared",
+    );
+    assert_eq!(d.line, 7);
+    assert!(
+        d.hint.as_deref().unwrap_or("").contains("secrets = ["),
+        "{d:?}"
+    );
+    assert!(
+        !diags.iter().any(|d| d.message.contains("ERP_PW")),
+        "{diags:?}"
+    );
+
+    let bot = parse(&format!(
+        "name = \"b\"\nsecrets = [\"ERP_PW\"]\n{MINIMAL_STEP}"
+    ))
+    .expect("valid");
+    assert_eq!(bot.secrets, vec!["ERP_PW"]);
+    let diags = errors(&format!(
+        "name = \"b\"\nsecrets = [\"ERP_PW\", \"ERP_PW\", \"a b\"]\n{MINIMAL_STEP}"
+    ));
+    assert_eq!(find(&diags, "listed twice").line, 2);
+}
+
+#[test]
 fn browser_actions_have_one_verb_each() {
     let step = |actions: &str| {
         format!(
-            "name = \"b\"\n[[steps]]\nname = \"erp\"\nkind = \"browser\"\nactions = [\n{actions}\n]\n"
+            "name = \"b\"\nsecrets = [\"ERP_USER\"]\n[[steps]]\nname = \"erp\"\nkind = \"browser\"\nactions = [\n{actions}\n]\n"
         )
     };
     let bot = parse(&step(
@@ -520,7 +551,7 @@ fn browser_actions_have_one_verb_each() {
         diags[0].message.contains("one verb, found fill and click"),
         "{diags:#?}"
     );
-    assert_eq!(diags[0].line, 6);
+    assert_eq!(diags[0].line, 7);
     let diags = errors(&step(r##"{ clik = "#a" }"##));
     assert!(
         diags[0].message.contains("an action needs one of goto"),

@@ -41,6 +41,8 @@ pub struct Bot {
     /// The server owners and reviewers are mailed through; without it
     /// nobody is mailed.
     pub notify: Option<NotifyConfig>,
+    /// The secrets its references may name; no other can be resolved.
+    pub secrets: Vec<String>,
     pub triggers: Vec<Trigger>,
     pub retry: RetryPolicy,
     pub timeouts: Timeouts,
@@ -110,6 +112,7 @@ impl Bot {
             owners: self.owners.clone(),
             reviewers: self.reviewers.clone(),
             notify: self.notify.clone(),
+            secrets: self.secrets.clone(),
         }
     }
 
@@ -322,6 +325,7 @@ fn poll_bots(bot: &Arc<Bot>) -> Vec<Arc<Bot>> {
                 owners: bot.owners.clone(),
                 reviewers: Vec::new(),
                 notify: bot.notify.clone(),
+                secrets: bot.secrets.clone(),
                 triggers: vec![Trigger {
                     id: "poll".into(),
                     kind: TriggerKind::Interval {

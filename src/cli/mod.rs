@@ -49,6 +49,8 @@ pub fn main() -> ExitCode {
     unsafe {
         std::env::set_var("OMP_THREAD_LIMIT", "1");
     }
+    // Documents, the database and evidence are the user's alone.
+    crate::config::permissions::keep_private();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Reader) {
         return match crate::documents::isolation::serve_reader() {
@@ -341,23 +343,36 @@ fn read_input(arg: &str) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).context("--input is not valid JSON")
 }
 
-/// Who runs the command, for the audit trail: $USER, else the name of the
-/// process's uid in /etc/passwd, else `uid:N`.
+/// Who runs the command, for the audit trail: the name of the process's
+/// real uid in the user database, else `uid:N`. Never `$USER`, which
+/// anyone can set to anyone.
 fn whoami() -> String {
-    if let Ok(u) = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")) {
-        return u;
-    }
     // SAFETY: getuid has no preconditions and cannot fail.
     let uid = unsafe { libc::getuid() };
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            passwd.lines().find_map(|line| {
-                let mut f = line.split(':');
-                let name = f.next()?;
-                let id = f.nth(1)?;
-                (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
-            })
-        })
-        .unwrap_or_else(|| format!("uid:{uid}"))
+    user_name(uid).unwrap_or_else(|| format!("uid:{uid}"))
+}
+
+/// The login name of `uid` (getpwuid_r: /etc/passwd, LDAP, … as the
+/// system is set up).
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero passwd is a valid value to be filled in.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to memory we own, sized as passed.
+    let rc = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string in `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }

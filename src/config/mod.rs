@@ -1,9 +1,10 @@
 //! Configuration values that every layer reads, with no clerk imports of
 //! their own: the TOML table reader behind bot files and step kinds, the
-//! value types and checks it converts to, the diagnostics it reports, and
-//! secrets.
+//! value types and checks it converts to, the diagnostics it reports,
+//! secrets, and who may read the files clerk writes.
 
 pub mod diagnostics;
+pub mod permissions;
 pub mod secrets;
 mod table;
 mod values;

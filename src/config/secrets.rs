@@ -3,12 +3,15 @@
 //! A bot file never holds a password; it names one. At run time the name is
 //! looked up in the environment (`NAME`), then in the secrets file (lines of
 //! `NAME=value`, `#` comments; `--secrets FILE` or `CLERK_SECRETS_FILE`).
+//! A bot can resolve only the names it declares (`secrets = [...]`): a
+//! bot file cannot read an arbitrary variable of the worker's environment.
 //! Resolved values are handed to the step that needs them and to nobody
 //! else: anything a step reports back (its output, its error) has every
 //! value it was given replaced by `***` before it is stored or logged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 const OPEN: &str = "${secret:";
 
@@ -17,8 +20,14 @@ pub const REFERENCE: &str = r#"A bot file names a secret, never holds it: `${sec
 command's `argv` or `env`, a browser action's values, a mail server's
 `password`) is replaced when the step runs by the environment variable
 `NAME`, or else by the line `NAME=value` of the secrets file (`--secrets
-FILE` or `CLERK_SECRETS_FILE`; `#` starts a comment). A secret that is not
-set fails the job with its name. Whatever a step reports back (its output,
+FILE` or `CLERK_SECRETS_FILE`; `#` starts a comment). A bot lists the
+secrets it uses at its top level, `secrets = ["ERP_PASSWORD"]`: a
+reference to a name not listed is an error when the file is loaded, and
+no other variable of the worker's environment can be read through a
+reference. A secret that is not set fails the job with its name.
+References are resolved in the bot file's own text only: a value from a
+job (its input, a field read off a document, a mail's subject) is always
+written as it is, so `${secret:…}` arriving in data stays text. Whatever a step reports back (its output,
 its error text, the evidence it keeps) has every secret value it was given
 replaced by `***` before it is stored or logged, so `clerk runs show` never
 shows one. Passwords of mail servers must be secret references.
@@ -34,12 +43,16 @@ pub enum SecretError {
     File { path: PathBuf, reason: String },
     #[error("{path}:{line}: expected NAME=value")]
     Syntax { path: PathBuf, line: usize },
+    #[error("secret `{0}` is not declared by the bot: add it to `secrets = [...]` in its bot.toml")]
+    Undeclared(String),
 }
 
 /// Where secrets come from.
 #[derive(Clone, Default)]
 pub struct Secrets {
-    file: BTreeMap<String, String>,
+    file: Arc<BTreeMap<String, String>>,
+    /// The names that may be resolved; `None` before a bot narrows them.
+    declared: Option<Arc<BTreeSet<String>>>,
 }
 
 /// Names only: values must not reach a log through `{:?}`.
@@ -66,6 +79,14 @@ impl Secrets {
 
     /// Secrets from the environment, then from `path`.
     pub fn with_file(path: &Path) -> Result<Self, SecretError> {
+        if let Some(mode) = super::permissions::open_to_others(path) {
+            tracing::warn!(
+                file = %path.display(),
+                mode = format!("{mode:o}"),
+                "the secrets file can be read by other users: chmod 600 {}",
+                path.display()
+            );
+        }
         let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -87,13 +108,31 @@ impl Secrets {
                 .unwrap_or(value);
             file.insert(name.trim().to_string(), value.to_string());
         }
-        Ok(Secrets { file })
+        Ok(Secrets {
+            file: Arc::new(file),
+            declared: None,
+        })
     }
 
-    fn lookup(&self, name: &str) -> Option<String> {
+    /// The same secrets, of which only `names` (what a bot declares) can
+    /// be resolved.
+    pub fn only(&self, names: &[String]) -> Secrets {
+        Secrets {
+            file: self.file.clone(),
+            declared: Some(Arc::new(names.iter().cloned().collect())),
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Result<String, SecretError> {
+        if let Some(declared) = &self.declared
+            && !declared.contains(name)
+        {
+            return Err(SecretError::Undeclared(name.to_string()));
+        }
         std::env::var(name)
             .ok()
             .or_else(|| self.file.get(name).cloned())
+            .ok_or_else(|| SecretError::Missing(name.to_string()))
     }
 
     /// Replace every `${secret:NAME}` in `text` by its value.
@@ -111,9 +150,7 @@ impl Secrets {
                 break;
             };
             let name = &after[..end];
-            let value = self
-                .lookup(name)
-                .ok_or_else(|| SecretError::Missing(name.to_string()))?;
+            let value = self.lookup(name)?;
             out.push_str(&value);
             values.push(value);
             rest = &after[end + 1..];
@@ -123,8 +160,6 @@ impl Secrets {
     }
 }
 
-/// Check the references in one string from a bot file; returns a message for
-/// the first malformed one.
 /// What of the worker's environment a child process (a command step, the
 /// document reader, chromium) is given: what programs need to run, never
 /// the rest, where secrets exported for clerk live.
@@ -149,6 +184,8 @@ pub fn child_environment() -> Vec<(String, String)> {
         .collect()
 }
 
+/// Check the references in one string from a bot file; returns a message for
+/// the first malformed one.
 pub fn check_references(text: &str) -> Result<(), String> {
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -177,6 +214,19 @@ pub fn check_references(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The names of the well-formed references in `text`, in order.
+pub fn referenced_names(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(OPEN) {
+        let after = &rest[start + OPEN.len()..];
+        let Some(end) = after.find('}') else { break };
+        names.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    names
+}
+
 /// Replace every secret value in `text` by `***`.
 pub fn redact(text: &str, values: &[String]) -> String {
     let mut out = text.to_string();
@@ -195,10 +245,13 @@ mod tests {
 
     fn secrets(pairs: &[(&str, &str)]) -> Secrets {
         Secrets {
-            file: pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            file: Arc::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            declared: None,
         }
     }
 
@@ -226,6 +279,27 @@ mod tests {
             SecretError::Missing("CLERK_TEST_NOT_SET_ANYWHERE".into())
         );
         assert!(err.to_string().contains("secrets file"));
+    }
+
+    #[test]
+    fn a_bot_resolves_only_what_it_declares() {
+        // PATH is set in every environment; a bot that does not declare it
+        // cannot read it through a reference.
+        let all = secrets(&[("CLERK_TEST_ERP_PW", "s3cr3t")]);
+        assert!(all.resolve("${secret:PATH}").is_ok());
+        let bot = all.only(&["CLERK_TEST_ERP_PW".to_string()]);
+        assert_eq!(
+            bot.resolve("${secret:PATH}").unwrap_err(),
+            SecretError::Undeclared("PATH".into())
+        );
+        assert_eq!(
+            bot.resolve("pw=${secret:CLERK_TEST_ERP_PW}").unwrap().text,
+            "pw=s3cr3t"
+        );
+        assert_eq!(
+            referenced_names("a ${secret:A} b ${secret:B_2} ${secret:C"),
+            vec!["A", "B_2"]
+        );
     }
 
     #[test]

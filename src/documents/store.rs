@@ -64,7 +64,9 @@ pub fn put(
         return Ok(path);
     }
     let partial = dir.join(format!(".{}-{}.partial", &sha256[..12], short_name(name)));
+    // A copy keeps its source's mode; a stored document is the user's alone.
     let written = write(&partial)
+        .and_then(|()| private(&partial))
         .and_then(|()| std::fs::File::open(&partial)?.sync_all())
         .and_then(|()| std::fs::rename(&partial, &path));
     if let Err(e) = written {
@@ -72,6 +74,12 @@ pub fn put(
         return Err(e);
     }
     Ok(path)
+}
+
+/// Make a stored document readable by its owner only.
+pub fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// One document for [`put_all`]: its hash, its name and its bytes.

@@ -113,6 +113,9 @@ pub struct Contacts {
     pub reviewers: Vec<String>,
     /// `None`: nobody is mailed.
     pub notify: Option<NotifyConfig>,
+    /// The secrets the bot declares: the only ones its server's password
+    /// may name.
+    pub secrets: Vec<String>,
 }
 
 /// The bots a notifier mails about; the loaded bots implement it.
@@ -277,7 +280,7 @@ impl Notifier {
         {
             Ok(message) => config
                 .server
-                .send(message, &self.secrets, &bot.dir)
+                .send(message, &self.secrets.only(&bot.secrets), &bot.dir)
                 .await
                 .map_err(|e| e.message),
             Err(e) => Err(e),

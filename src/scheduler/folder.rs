@@ -399,7 +399,7 @@ impl FolderIntake {
         .map_err(|e| tracing::warn!(error = %e, "cannot watch folders for changes; reading them every rescan"))
         .ok()?;
         for w in &self.watched {
-            if let Err(e) = std::fs::create_dir_all(&w.dir) {
+            if let Err(e) = crate::config::permissions::create_shared_dir(&w.dir) {
                 tracing::warn!(bot = %w.bot, folder = %w.dir.display(), error = %e, "cannot create the folder");
                 continue;
             }
@@ -469,7 +469,12 @@ fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
         .unwrap_or_default();
     let document = store::path_for(&processed, &sha256, &name);
     match std::fs::hard_link(dropped, &document) {
-        Ok(()) => {}
+        // The link shares the dropped file's mode, which others may read.
+        Ok(()) => {
+            if let Err(e) = store::private(&document) {
+                tracing::warn!(document = %document.display(), error = %e, "cannot make the stored document private");
+            }
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StageError::Vanished),
         // No hard links here (another file system, a share without them):

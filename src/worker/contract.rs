@@ -57,7 +57,7 @@ impl Harness {
         let dir = self.dir.path().join("bots").join(name);
         std::fs::create_dir_all(&dir).expect("bot folder");
         let text = format!(
-            "name = \"{name}\"\n[retry]\nmax_attempts = 3\nbackoff = \"10ms\"\nbackoff_cap = \"10ms\"\n\n[[steps]]\nname = \"contract\"\n{}\n",
+            "name = \"{name}\"\nsecrets = [\"CONTRACT_SECRET\"]\n[retry]\nmax_attempts = 3\nbackoff = \"10ms\"\nbackoff_cap = \"10ms\"\n\n[[steps]]\nname = \"contract\"\n{}\n",
             self.fill(case.step)
         );
         let file = dir.join("bot.toml");

@@ -367,7 +367,7 @@ async fn run_step(
         step_name: decl.name.clone(),
         input: job.input.clone(),
         outputs: outputs.clone(),
-        secrets: shared.config.secrets.clone(),
+        secrets: Arc::new(shared.config.secrets.only(&bot.secrets)),
         cancel: control.token.child_token(),
         draining: shared.draining.clone(),
         intake: crate::step::Intake(shared.db.clone()),
