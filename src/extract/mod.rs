@@ -16,6 +16,7 @@ pub mod template;
 mod text;
 pub mod validate;
 mod values;
+mod yaml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

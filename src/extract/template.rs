@@ -150,35 +150,6 @@ pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.8;
 /// invoice2data's default when a template names no `required_fields`.
 const DEFAULT_REQUIRED: [&str; 4] = ["date", "amount", "invoice_number", "issuer"];
 
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
-    use yaml_rust2::Yaml;
-    match y {
-        Yaml::Real(s) => s
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map(Value::Number)
-            .unwrap_or_else(|| Value::String(s.clone())),
-        Yaml::Integer(i) => Value::from(*i),
-        Yaml::String(s) => Value::String(s.clone()),
-        Yaml::Boolean(b) => Value::Bool(*b),
-        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect()),
-        Yaml::Hash(h) => Value::Object(
-            h.iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Yaml::String(s) => s.clone(),
-                        Yaml::Integer(i) => i.to_string(),
-                        other => format!("{other:?}"),
-                    };
-                    (key, yaml_to_json(v))
-                })
-                .collect(),
-        ),
-        Yaml::Null | Yaml::BadValue | Yaml::Alias(_) => Value::Null,
-    }
-}
-
 /// One or several strings: invoice2data accepts both wherever a list goes.
 fn strings(v: &Value) -> Option<Vec<String>> {
     match v {
@@ -399,22 +370,36 @@ impl Loader<'_> {
 
     fn options(&self, v: Option<&Value>) -> Result<Options, TemplateError> {
         let mut o = Options::default();
-        let Some(map) = v.and_then(Value::as_object) else {
-            return Ok(o);
+        let map = match v {
+            None | Some(Value::Null) => return Ok(o),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(self.err("`options` must be a mapping of option: value")),
         };
-        let flag = |k: &str| map.get(k).and_then(Value::as_bool).unwrap_or(false);
-        o.remove_whitespace = flag("remove_whitespace");
-        o.remove_accents = flag("remove_accents");
-        o.lowercase = flag("lowercase");
-        if let Some(c) = map.get("currency").and_then(Value::as_str) {
-            o.currency = c.to_string();
+        // A value of the wrong type is an error, not a default in silence.
+        let wrong = |k: &str, what: &str| self.err(format!("options.{k} must be {what}"));
+        let flag = |k: &str| match map.get(k) {
+            None => Ok(false),
+            Some(v) => v.as_bool().ok_or_else(|| wrong(k, "true or false")),
+        };
+        o.remove_whitespace = flag("remove_whitespace")?;
+        o.remove_accents = flag("remove_accents")?;
+        o.lowercase = flag("lowercase")?;
+        if let Some(c) = map.get("currency") {
+            o.currency = c
+                .as_str()
+                .ok_or_else(|| wrong("currency", "text"))?
+                .to_string();
         }
-        o.date_formats = map
-            .get("date_formats")
-            .and_then(strings)
-            .unwrap_or_default();
-        o.languages = map.get("languages").and_then(strings).unwrap_or_default();
-        if let Some(sep) = map.get("decimal_separator").and_then(Value::as_str) {
+        let texts = |k: &str| match map.get(k) {
+            None => Ok(Vec::new()),
+            Some(v) => strings(v).ok_or_else(|| wrong(k, "a text or a list of texts")),
+        };
+        o.date_formats = texts("date_formats")?;
+        o.languages = texts("languages")?;
+        if let Some(sep) = map.get("decimal_separator") {
+            let sep = sep
+                .as_str()
+                .ok_or_else(|| wrong("decimal_separator", "\".\" or \",\""))?;
             o.decimal_separator = match sep {
                 "." => '.',
                 "," => ',',
@@ -455,9 +440,15 @@ impl Loader<'_> {
             .and_then(strings)
             .unwrap_or_default();
         let mut fields = Vec::new();
-        if let Some(f) = map.get("fields").and_then(Value::as_object) {
-            for (name, spec) in f {
-                fields.push(self.field(name, spec)?);
+        match map.get("fields") {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(f)) => {
+                for (name, spec) in f {
+                    fields.push(self.field(name, spec)?);
+                }
+            }
+            Some(_) => {
+                return Err(self.err("`fields` must be a mapping of field name: rule"));
             }
         }
         // Older templates put the lines rule at the top level.
@@ -517,15 +508,12 @@ pub fn parse_template(file: &Path, text: &str) -> Result<Template, TemplateError
     let doc = if is_json {
         serde_json::from_str::<Value>(text).map_err(|e| loader.err(format!("invalid JSON: {e}")))?
     } else {
-        let docs = yaml_rust2::YamlLoader::load_from_str(text).map_err(|e| {
+        super::yaml::load(text).map_err(|e| {
             loader.err(format!(
                 "invalid YAML at line {}, column {}: {}",
-                e.marker().line(),
-                e.marker().col() + 1,
-                e.info()
+                e.line, e.column, e.message
             ))
-        })?;
-        docs.first().map(yaml_to_json).unwrap_or(Value::Null)
+        })?
     };
     loader.template(&doc)
 }
