@@ -101,6 +101,62 @@ async fn a_placeholder_that_names_nothing_fails_the_job_and_sends_nothing() {
     assert!(smtp.messages().is_empty());
 }
 
+/// A path made from job data attaches files of the bot's folder only: a
+/// value that climbs out (`../../etc/passwd`) fails the job and mails
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_templated_attachment_stays_in_the_bots_folder() {
+    let smtp = SmtpServer::start();
+    let manifest = manifest(smtp.port).replace(
+        r#"attach = ["{{input.file}}"]"#,
+        r#"attach = ["notes/{{input.note}}"]"#,
+    );
+    assert!(manifest.contains("notes/"));
+    let s = setup(Kind::Sqlite, "confirm", &manifest).await;
+    let bot = s.registry.get("confirm").unwrap();
+    std::fs::create_dir_all(bot.dir.join("notes")).unwrap();
+    std::fs::write(bot.dir.join("notes/terms.txt"), "Net 30").unwrap();
+    let input = |note: &str| {
+        serde_json::json!({
+            "invoice_number": "RE-1",
+            "note": note,
+            "mail": {"from": "billing@acme.example"},
+        })
+    };
+    let climbing = "../".repeat(20) + "etc/passwd";
+    let ids =
+        s.db.enqueue(&[
+            new_job(bot, input(&climbing)),
+            new_job(bot, input("terms.txt")),
+        ])
+        .await
+        .unwrap();
+    let w = RunningWorker::start(s.db.clone(), s.registry.clone(), fast_config(1));
+    wait_for(
+        &s.db,
+        ids[0].id,
+        &[JobState::Failed],
+        Duration::from_secs(30),
+    )
+    .await;
+    wait_for(
+        &s.db,
+        ids[1].id,
+        &[JobState::Succeeded],
+        Duration::from_secs(30),
+    )
+    .await;
+    w.shutdown().await;
+    let job = s.db.job(ids[0].id).await.unwrap().unwrap();
+    let error = job.summary.last_error.unwrap_or_default();
+    assert!(error.contains("outside the bot's folder"), "{error}");
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1, "only the second job mails");
+    let text = String::from_utf8_lossy(&messages[0]);
+    assert!(text.contains("terms.txt"), "{text}");
+    assert!(!text.contains("passwd"), "{text}");
+}
+
 fn tls_manifest(port: u16, tls: &str, ca_file: Option<&std::path::Path>) -> String {
     let ca = ca_file.map_or(String::new(), |f| format!("ca_file = \"{}\"", f.display()));
     format!(

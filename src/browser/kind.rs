@@ -226,7 +226,7 @@ actions = [
 | `wait_text = TEXT` | until the text is shown |
 | `wait_url = PART` | until a new page whose address contains PART has loaded (the end of a navigation) |
 | `wait_idle = "500ms"` | until no request has been open for that long |
-| `upload = SEL, file = PATH` | put a file into a file input (`file = "{{input.file}}"`: the job's document) |
+| `upload = SEL, file = PATH` | put a file into a file input (`file = "{{input.file}}"`: the job's document); a path with placeholders must lead into the bot's folder or be the job's document |
 | `frame = SEL` / `top = true` | work inside a frame or iframe from now on / back to the page |
 | `dialog = "accept"` or `"dismiss"` | how to answer the next `alert()` or `confirm()` |
 | `read = SEL, into = NAME` (`attribute = …`) | the element's text, or an attribute, into the step's output |

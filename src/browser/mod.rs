@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
+use crate::step::paths::file_for_step;
 use crate::step::template::render_in;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
@@ -86,8 +87,8 @@ impl Step for BrowserStep {
         // written as it is, so `${secret:…}` in data stays text.
         let mut script = Vec::with_capacity(self.config.actions.len());
         let mut secret_values = Vec::new();
-        for action in &self.config.actions {
-            let mut action = action.clone();
+        for action_written in &self.config.actions {
+            let mut action = action_written.clone();
             for (text, place) in action.texts_mut() {
                 let mut literal = |part: &str| -> Result<String, String> {
                     let resolved = ctx
@@ -98,6 +99,13 @@ impl Step for BrowserStep {
                     Ok(resolved.text)
                 };
                 *text = render_in(text, &doc, place, &mut literal).map_err(StepError::business)?;
+            }
+            if let (Action::Upload { file: written, .. }, Action::Upload { file, .. }) =
+                (action_written, &mut action)
+            {
+                let real = file_for_step(written, file, &self.bot_dir, &ctx.input)
+                    .map_err(|e| StepError::business(format!("cannot upload {e}")))?;
+                *file = real.display().to_string();
             }
             script.push(action);
         }

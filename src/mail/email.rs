@@ -72,7 +72,10 @@ The message:
 - `cc`: optional array of addresses.
 - `subject`, `body`: required texts.
 - `attach`: optional array of paths of files to attach, relative to the
-  bot's folder; the media type is recognised from the file's bytes.
+  bot's folder; the media type is recognised from the file's bytes. A path
+  with placeholders must lead into the bot's folder or be the job's
+  document (`{{input.file}}`): a value from the job cannot attach
+  `../../etc/passwd`.
 
 Every text may hold `{{…}}` placeholders (see *Placeholders* below). A
 placeholder that names nothing fails the job and sends nothing. A server
@@ -235,7 +238,8 @@ impl Step for EmailStep {
         let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(body));
         for entry in &c.attach {
             let path = render(entry, &doc).map_err(StepError::business)?;
-            let path = self.bot_dir.join(path);
+            let path = crate::step::paths::file_for_step(entry, &path, &self.bot_dir, &ctx.input)
+                .map_err(|e| StepError::business(format!("cannot attach {e}")))?;
             let bytes = tokio::fs::read(&path).await.map_err(|e| {
                 StepError::business(format!("cannot attach {}: {e}", path.display()))
             })?;

@@ -8,6 +8,7 @@
 //! placeholders every kind renders ([`template`]).
 
 pub mod kind;
+pub mod paths;
 pub mod template;
 
 use std::collections::BTreeMap;
