@@ -232,7 +232,9 @@ pub enum DocumentError {
     TooLarge { bytes: u64, limit: u64 },
     #[error("reading the PDF took longer than {0:?} and was stopped")]
     TimedOut(Duration),
-    #[error("the PDF reader failed on this file: {0}")]
+    #[error(
+        "the PDF reader failed on this file: it is damaged or built in a way the reader cannot follow (the reader said: {0})"
+    )]
     ReaderCrashed(String),
     #[error("cannot read {path}: {reason}")]
     Io { path: String, reason: String },

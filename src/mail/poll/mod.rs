@@ -236,11 +236,13 @@ impl Intake {
         } else {
             format!("none of its attachments is one ({})", skipped.join("; "))
         };
+        // Headers are the sender's: a 100 KB Message-ID must not become a
+        // 100 KB error message.
         let reason = format!(
             "the message {:?} from {} ({}) holds no document clerk reads: {why}",
-            mail.subject.as_deref().unwrap_or("(no subject)"),
-            mail.from.as_deref().unwrap_or("(no sender)"),
-            mail.message_id.as_deref().unwrap_or("no Message-ID"),
+            clip(mail.subject.as_deref().unwrap_or("(no subject)")),
+            clip(mail.from.as_deref().unwrap_or("(no sender)")),
+            clip(mail.message_id.as_deref().unwrap_or("no Message-ID")),
         );
         let mut input = match &self.input {
             Value::Object(map) => map.clone(),
@@ -569,6 +571,15 @@ impl MailboxPollStep {
         t.failed += failed_now;
         t.report.extend(taken.into_iter().map(|t| t.report));
         Ok(session)
+    }
+}
+
+/// At most 200 characters of a header's value, marked when cut.
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
