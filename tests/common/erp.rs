@@ -29,6 +29,13 @@ impl Erp {
 
     /// The ERP taking `seconds` over each booking it is sent.
     pub fn start_with_delay(seconds: &str) -> Erp {
+        Erp::start_with(seconds, false)
+    }
+
+    /// The ERP taking `seconds` over each booking; with `duplicates` it
+    /// books an invoice number a second time instead of refusing it, as
+    /// many legacy systems do.
+    pub fn start_with(seconds: &str, duplicates: bool) -> Erp {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -47,6 +54,7 @@ impl Erp {
             ])
             .args(["--slow", seconds, "--data"])
             .arg(dir.path())
+            .args(duplicates.then_some("--allow-duplicates"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -118,6 +126,7 @@ pub fn manifest(erp: &str, save: &str, timeout: &str) -> String {
     format!(
         r##"
 name = "book"
+secrets = ["ERP_PASSWORD"]
 
 [retry]
 max_attempts = 3

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod dovecot;
 pub mod erp;
 pub mod http;
+pub mod postgres;
 pub mod proxy;
 pub mod smtp;
 
