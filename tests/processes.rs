@@ -617,6 +617,20 @@ argv = ["sh", "-c", "cat > /dev/null; echo '{}'"]
         "{log}"
     );
 
+    // A database made readable by others is warned about.
+    std::fs::set_permissions(
+        data.join("clerk.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let list = clerk().args(["runs", "list"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&list.stderr)
+            .contains("the job database can be read by other users"),
+        "{}",
+        output_text(&list)
+    );
+
     let me = Command::new("id").arg("-un").output().unwrap();
     let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
     assert!(!me.is_empty() && me != "mallory");

@@ -149,8 +149,19 @@ impl Database {
 
     /// Open the job database and bring its schema up to date.
     async fn open(&self) -> anyhow::Result<JobDb> {
-        let db = jobs::connect(&self.url()).await?;
+        let url = self.url();
+        let db = jobs::connect(&url).await?;
         db.migrate().await?;
+        if let Some(path) = url.strip_prefix("sqlite://").map(std::path::Path::new)
+            && let Some(mode) = crate::config::permissions::open_to_others(path)
+        {
+            tracing::warn!(
+                database = %path.display(),
+                mode = format!("{mode:o}"),
+                "the job database can be read by other users: chmod 600 {}*",
+                path.display()
+            );
+        }
         Ok(db)
     }
 }

@@ -123,14 +123,6 @@ impl SqliteStore {
             .await
             .map_err(connect_err)?;
         drop(lock);
-        if let Some(mode) = crate::config::permissions::open_to_others(path) {
-            tracing::warn!(
-                database = %path.display(),
-                mode = format!("{mode:o}"),
-                "the job database can be read by other users: chmod 600 {}*",
-                path.display()
-            );
-        }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
