@@ -198,3 +198,31 @@ fn a_template_with_a_broken_regex_is_named_and_the_others_still_work() {
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A table continued on the next page: page 1 ends it with "Carried
+/// forward", page 2 starts it again under the repeated header with
+/// "Brought forward". As in invoice2data, every start … end block is read,
+/// so all 18 rows come out, in order, and the lines add up to the net.
+#[test]
+fn a_table_carried_forward_is_read_to_its_end() {
+    let dir = root().join("fixtures/continued");
+    let (templates, errors) = load_templates(&dir.join("templates"));
+    assert!(errors.is_empty(), "{errors:?}");
+    let pdf = dir.join("blue-harbor-BH-6860-continued.pdf");
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(pdf.with_extension("json")).unwrap())
+            .unwrap();
+    let doc = read_file(&pdf, &ReadOptions::default()).unwrap();
+    assert_eq!(doc.pages.len(), 2);
+    let x = extract(&doc, &templates);
+    assert!(!x.needs_review(), "{:?}", x.review);
+    let rows = x.fields["lines"].value.as_array().unwrap().clone();
+    let want = truth["lines"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len());
+    assert_eq!(rows.len(), 18);
+    for (row, item) in rows.iter().zip(want) {
+        assert_eq!(row["description"], item["description"]);
+        assert!((number(&row["amount"]) - number(&item["amount"])).abs() < 0.005);
+    }
+    assert_eq!(x.fields["lines"].confidence, 1.0);
+}

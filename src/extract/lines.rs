@@ -46,21 +46,58 @@ pub(super) fn apply_lines(
     source: &Source,
     options: &template::Options,
 ) -> Result<Field, String> {
-    let text = source.prepared.text.as_str();
-    let Some(start) = rule.start.find(text).ok().flatten() else {
-        return Err("the start of the table was not found".into());
-    };
-    let rest = &text[start.end()..];
-    let block = match rule.end.find(rest).ok().flatten() {
-        Some(end) => &rest[..end.start()],
-        None => return Err("the end of the table was not found".into()),
-    };
+    let blocks = blocks(rule, source.prepared.text.as_str())?;
     let mut rows: Vec<serde_json::Map<String, Value>> = Vec::new();
     // Per row: the lowest OCR confidence of the words its cells were read
     // from, and where on which page they are.
     let mut evidence: Vec<Evidence> = Vec::new();
+    for (offset, block) in blocks {
+        read_block(rule, source, offset, block, &mut rows, &mut evidence);
+    }
+    finish(rule, options, rows, evidence)
+}
+
+/// Every `start` … `end` block of `text` with where it begins, as
+/// invoice2data reads them: a table continued on the next page (its end
+/// "Carried forward", its start the repeated header) is read to its end.
+fn blocks<'t>(
+    rule: &template::LinesRule,
+    text: &'t str,
+) -> Result<Vec<(usize, &'t str)>, String> {
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(start) = rule.start.find_from_pos(text, from).ok().flatten() {
+        let Some(end) = rule.end.find_from_pos(text, start.end()).ok().flatten() else {
+            if found.is_empty() {
+                return Err("the end of the table was not found".into());
+            }
+            break;
+        };
+        found.push((start.end(), &text[start.end()..end.start()]));
+        // An empty match must not hold the search in place.
+        from = end.end().max(start.end() + 1);
+        if from > text.len() {
+            break;
+        }
+    }
+    if found.is_empty() {
+        return Err("the start of the table was not found".into());
+    }
+    Ok(found)
+}
+
+/// Read the rows of one block, which begins at byte `offset` of the text.
+fn read_block(
+    rule: &template::LinesRule,
+    source: &Source,
+    offset: usize,
+    block: &str,
+    rows: &mut Vec<serde_json::Map<String, Value>>,
+    evidence: &mut Vec<Evidence>,
+) {
+    // A row over several lines does not go on into the next block.
     let mut open = false;
-    let mut line_start = start.end();
+    let mut line_start = offset;
     for raw_line in block.split_inclusive('\n') {
         let offset = line_start;
         line_start += raw_line.len();
@@ -119,6 +156,15 @@ pub(super) fn apply_lines(
             }
         }
     }
+}
+
+/// The rows typed, with the table's confidence and why it is not sure.
+fn finish(
+    rule: &template::LinesRule,
+    options: &template::Options,
+    mut rows: Vec<serde_json::Map<String, Value>>,
+    evidence: Vec<Evidence>,
+) -> Result<Field, String> {
     if rows.is_empty() {
         return Err("the table has no rows".into());
     }

@@ -55,8 +55,8 @@ pub enum Parser {
     Lines(Box<LinesRule>),
 }
 
-/// invoice2data's `lines` parser: the block of text between the first match
-/// of `start` and the next match of `end` is read line by line; every line
+/// invoice2data's `lines` parser: every block of text between a match of
+/// `start` and the next match of `end` is read line by line; every line
 /// matching `line` (named groups) is a row. With `first_line`, a row starts
 /// at a `first_line` match and later `line` matches add to it (for rows
 /// printed over several lines), until `last_line` or the next first line.
