@@ -58,11 +58,9 @@ fn browser_processes(mark: &str) -> Vec<(u32, String)> {
             continue;
         }
         // The worker's secrets stay with the worker: chromium starts with a
-        // clean environment (its start script holds the worker's until it
-        // hands over).
-        let starting = cmdline.contains("clerk-chromium-") || exe.ends_with("/env");
+        // clean environment.
         assert!(
-            starting || !environ.contains("ERP_PASSWORD="),
+            !environ.contains("ERP_PASSWORD="),
             "process {pid} of the browser has the worker's secret in its environment: {cmdline}"
         );
         found.push((pid, cmdline));
@@ -315,4 +313,89 @@ async fn a_worker_killed_with_9_takes_its_chromium_with_it() {
     signal(&worker.0[0], libc::SIGKILL);
     let _ = worker.0[0].wait();
     wait_no_browser(&mark, Duration::from_secs(10));
+}
+
+/// Inodes of the TCP sockets listening on this machine.
+fn listening_sockets() -> Vec<String> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // `st` 0A is LISTEN; the inode is the tenth field.
+            if fields.get(3) == Some(&"0A")
+                && let Some(inode) = fields.get(9)
+            {
+                inodes.push(inode.to_string());
+            }
+        }
+    }
+    inodes
+}
+
+/// The browser is driven over a pipe only its worker holds: it runs with
+/// `--remote-debugging-pipe` and none of its processes listens on a TCP
+/// port that another local process could drive it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_listens_on_no_port() {
+    let erp = Erp::start_with_delay("30");
+    let t = TestDb::new(Kind::Sqlite).await;
+    let bots = write_bot(t.path(), "book", &manifest(&erp.url(), "#save", "60s"));
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+    let mark = mark();
+    let worker = Stopped([spawn_worker(
+        &t.url,
+        &bots,
+        &t.path().join("worker.log"),
+        &mark,
+    )]);
+    let bot = registry.get("book").unwrap();
+    db.enqueue(&[new_job(bot, invoice(1, "23.10.2026"))])
+        .await
+        .unwrap();
+    let start = Instant::now();
+    while erp.in_flight() == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the booking never reached the ERP"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let browser = browser_processes(&mark);
+    let main: Vec<&(u32, String)> = browser
+        .iter()
+        .filter(|(_, cmd)| cmd.contains("--user-data-dir=") && !cmd.contains("--type="))
+        .collect();
+    assert_eq!(main.len(), 1, "{browser:#?}");
+    assert!(
+        main[0].1.contains("--remote-debugging-pipe"),
+        "{}",
+        main[0].1
+    );
+    assert!(
+        !main[0].1.contains("--remote-debugging-port"),
+        "{}",
+        main[0].1
+    );
+    let listening = listening_sockets();
+    for (pid, cmd) in &browser {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten();
+        for fd in fds.flatten() {
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+            {
+                assert!(
+                    !listening.iter().any(|l| l == inode),
+                    "chromium process {pid} listens on a TCP port: {cmd}"
+                );
+            }
+        }
+    }
+    drop(worker);
 }

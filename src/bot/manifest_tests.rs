@@ -486,7 +486,7 @@ fn reviewers_without_a_server_and_bad_addresses_are_errors() {
 #[test]
 fn a_bot_names_the_secrets_it_uses() {
     let source = "name = \"b\"\nsecrets = [\"ERP_PW\"]\n[[steps]]\nname = \"s\"\nkind = \"command\"\nargv = [\"x\", \"${secret:ERP_PW}\"]\nenv = { A = \"${secret:AWS_SECRET_ACCESS_KEY}\" }\n";
-    let diags = errors(&source);
+    let diags = errors(source);
     let d = find(
         &diags,
         "secret `AWS_SECRET_ACCESS_KEY` is used but not declared",

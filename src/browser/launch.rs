@@ -1,45 +1,61 @@
 //! The process's browser: Debian's chromium (or a configured one), headless,
 //! launched once and reused; a context of its own for every job.
+//!
+//! clerk speaks to it over a pipe (`--remote-debugging-pipe`, see `pipe`),
+//! never a TCP port: no other local process can drive it. Where clerk does
+//! not run as root, chromium keeps its sandbox. As root it cannot: chromium
+//! refuses to sandbox a root process, and running it as another user would
+//! leave it unable to read the documents it uploads, which are clerk's
+//! user's alone (`config::permissions`). Run clerk as a user of its own to
+//! keep the sandbox.
 
-use std::ffi::OsStr;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
-use headless_chrome::protocol::cdp::Target;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::page::PageConnection;
-use headless_chrome::{Browser, LaunchOptions, Tab};
-
+use super::pipe::Pipe;
 use crate::step::StepError;
 
 static BROWSER: Mutex<Option<Launched>> = Mutex::new(None);
 
-/// The process's browser and a tab of its default context that stays
-/// open: browser-wide commands (new contexts' tabs, disposing of contexts)
-/// go through it, never through a job's own tab.
+/// The process's browser and clerk's conversation with it, for
+/// browser-wide commands (contexts, targets, sessions).
 #[derive(Clone)]
 pub(super) struct Launched {
-    pub browser: Browser,
-    control: Arc<Tab>,
-    /// The browser's DevTools port.
-    port: u16,
-    /// clerk's own connection to the browser, for browser-wide commands.
-    direct: Option<Arc<PageConnection>>,
+    process: Arc<Mutex<Child>>,
+    pid: u32,
+    pipe: Arc<Pipe>,
+    control: Arc<PageConnection>,
+    /// The browser's profile, removed with the last handle.
+    _profile: Arc<tempfile::TempDir>,
 }
 
-/// Flags for a machine without network and, often, as root: no sandbox
-/// (it cannot start as root), nothing fetched in the background.
+/// Flags for a machine without network: nothing fetched in the
+/// background, no first-run pages.
 pub(super) const FLAGS: &[&str] = &[
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
+    "--no-default-browser-check",
     "--disable-dev-shm-usage",
     "--disable-features=Translate,MediaRouter",
+];
+
+/// The usual names of a chromium on `PATH`, in the order they are tried.
+const NAMES: [&str; 5] = [
+    "chromium",
+    "chromium-browser",
+    "google-chrome-stable",
+    "google-chrome",
+    "chrome",
 ];
 
 /// The chromium to start: the configured path, `$CHROME`, or the first of
@@ -55,11 +71,20 @@ pub(super) fn executable(configured: Option<&Path>) -> Result<PathBuf, StepError
             )))
         };
     }
-    headless_chrome::browser::default_executable().map_err(|e| {
-        StepError::business(format!(
-            "no chromium found ({e}); scripts/setup.sh installs Debian's, or set `chromium` in the step"
-        ))
-    })
+    if let Some(path) = std::env::var_os("CHROME").map(PathBuf::from)
+        && path.exists()
+    {
+        return Ok(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| NAMES.iter().map(move |name| dir.join(name)))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            StepError::business(
+                "no chromium found on PATH; scripts/setup.sh installs Debian's, or set `chromium` in the step",
+            )
+        })
 }
 
 /// The process's browser, launched if there is none.
@@ -71,25 +96,9 @@ pub(super) fn browser(configured: Option<&Path>) -> Result<Launched, StepError> 
         return Ok(b.clone());
     }
     let path = executable(configured)?;
-    let cannot =
-        |e: anyhow::Error| StepError::transient(format!("cannot start {}: {e}", path.display()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| cannot(e.into()))?;
-    let browser = launch(path.clone(), port).map_err(cannot)?;
-    let control = browser.new_tab().map_err(cannot)?;
-    let direct = PageConnection::open_browser(port)
-        .inspect_err(|e| tracing::warn!(error = %e, "no direct connection to the browser"))
-        .ok()
-        .map(Arc::new);
-    tracing::info!(chromium = %path.display(), pid = ?browser.get_process_id(), port, "browser started");
-    let launched = Launched {
-        browser,
-        control,
-        port,
-        direct,
-    };
+    let launched = launch(path.clone())
+        .map_err(|e| StepError::transient(format!("cannot start {}: {e}", path.display())))?;
+    tracing::info!(chromium = %path.display(), pid = launched.pid, "browser started (DevTools over a pipe)");
     *held = Some(launched.clone());
     static AT_EXIT: std::sync::Once = std::sync::Once::new();
     // Statics are never dropped: without this the browser would outlive
@@ -103,7 +112,7 @@ pub(super) fn browser(configured: Option<&Path>) -> Result<Launched, StepError> 
     Ok(launched)
 }
 
-type Launch = (PathBuf, u16, mpsc::Sender<anyhow::Result<Browser>>);
+type Launch = (PathBuf, mpsc::Sender<anyhow::Result<Launched>>);
 
 /// Start chromium from the launcher thread.
 ///
@@ -112,15 +121,15 @@ type Launch = (PathBuf, u16, mpsc::Sender<anyhow::Result<Browser>>);
 /// no browser behind. The parent the kernel watches is the *thread* that
 /// started the child, so every launch happens on one thread that lives as
 /// long as the process (the runtime's blocking threads come and go).
-fn launch(path: PathBuf, port: u16) -> anyhow::Result<Browser> {
+fn launch(path: PathBuf) -> anyhow::Result<Launched> {
     static LAUNCHER: OnceLock<Mutex<mpsc::Sender<Launch>>> = OnceLock::new();
     let launcher = LAUNCHER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Launch>();
         std::thread::Builder::new()
             .name("clerk-browser-launcher".into())
             .spawn(move || {
-                for (path, port, reply) in rx {
-                    let _ = reply.send(start(&path, port));
+                for (path, reply) in rx {
+                    let _ = reply.send(start(&path));
                 }
             })
             .map(|_| ())
@@ -131,99 +140,130 @@ fn launch(path: PathBuf, port: u16) -> anyhow::Result<Browser> {
     launcher
         .lock()
         .map_err(|_| anyhow::anyhow!("the launcher lock was poisoned"))?
-        .send((path, port, reply))
+        .send((path, reply))
         .map_err(|_| anyhow::anyhow!("the launcher thread is gone"))?;
     answer
         .recv()
         .map_err(|_| anyhow::anyhow!("the launcher thread is gone"))?
 }
 
-fn start(path: &Path, port: u16) -> anyhow::Result<Browser> {
-    // SAFETY: a plain call without arguments.
-    let root = unsafe { libc::geteuid() } == 0;
-    let wrapper = parent_bound(path);
-    let options = LaunchOptions {
-        headless: true,
-        sandbox: !root,
-        path: Some(
-            wrapper
-                .as_ref()
-                .map(|w| w.to_path_buf())
-                .unwrap_or_else(|| path.to_path_buf()),
-        ),
-        window_size: Some((1280, 900)),
-        port: Some(port),
-        args: FLAGS.iter().map(OsStr::new).collect(),
-        // Idle between jobs is normal; the connection must not be dropped.
-        idle_browser_timeout: Duration::from_secs(24 * 3600),
-        ..LaunchOptions::default()
-    };
-    // The wrapper has done its work once chromium runs in its place.
-    Browser::new(options)
+/// A pipe whose two ends are closed when the process starts another
+/// program (the child gets its ends as descriptors 3 and 4 explicitly).
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both are open descriptors owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// A script that runs `chromium` bound to its parent's life, or `None`
-/// (with a warning) where `setpriv` is missing. headless_chrome puts its
-/// own arguments first, so `setpriv` cannot be given as the program.
-fn parent_bound(chromium: &Path) -> Option<tempfile::TempPath> {
+fn start(path: &Path) -> anyhow::Result<Launched> {
+    // SAFETY: a plain call without arguments.
+    let root = unsafe { libc::geteuid() } == 0;
+    let profile = tempfile::Builder::new()
+        .prefix("clerk-browser-profile-")
+        .tempdir()?;
+    let (to_browser_read, to_browser_write) = pipe()?;
+    let (from_browser_read, from_browser_write) = pipe()?;
+    let mut command = match parent_bound() {
+        Some(setpriv) => {
+            let mut c = Command::new(setpriv);
+            c.args(["--pdeathsig", "KILL", "--"]).arg(path);
+            c
+        }
+        None => Command::new(path),
+    };
+    command
+        .args([
+            "--headless",
+            "--remote-debugging-pipe",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(FLAGS)
+        .args(root.then_some("--no-sandbox"))
+        .arg("about:blank")
+        // Chromium gets a clean environment too: what it needs to run, not
+        // the worker's secrets.
+        .env_clear()
+        .envs(crate::config::secrets::child_environment())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let (read_end, write_end) = (to_browser_read.as_raw_fd(), from_browser_write.as_raw_fd());
+    // SAFETY: only async-signal-safe calls (fcntl, dup2, close) between
+    // fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // Copied out of the way first, so that placing one cannot
+            // overwrite the other; dup2 leaves 3 and 4 open across exec.
+            let read = libc::fcntl(read_end, libc::F_DUPFD, 10);
+            let write = libc::fcntl(write_end, libc::F_DUPFD, 10);
+            if read < 0 || write < 0 || libc::dup2(read, 3) < 0 || libc::dup2(write, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::close(read);
+            libc::close(write);
+            Ok(())
+        });
+    }
+    let mut child = command.spawn()?;
+    drop((to_browser_read, from_browser_write));
+    let pipe = Pipe::start(File::from(to_browser_write), File::from(from_browser_read))?;
+    let control = PageConnection::browser(&pipe);
+    if let Err(e) = control.call("Browser.getVersion", json!({}), Duration::from_secs(30)) {
+        let _ = child.kill();
+        let _ = child.wait();
+        anyhow::bail!("the browser did not answer over its pipe: {e}");
+    }
+    Ok(Launched {
+        pid: child.id(),
+        process: Arc::new(Mutex::new(child)),
+        pipe,
+        control: Arc::new(control),
+        _profile: Arc::new(profile),
+    })
+}
+
+/// `setpriv` (util-linux), or `None` with a warning where it is missing.
+fn parent_bound() -> Option<&'static str> {
     let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
         .into_iter()
         .find(|p| Path::new(p).exists());
-    let Some(setpriv) = setpriv else {
+    if setpriv.is_none() {
         tracing::warn!(
             "setpriv (util-linux) is missing: a worker killed with -9 leaves its chromium running"
         );
-        return None;
-    };
-    let quoted = chromium.display().to_string().replace('\'', "'\\''");
-    // Chromium gets a clean environment too: what it needs to run, not the
-    // worker's secrets.
-    let keep: String = crate::config::secrets::CHILD_ENVIRONMENT
-        .iter()
-        .map(|k| format!(" ${{{k}+\"{k}=${k}\"}}"))
-        .collect();
-    let script = format!(
-        "#!/bin/sh\nexec /usr/bin/env -i{keep} {setpriv} --pdeathsig KILL -- '{quoted}' \"$@\"\n"
-    );
-    let write = || -> std::io::Result<tempfile::TempPath> {
-        let mut file = tempfile::Builder::new()
-            .prefix("clerk-chromium-")
-            .suffix(".sh")
-            .tempfile()?;
-        file.write_all(script.as_bytes())?;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o700))?;
-        Ok(file.into_temp_path())
-    };
-    write()
-        .inspect_err(|e| tracing::warn!(error = %e, "cannot write the chromium wrapper; starting chromium directly"))
-        .ok()
+    }
+    setpriv
+}
+
+/// Stop a browser and reap it.
+fn stop(launched: &Launched) {
+    if let Ok(mut child) = launched.process.lock() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 extern "C" fn stop_browser() {
-    if let Ok(mut held) = BROWSER.lock() {
-        // The last handle: dropping it closes chromium and waits for it.
-        held.take();
+    if let Ok(mut held) = BROWSER.lock()
+        && let Some(launched) = held.take()
+    {
+        stop(&launched);
     }
 }
 
-/// Whether the browser still runs and answers. clerk's own connection is
-/// asked first: headless_chrome's can close on its own (it did under load)
-/// while chromium is fine, and a job must not be retried for that.
+/// Whether the browser still runs and answers.
 pub(super) fn alive(launched: &Launched) -> bool {
-    if let Some(pid) = launched.browser.get_process_id()
-        && !process_running(pid)
-    {
-        return false;
-    }
-    if let Some(direct) = &launched.direct
-        && direct
+    process_running(launched.pid)
+        && !launched.pipe.is_closed()
+        && launched
+            .control
             .call("Browser.getVersion", json!({}), Duration::from_secs(5))
             .is_ok()
-    {
-        return true;
-    }
-    launched.browser.get_version().is_ok()
 }
 
 /// Whether process `pid` runs: it exists and is not a zombie (exited, not
@@ -239,84 +279,59 @@ fn process_running(pid: u32) -> bool {
     }
 }
 
-/// Drop the process's browser (it died); the next step starts another.
-pub(super) fn forget(browser: &Browser) {
+/// Drop the process's browser (it died or stopped answering); the next
+/// step starts another.
+pub(super) fn forget(launched: &Launched) {
     if let Ok(mut held) = BROWSER.lock()
-        && held
-            .as_ref()
-            .is_some_and(|b| b.browser.get_process_id() == browser.get_process_id())
+        && held.as_ref().is_some_and(|b| b.pid == launched.pid)
     {
         *held = None;
     }
+    stop(launched);
 }
 
 /// One job's tab in a context of its own; the context (its tab, cookies
 /// and storage with it) is disposed of when the session is dropped.
 pub(super) struct Session {
-    /// clerk's own connection to the job's tab.
+    /// clerk's conversation with the job's tab.
     pub page: PageConnection,
     context: String,
     launched: Launched,
 }
 
-fn create_target(context: &str) -> Target::CreateTarget {
-    Target::CreateTarget {
-        url: "about:blank".into(),
-        left: None,
-        top: None,
-        width: None,
-        height: None,
-        window_state: None,
-        browser_context_id: Some(context.to_string()),
-        enable_begin_frame_control: None,
-        new_window: None,
-        background: None,
-        for_tab: None,
-        hidden: None,
-    }
+fn text(answer: &Value, key: &str) -> anyhow::Result<String> {
+    answer
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow::anyhow!("the browser's answer has no {key}"))
 }
 
 impl Session {
     pub fn open(launched: &Launched) -> anyhow::Result<Session> {
-        let browser = &launched.browser;
         let limit = Duration::from_secs(20);
-        // Through clerk's own connection where it can (a call on
-        // headless_chrome's costs up to 100 ms).
-        let direct = launched.direct.as_ref().and_then(|page| {
-            let context = page
-                .call("Target.createBrowserContext", json!({}), limit)
-                .ok()?
-                .get("browserContextId")?
-                .as_str()?
-                .to_string();
-            let target = page
-                .call(
-                    "Target.createTarget",
-                    json!({ "url": "about:blank", "browserContextId": context }),
+        let control = &launched.control;
+        let context = text(
+            &control.call("Target.createBrowserContext", json!({}), limit)?,
+            "browserContextId",
+        )?;
+        let page = control
+            .call(
+                "Target.createTarget",
+                json!({ "url": "about:blank", "browserContextId": context }),
+                limit,
+            )
+            .and_then(|t| text(&t, "targetId"))
+            .and_then(|target| {
+                control.call(
+                    "Target.attachToTarget",
+                    json!({ "targetId": target, "flatten": true }),
                     limit,
                 )
-                .ok()
-                .and_then(|t| t.get("targetId")?.as_str().map(str::to_string));
-            match target {
-                Some(target) => Some((context, target)),
-                None => {
-                    dispose(launched, &context);
-                    None
-                }
-            }
-        });
-        let (context, target_id) = match direct {
-            Some(made) => made,
-            None => {
-                let context = browser.new_context()?.get_id().to_string();
-                let target = launched
-                    .control
-                    .call_method(create_target(&context))?
-                    .target_id;
-                (context, target)
-            }
-        };
-        match PageConnection::open(launched.port, &target_id) {
+            })
+            .and_then(|s| text(&s, "sessionId"))
+            .map(|session| PageConnection::attach(&launched.pipe, &session));
+        match page {
             Ok(page) => Ok(Session {
                 page,
                 context,
@@ -334,21 +349,13 @@ impl Session {
 /// the browser; closing the tab alone would keep the context for the
 /// browser's life.
 fn dispose(launched: &Launched, context: &str) {
-    let limit = Duration::from_secs(10);
-    let direct = launched.direct.as_ref().map(|page| {
-        page.call(
-            "Target.disposeBrowserContext",
-            json!({ "browserContextId": context }),
-            limit,
-        )
-    });
-    if !matches!(direct, Some(Ok(_))) {
-        let disposed = launched.control.call_method(Target::DisposeBrowserContext {
-            browser_context_id: context.to_string(),
-        });
-        if let Err(e) = disposed {
-            tracing::warn!(error = %e, "cannot dispose of a browser context");
-        }
+    let disposed = launched.control.call(
+        "Target.disposeBrowserContext",
+        json!({ "browserContextId": context }),
+        Duration::from_secs(10),
+    );
+    if let Err(e) = disposed {
+        tracing::warn!(error = %e, "cannot dispose of a browser context");
     }
 }
 

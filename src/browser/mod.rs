@@ -1,14 +1,13 @@
 //! The `browser` step: a script of actions run in headless Chromium, for
 //! systems that have only web forms.
 //!
-//! One browser per worker process (`launch`: started by headless_chrome,
-//! bound to the worker's life), launched on first use and reused; each job
-//! gets a fresh browser context (no cookies or storage shared between
-//! jobs), disposed of when the step ends. The job's page is driven over a
-//! DevTools connection of clerk's own (`page`), which answers a call in
-//! about a millisecond where headless_chrome's took up to 100 ms. A
-//! browser that died is launched again and the step fails as a transient
-//! error, to be retried.
+//! One browser per worker process (`launch`: bound to the worker's life),
+//! launched on first use and reused; each job gets a fresh browser context
+//! (no cookies or storage shared between jobs), disposed of when the step
+//! ends. clerk speaks DevTools to it over a pipe only it holds (`pipe`):
+//! the browser listens on no port. The job's page is driven in a session
+//! of its own on that pipe (`page`). A browser that died is launched again
+//! and the step fails as a transient error, to be retried.
 //!
 //! Element work (fill, select, click, read, waits) runs as JavaScript in
 //! the current document — the page, or the frame a `frame` action chose —
@@ -21,6 +20,7 @@ mod actions;
 mod kind;
 mod launch;
 mod page;
+mod pipe;
 mod print;
 
 pub use kind::{Action, BrowserConfig, BrowserKind};
@@ -180,13 +180,12 @@ fn run_script(
         ..
     } = *place;
     let launched = launch::browser(config.chromium.as_deref())?;
-    let browser = &launched.browser;
     let session = match launch::Session::open(&launched) {
         Ok(session) => session,
         Err(e) => {
             // A browser that died or stopped answering: start a new one
             // next time, and let the job come back.
-            launch::forget(browser);
+            launch::forget(&launched);
             return Err(StepError::transient(format!("the browser is gone: {e}")));
         }
     };
@@ -232,7 +231,7 @@ fn run_script(
                 if !launch::alive(&launched) {
                     // Chromium died under the step: a new one next time,
                     // and the job comes back.
-                    launch::forget(browser);
+                    launch::forget(&launched);
                     e.error =
                         StepError::transient(format!("the browser died: {}", e.error.message));
                     e.page = false;

@@ -1,23 +1,20 @@
 //! clerk's own DevTools connection to a job's page: every call an action
 //! makes, and the page's events (dialogs, console, network).
 //!
-//! headless_chrome launches the browser and watches it, but its connection
-//! holds the socket while its reader waits up to 100 ms for a message, and
-//! every call must wait for that socket: each call cost up to 100 ms, and a
-//! booking makes dozens. This connection is synchronous instead: write the
-//! call, read until its answer, handling the events that arrive meanwhile.
+//! Synchronous: write the call, read the conversation's messages until its
+//! answer, handling the events that arrive meanwhile.
 //! A dialog blocks the script that opened it, so it is answered from inside
 //! that read loop.
 
 use std::collections::HashSet;
-use std::net::TcpStream;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tungstenite::{Message, WebSocket};
+
+use super::pipe::{Link, Pipe, Silence};
 
 /// What the page did, as its events told.
 pub(super) struct PageEvents {
@@ -33,7 +30,7 @@ pub(super) struct PageEvents {
 }
 
 struct Connection {
-    socket: WebSocket<TcpStream>,
+    link: Link,
     next_id: u64,
     events: PageEvents,
 }
@@ -43,70 +40,22 @@ pub(super) struct PageConnection {
 }
 
 impl PageConnection {
-    /// Connect to the page `target` of the browser listening on `port`.
-    pub fn open(port: u16, target: &str) -> anyhow::Result<PageConnection> {
-        PageConnection::connect(port, &format!("/devtools/page/{target}"))
+    /// The conversation with the page of `session` (from
+    /// `Target.attachToTarget` with `flatten`).
+    pub fn attach(pipe: &Arc<Pipe>, session: &str) -> PageConnection {
+        PageConnection::over(pipe.link(Some(session.to_string())))
     }
 
-    /// Connect to the browser itself, for browser-wide commands (a page
-    /// may create contexts but not dispose of them).
-    pub fn open_browser(port: u16) -> anyhow::Result<PageConnection> {
-        use std::io::{Read, Write};
-        let mut http = TcpStream::connect(("127.0.0.1", port))?;
-        http.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            http,
-            "GET /json/version HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-        )?;
-        // The browser may keep the connection open: read what the
-        // Content-Length says, no more.
-        let mut answer = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let body = loop {
-            let n = http.read(&mut chunk)?;
-            if n == 0 {
-                bail!("the browser closed /json/version early");
-            }
-            answer.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&answer);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        let (name, value) = l.split_once(':')?;
-                        name.eq_ignore_ascii_case("content-length")
-                            .then(|| value.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    break body.to_string();
-                }
-            }
-        };
-        let version: Value = serde_json::from_str(&body)
-            .map_err(|e| anyhow!("the browser's /json/version is not JSON: {e}"))?;
-        let url = version
-            .get("webSocketDebuggerUrl")
-            .and_then(Value::as_str)
-            .ok_or_else(|| anyhow!("the browser named no DevTools address"))?;
-        let path = url
-            .find("/devtools/")
-            .map(|at| &url[at..])
-            .ok_or_else(|| anyhow!("an unexpected DevTools address {url}"))?;
-        PageConnection::connect(port, path)
+    /// The conversation with the browser itself, for browser-wide
+    /// commands (contexts, targets, sessions).
+    pub fn browser(pipe: &Arc<Pipe>) -> PageConnection {
+        PageConnection::over(pipe.link(None))
     }
 
-    fn connect(port: u16, path: &str) -> anyhow::Result<PageConnection> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .with_context(|| format!("cannot reach the browser's DevTools port {port}"))?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let url = format!("ws://127.0.0.1:{port}{path}");
-        let (socket, _) = tungstenite::client(url.as_str(), stream)
-            .map_err(|e| anyhow!("cannot open a DevTools connection to the page: {e}"))?;
-        Ok(PageConnection {
+    fn over(link: Link) -> PageConnection {
+        PageConnection {
             inner: Mutex::new(Connection {
-                socket,
+                link,
                 next_id: 0,
                 events: PageEvents {
                     dialogs: Vec::new(),
@@ -116,7 +65,7 @@ impl PageConnection {
                     last_request: Instant::now(),
                 },
             }),
-        })
+        }
     }
 
     /// Have the page report dialogs and its console (and its requests).
@@ -148,28 +97,10 @@ impl PageConnection {
             if left.is_zero() {
                 bail!("the browser did not answer {method} within {limit:?}");
             }
-            c.socket
-                .get_mut()
-                .set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
-            let message = match c.socket.read() {
-                Ok(m) => m,
-                Err(tungstenite::Error::Io(io))
-                    if matches!(
-                        io.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => bail!("the browser connection failed: {e}"),
-            };
-            let text = match message {
-                Message::Text(text) => text,
-                Message::Close(_) => bail!("the browser closed the page's connection"),
-                _ => continue,
-            };
-            let Ok(answer) = serde_json::from_str::<Value>(text.as_str()) else {
-                continue;
+            let answer = match c.link.receive(left.max(Duration::from_millis(1))) {
+                Ok(message) => message,
+                Err(Silence::TimedOut) => continue,
+                Err(Silence::Closed) => bail!("the browser closed the connection"),
             };
             if let Some(event) = answer.get("method").and_then(Value::as_str) {
                 c.on_event(event, answer.get("params").unwrap_or(&Value::Null))?;
@@ -289,9 +220,7 @@ impl Connection {
     fn send(&mut self, method: &str, params: Value) -> anyhow::Result<u64> {
         self.next_id += 1;
         let call = json!({ "id": self.next_id, "method": method, "params": params });
-        self.socket
-            .send(Message::text(call.to_string()))
-            .map_err(|e| anyhow!("the browser connection failed: {e}"))?;
+        self.link.send(call)?;
         Ok(self.next_id)
     }
 

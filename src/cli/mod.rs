@@ -122,13 +122,8 @@ fn init_logging(logging: &Logging, command: &Command) {
         (1, _) => "debug",
         _ => "trace",
     };
-    // headless_chrome warns about every tab it follows that clerk closed
-    // on its own connection; those are not news.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!(
-            "clerk={level},lopdf=error,headless_chrome=error,warn"
-        ))
-    });
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("clerk={level},lopdf=error,warn")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -60,10 +60,7 @@ pub(super) fn apply_lines(
 /// Every `start` … `end` block of `text` with where it begins, as
 /// invoice2data reads them: a table continued on the next page (its end
 /// "Carried forward", its start the repeated header) is read to its end.
-fn blocks<'t>(
-    rule: &template::LinesRule,
-    text: &'t str,
-) -> Result<Vec<(usize, &'t str)>, String> {
+fn blocks<'t>(rule: &template::LinesRule, text: &'t str) -> Result<Vec<(usize, &'t str)>, String> {
     let mut found = Vec::new();
     let mut from = 0;
     while let Some(start) = rule.start.find_from_pos(text, from).ok().flatten() {
