@@ -159,9 +159,21 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Start chromium with its sandbox where it can have one: not as root,
+/// and not where the kernel lets no unprivileged process build one (then
+/// without, saying so).
 fn start(path: &Path) -> anyhow::Result<Launched> {
     // SAFETY: a plain call without arguments.
-    let root = unsafe { libc::geteuid() } == 0;
+    if unsafe { libc::geteuid() } == 0 {
+        return start_with(path, false);
+    }
+    start_with(path, true).or_else(|e| {
+        tracing::warn!(error = %e, "chromium cannot start with its sandbox here; starting it without");
+        start_with(path, false)
+    })
+}
+
+fn start_with(path: &Path, sandbox: bool) -> anyhow::Result<Launched> {
     let profile = tempfile::Builder::new()
         .prefix("clerk-browser-profile-")
         .tempdir()?;
@@ -183,7 +195,7 @@ fn start(path: &Path) -> anyhow::Result<Launched> {
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(FLAGS)
-        .args(root.then_some("--no-sandbox"))
+        .args((!sandbox).then_some("--no-sandbox"))
         .arg("about:blank")
         // Chromium gets a clean environment too: what it needs to run, not
         // the worker's secrets.
