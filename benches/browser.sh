@@ -43,6 +43,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && br
 mkdir -p "$work/bots/book"
 cat >"$work/bots/book/bot.toml" <<BOT
 name = "book"
+secrets = ["ERP_PASSWORD"]
 [[steps]]
 name = "erp"
 kind = "browser"

@@ -89,6 +89,7 @@ sync
 mkdir -p "$work/bots/bench"
 cat >"$work/bots/bench/bot.toml" <<BOT
 name = "bench"
+secrets = ["IMAP_PASSWORD"]
 
 [[triggers]]
 kind = "mailbox"
