@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use clerk::jobs::JobState;
 use common::dovecot::{self, Dovecot};
-use common::{Kind, TestDb, write_bot};
+use common::{Kind, TestDb, intake_bot, write_bot};
 
 fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/corpus")
@@ -118,14 +118,12 @@ async fn bad_documents_and_mails_end_clearly_and_crash_no_worker() {
     let expected = expected();
     let imap = Dovecot::start();
     let t = TestDb::new(Kind::Sqlite).await;
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake/templates");
+    // The example bot's templates, then a command that prints what it got.
     let bots = write_bot(
         t.path(),
-        "corpus",
-        &format!(
-            r#"
-name = "corpus"
-secrets = ["IMAP_PASSWORD"]
+        "intake",
+        &intake_bot(&format!(
+            r#"secrets = ["IMAP_PASSWORD"]
 [retry]
 max_attempts = 2
 backoff = "100ms"
@@ -138,20 +136,10 @@ tls = "plain"
 allow_plain = true
 user = "{}"
 password = "${{secret:IMAP_PASSWORD}}"
-every = "1s"
-[[steps]]
-name = "extract"
-kind = "extract"
-templates = "{}"
-[[steps]]
-name = "book"
-kind = "command"
-argv = ["sh", "-c", "cat"]
-"#,
+every = "1s""#,
             imap.port,
-            dovecot::USER,
-            templates.display()
-        ),
+            dovecot::USER
+        )),
     );
     let url = format!("sqlite://{}", t.path().join("clerk.db").display());
     let log = t.path().join("serve.log");
@@ -182,7 +170,7 @@ argv = ["sh", "-c", "cat"]
         let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
             .args([
                 "run",
-                "corpus",
+                "intake",
                 "--json",
                 "--database",
                 &url,
@@ -277,7 +265,7 @@ argv = ["sh", "-c", "cat"]
     let failed_folder = maildir_messages(&imap.maildir().join(".Failed"));
     let jobs = db
         .list(&clerk::jobs::ListFilter {
-            bot: Some("corpus".into()),
+            bot: Some("intake".into()),
             limit: 1000,
             ..Default::default()
         })

@@ -283,15 +283,16 @@ async fn two_hundred_jobs_leave_no_stray_chromium_and_no_password() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_killed_with_9_takes_its_chromium_with_it() {
+/// A `clerk worker` process (its `TMPDIR` marked) in the middle of a
+/// booking the ERP takes 30 s over; what must stay alive meanwhile.
+async fn booking_in_flight() -> (Erp, TestDb, Stopped<1>, String) {
     let erp = Erp::start_with_delay("30");
     let t = TestDb::new(Kind::Sqlite).await;
     let bots = write_bot(t.path(), "book", &manifest(&erp.url(), "#save", "60s"));
     let registry = load_bots(&bots);
     let db = t.open().await;
     let mark = mark();
-    let mut worker = Stopped([spawn_worker(
+    let worker = Stopped([spawn_worker(
         &t.url,
         &bots,
         &t.path().join("worker.log"),
@@ -309,6 +310,12 @@ async fn a_worker_killed_with_9_takes_its_chromium_with_it() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (erp, t, worker, mark)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_with_9_takes_its_chromium_with_it() {
+    let (_erp, _t, mut worker, mark) = booking_in_flight().await;
     assert!(!browser_processes(&mark).is_empty());
     signal(&worker.0[0], libc::SIGKILL);
     let _ = worker.0[0].wait();
@@ -338,30 +345,7 @@ fn listening_sockets() -> Vec<String> {
 /// port that another local process could drive it through.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_listens_on_no_port() {
-    let erp = Erp::start_with_delay("30");
-    let t = TestDb::new(Kind::Sqlite).await;
-    let bots = write_bot(t.path(), "book", &manifest(&erp.url(), "#save", "60s"));
-    let registry = load_bots(&bots);
-    let db = t.open().await;
-    let mark = mark();
-    let worker = Stopped([spawn_worker(
-        &t.url,
-        &bots,
-        &t.path().join("worker.log"),
-        &mark,
-    )]);
-    let bot = registry.get("book").unwrap();
-    db.enqueue(&[new_job(bot, invoice(1, "23.10.2026"))])
-        .await
-        .unwrap();
-    let start = Instant::now();
-    while erp.in_flight() == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the booking never reached the ERP"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_erp, _t, worker, mark) = booking_in_flight().await;
     let browser = browser_processes(&mark);
     let main: Vec<&(u32, String)> = browser
         .iter()

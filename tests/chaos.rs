@@ -274,13 +274,15 @@ struct JobRow {
     key: Option<String>,
     lost: i64,
     attempt: i64,
+    /// Who holds it, while it runs.
+    worker: Option<String>,
 }
 
 const QUERY: &str =
-    "SELECT state, idempotency_key, lost, attempt FROM jobs WHERE bot = 'invoice-intake'";
+    "SELECT state, idempotency_key, lost, attempt, worker FROM jobs WHERE bot = 'invoice-intake'";
 
 async fn invoice_jobs(url: &str) -> Vec<JobRow> {
-    type Row = (String, Option<String>, i64, i64);
+    type Row = (String, Option<String>, i64, i64, Option<String>);
     let rows: Vec<Row> = if url.starts_with("postgres") {
         let Ok(pool) = sqlx::PgPool::connect(url).await else {
             return Vec::new();
@@ -303,37 +305,23 @@ async fn invoice_jobs(url: &str) -> Vec<JobRow> {
         rows
     };
     rows.into_iter()
-        .map(|(state, key, lost, attempt)| JobRow {
+        .map(|(state, key, lost, attempt, worker)| JobRow {
             state,
             key,
             lost,
             attempt,
+            worker,
         })
         .collect()
 }
 
 /// The worker id of a running invoice job, if there is one.
 async fn running_worker(url: &str) -> Option<String> {
-    const RUNNING: &str = "SELECT worker FROM jobs WHERE bot = 'invoice-intake' AND state = 'running' AND worker IS NOT NULL LIMIT 1";
-    if url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(url).await.ok()?;
-        let worker = sqlx::query_scalar(RUNNING)
-            .fetch_optional(&pool)
-            .await
-            .ok()?;
-        pool.close().await;
-        worker
-    } else {
-        let pool = sqlx::SqlitePool::connect(&format!("{url}?mode=ro"))
-            .await
-            .ok()?;
-        let worker = sqlx::query_scalar(RUNNING)
-            .fetch_optional(&pool)
-            .await
-            .ok()?;
-        pool.close().await;
-        worker
-    }
+    invoice_jobs(url)
+        .await
+        .into_iter()
+        .filter(|j| j.state == "running")
+        .find_map(|j| j.worker)
 }
 
 const ENDED: [&str; 5] = ["succeeded", "failed", "dead", "waiting_review", "cancelled"];
