@@ -43,3 +43,11 @@ if [ ! -x .venv-pm4py/bin/python ] || ! .venv-pm4py/bin/python -c "import pm4py"
   python3 -m venv .venv-pm4py
   .venv-pm4py/bin/pip install -q -r tests/pm4py-requirements.txt
 fi
+
+# The template compatibility tests load invoice2data's own built-in
+# templates and compare its fields with clerk's, from the invoice2data
+# package kept in a private virtualenv (poppler-utils gives it pdftotext).
+if [ ! -x .venv-invoice2data/bin/invoice2data ]; then
+  python3 -m venv .venv-invoice2data
+  .venv-invoice2data/bin/pip install -q -r tests/invoice2data-requirements.txt
+fi

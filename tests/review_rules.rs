@@ -124,9 +124,10 @@ async fn rules_send_sure_documents_to_the_people_they_name(kind: Kind) {
 
     // Approved, the job books; the vendor has now been seen.
     let review = s.db.review(big).await.unwrap().unwrap();
-    let (templates, _) = clerk::extract::load_templates(
+    let templates = clerk::extract::load_templates(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake/templates"),
-    );
+    )
+    .templates;
     let today = chrono::NaiveDate::from_ymd_opt(2026, 9, 1).unwrap();
     let outcome = clerk::review::approve(&review, &templates, "carla", "", None, today).unwrap();
     s.db.finish_review(big, "carla", review.item.version, &outcome)
@@ -256,9 +257,10 @@ async fn values_seen_before_are_found_in_finished_jobs(kind: Kind) {
     assert_eq!(state, JobState::WaitingReview);
     assert!(!seen("acme office supplies gmbh").await);
     let review = s.db.review(id).await.unwrap().unwrap();
-    let (templates, _) = clerk::extract::load_templates(
+    let templates = clerk::extract::load_templates(
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake/templates"),
-    );
+    )
+    .templates;
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
     let outcome = clerk::review::approve(&review, &templates, "ana", "", None, today).unwrap();
     s.db.finish_review(id, "ana", review.item.version, &outcome)

@@ -28,10 +28,9 @@ async fn waiting(s: &Setup, file: &str) -> i64 {
 
 fn templates() -> Vec<clerk::extract::Template> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (templates, errors) =
-        clerk::extract::load_templates(&root.join("bots/invoice-intake/templates"));
-    assert!(errors.is_empty(), "{errors:?}");
-    templates
+    let set = clerk::extract::load_templates(&root.join("bots/invoice-intake/templates"));
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    set.templates
 }
 
 fn text(field: &str, value: &str) -> Correction {

@@ -37,8 +37,14 @@ fn same(field: &str, got: &Value, want: &Value) -> bool {
 #[test]
 fn every_wrong_value_read_from_a_scan_is_flagged() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (templates, errors) = load_templates(&root.join("bots/invoice-intake/templates"));
-    assert!(errors.is_empty(), "{errors:?}");
+    let set = load_templates(&root.join("bots/invoice-intake/templates"));
+    assert!(
+        set.errors.is_empty() && set.warnings.is_empty(),
+        "{:?} {:?}",
+        set.errors,
+        set.warnings
+    );
+    let templates = set.templates;
     let mut scans: Vec<_> = std::fs::read_dir(root.join("fixtures/scans"))
         .unwrap()
         .flatten()
@@ -169,9 +175,14 @@ fn fixture(name: &str) -> std::path::PathBuf {
 
 fn templates() -> Vec<clerk::extract::Template> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let (templates, errors) = load_templates(&root.join("bots/invoice-intake/templates"));
-    assert!(errors.is_empty(), "{errors:?}");
-    templates
+    let set = load_templates(&root.join("bots/invoice-intake/templates"));
+    assert!(
+        set.errors.is_empty() && set.warnings.is_empty(),
+        "{:?} {:?}",
+        set.errors,
+        set.warnings
+    );
+    set.templates
 }
 
 #[test]

@@ -96,11 +96,20 @@ impl Bot {
         let config = decl
             .config
             .downcast_ref::<crate::extract::ExtractConfig>()?;
-        let (templates, errors) = crate::extract::load_templates(&self.dir.join(&config.templates));
-        for e in errors {
+        let set = crate::extract::load_templates(&self.dir.join(&config.templates));
+        for e in set.errors {
             tracing::warn!(bot = %self.name, error = %e, "a template cannot be used in reviews");
         }
-        Some(templates)
+        Some(set.templates)
+    }
+
+    /// The templates folder of each of the bot's extract steps.
+    pub fn template_folders(&self) -> Vec<PathBuf> {
+        self.steps
+            .iter()
+            .filter_map(|s| s.config.downcast_ref::<crate::extract::ExtractConfig>())
+            .map(|c| self.dir.join(&c.templates))
+            .collect()
     }
 
     /// Who hears about this bot's jobs.

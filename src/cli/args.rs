@@ -126,6 +126,9 @@ pub enum Command {
     Tokens(TokensCommand),
     /// Extract fields from documents with invoice2data-style templates.
     Extract(ExtractArgs),
+    /// Check invoice2data-style templates.
+    #[command(subcommand)]
+    Templates(super::templates::TemplatesCommand),
     /// The document reader process clerk starts for itself.
     #[command(name = "__reader", hide = true)]
     Reader,

@@ -20,7 +20,19 @@ pub(super) async fn bots(cmd: BotsCommand) -> anyhow::Result<u8> {
             if !dir.is_dir() {
                 bail!("{} is not a folder", dir.display());
             }
-            let report = bot::load_dir(&dir);
+            let mut report = bot::load_dir(&dir);
+            // Templates are checked as strictly as bot files: every problem
+            // of every template an extract step reads.
+            let folders: std::collections::BTreeSet<_> = report
+                .bots
+                .iter()
+                .flat_map(|b| b.template_folders())
+                .collect();
+            for folder in folders {
+                let set = crate::extract::load_templates(&folder);
+                report.diagnostics.extend(set.errors);
+                report.diagnostics.extend(set.warnings);
+            }
             let (polls, written): (Vec<_>, Vec<_>) =
                 report.bots.iter().partition(|b| b.is_mailbox_poll());
             if json {

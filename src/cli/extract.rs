@@ -140,10 +140,21 @@ fn print_text(o: &Outcome, explain: bool) {
 }
 
 pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
-    let (templates, errors) = load_templates(&args.templates);
-    for e in &errors {
-        eprintln!("error: {e}");
+    let set = load_templates(&args.templates);
+    // A template that cannot be used is skipped with a warning; the exit
+    // code says how the documents went (`clerk templates check` lists
+    // every problem).
+    for e in &set.errors {
+        eprintln!("warning: template skipped: {e}");
     }
+    if !set.warnings.is_empty() {
+        eprintln!(
+            "warning: {} problem(s) in templates that are used; see `clerk templates check {}`",
+            set.warnings.len(),
+            args.templates.display()
+        );
+    }
+    let templates = set.templates;
     if templates.is_empty() {
         eprintln!("error: no usable templates in {}", args.templates.display());
         return Ok(exit::USAGE);
@@ -236,7 +247,7 @@ pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
     let review = outcomes
         .iter()
         .any(|o| o.extraction.as_ref().is_some_and(Extraction::needs_review));
-    Ok(if failed || !errors.is_empty() {
+    Ok(if failed {
         exit::ERROR
     } else if review {
         exit::JOB_IN_REVIEW

@@ -11,6 +11,7 @@ mod review;
 mod runs;
 mod serve;
 mod stats;
+mod templates;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -249,6 +250,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => runs::run(args).await,
         Command::Read(args) => read_documents(args),
         Command::Extract(args) => extract::extract_documents(args),
+        Command::Templates(cmd) => templates::templates(cmd),
         Command::Reader => Ok(exit::OK),
         Command::Runs(cmd) => runs::runs(cmd).await,
         Command::Bots(cmd) => bots::bots(cmd).await,

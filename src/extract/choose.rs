@@ -6,7 +6,10 @@ use super::{Template, TemplateCheck, template};
 
 /// Check a template's keywords against the prepared text.
 fn check(template: &Template, text: &str) -> TemplateCheck {
-    let found = |k: &template::Keyword| k.regex.is_match(text).unwrap_or(false);
+    // invoice2data 1.0 looks for a keyword as text, earlier versions as a
+    // regex (templates such as `NL8152[.]54` rely on it): either counts.
+    let found =
+        |k: &template::Keyword| text.contains(&k.text) || k.regex.is_match(text).unwrap_or(false);
     let missing: Vec<String> = template
         .keywords
         .iter()

@@ -17,9 +17,10 @@ struct Found {
     range: std::ops::Range<usize>,
 }
 
-fn matches(regex: &fancy_regex::Regex, text: &str) -> Vec<Found> {
+fn matches(regex: &fancy_regex::Regex, text: &str) -> Result<Vec<Found>, String> {
     let mut out = Vec::new();
-    for caps in regex.captures_iter(text).flatten() {
+    for caps in regex.captures_iter(text) {
+        let caps = caps.map_err(|e| super::costly(regex, &e))?;
         let m = if caps.len() == 1 {
             caps.get(0)
         } else {
@@ -31,7 +32,7 @@ fn matches(regex: &fancy_regex::Regex, text: &str) -> Vec<Found> {
             range: m.start()..m.end(),
         });
     }
-    out
+    Ok(out)
 }
 
 pub(super) fn typed(
@@ -88,7 +89,7 @@ fn cents(f: f64) -> Option<Value> {
     serde_json::Number::from_f64((f * 100.0).round() / 100.0).map(Value::Number)
 }
 
-fn group(values: Vec<Value>, g: Group) -> Option<Value> {
+pub(super) fn group(values: Vec<Value>, g: Group) -> Option<Value> {
     let numbers = || values.iter().filter_map(Value::as_f64);
     match g {
         Group::First => values.first().cloned(),
@@ -96,6 +97,16 @@ fn group(values: Vec<Value>, g: Group) -> Option<Value> {
         Group::Sum => cents(numbers().sum()),
         Group::Min => numbers().reduce(f64::min).and_then(cents),
         Group::Max => numbers().reduce(f64::max).and_then(cents),
+        Group::Join => Some(Value::String(
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        )),
     }
 }
 
@@ -116,6 +127,7 @@ pub(super) fn apply(
             confidence: 1.0,
             rule: "static".into(),
             reasons: Vec::new(),
+            confirmed: Vec::new(),
             page: None,
             bbox: None,
         }),
@@ -131,25 +143,29 @@ fn apply_in_area(
     source: &Source,
     options: &template::Options,
 ) -> Result<Field, String> {
-    let page = source
+    let b = &area.bbox;
+    let inside = |w: &crate::documents::Word| {
+        if area.touching {
+            w.bbox.x0 < b.x1 && w.bbox.x1 > b.x0 && w.bbox.y0 < b.y1 && w.bbox.y1 > b.y0
+        } else {
+            let (cx, cy) = ((w.bbox.x0 + w.bbox.x1) / 2.0, (w.bbox.y0 + w.bbox.y1) / 2.0);
+            cx >= b.x0 && cx <= b.x1 && cy >= b.y0 && cy <= b.y1
+        }
+    };
+    let pages: Vec<Page> = source
         .doc
         .pages
         .iter()
-        .find(|p| p.number == area.page)
-        .ok_or_else(|| format!("the document has no page {}", area.page))?;
-    let b = &area.bbox;
-    let words: Vec<_> = page
-        .words
-        .iter()
-        .filter(|w| {
-            let (cx, cy) = ((w.bbox.x0 + w.bbox.x1) / 2.0, (w.bbox.y0 + w.bbox.y1) / 2.0);
-            cx >= b.x0 && cx <= b.x1 && cy >= b.y0 && cy <= b.y1
+        .filter(|p| (area.first_page..=area.last_page).contains(&p.number))
+        .map(|p| {
+            let words = p.words.iter().filter(|w| inside(w)).cloned().collect();
+            Page::new(p.number, p.width, p.height, words)
         })
-        .cloned()
         .collect();
-    let doc = Document {
-        pages: vec![Page::new(page.number, page.width, page.height, words)],
-    };
+    if pages.is_empty() {
+        return Err(format!("the document has no page {}", area.first_page));
+    }
+    let doc = Document { pages };
     let text = doc.text();
     let prepared = prepare_mapped(&text.text, options);
     let inner = Source {
@@ -162,7 +178,10 @@ fn apply_in_area(
         ..rule.clone()
     };
     apply(&unboxed, &inner, options).map(|mut f| {
-        f.rule = format!("{} in area of page {}", f.rule, area.page);
+        f.rule = match area.last_page {
+            last if last == area.first_page => format!("{} in area of page {last}", f.rule),
+            last => format!("{} in area of pages {}–{last}", f.rule, area.first_page),
+        };
         f
     })
 }
@@ -191,7 +210,7 @@ fn apply_regex(
     let mut read: f32 = 1.0;
     let mut place = None;
     for regex in regexes {
-        for found in matches(regex, &source.prepared.text) {
+        for found in matches(regex, &source.prepared.text)? {
             match typed(&found.text, rule.kind, options) {
                 Ok(v) => {
                     let (c, page, bbox) = source.words(found.range.clone());
@@ -245,6 +264,7 @@ fn apply_regex(
         confidence,
         rule: rule_text,
         reasons,
+        confirmed: Vec::new(),
         page,
         bbox,
     })

@@ -6,12 +6,14 @@
 //! kind is in `kind` and `step`.
 
 mod choose;
+mod cross_checks;
 mod evidence;
 mod fields;
 mod kind;
 mod lines;
 pub mod rules;
 pub mod step;
+mod tables;
 pub mod template;
 mod text;
 pub mod validate;
@@ -27,9 +29,22 @@ use serde_json::Value;
 use crate::documents::Document;
 pub use kind::{ExtractConfig, ExtractKind};
 pub use template::{
-    FieldType, Group, Parser, Template, TemplateError, load_templates, parse_template,
+    FieldType, Group, Parser, Template, TemplateError, TemplateSet, check_template, load_templates,
+    parse_template,
 };
 pub use values::{parse_date, parse_number};
+
+/// What a template regex that gave up says: the pattern backtracks too
+/// much on this text, which is not the same as matching nothing.
+fn costly(regex: &fancy_regex::Regex, e: &fancy_regex::Error) -> String {
+    match e {
+        fancy_regex::Error::RuntimeError(_) => format!(
+            "pattern too costly: `{}` gave up on this document (backtracking limit); make it more specific",
+            regex.as_str()
+        ),
+        other => format!("`{}`: {other}", regex.as_str()),
+    }
+}
 
 /// One extracted field.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -44,6 +59,9 @@ pub struct Field {
     pub rule: String,
     /// Why the confidence is below 1, if it is.
     pub reasons: Vec<String>,
+    /// Checks across fields this value passed (evidence it is right).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confirmed: Vec<String>,
     /// Page (from 1) and box of the words the value was read from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u32>,
@@ -213,6 +231,7 @@ fn apply_template(
         confidence: 1.0,
         rule: "template".into(),
         reasons: Vec::new(),
+        confirmed: Vec::new(),
         page: None,
         bbox: None,
     };
@@ -229,11 +248,24 @@ fn apply_template(
             }
         }
     }
-    validate::apply(
-        &template.validation,
-        &mut fields,
-        chrono::Local::now().date_naive(),
-    );
+    for table in &template.tables {
+        match tables::apply_table(table, &source, &template.options) {
+            Ok(found) => fields.extend(found),
+            Err(why) => {
+                for name in table.body.capture_names().flatten() {
+                    failures
+                        .entry(name.to_string())
+                        .or_insert_with(|| why.clone());
+                }
+            }
+        }
+    }
+    let today = chrono::Local::now().date_naive();
+    validate::apply(&template.validation, &mut fields, today);
+    if template.options.cross_checks {
+        let implicit = cross_checks::implicit(&template.validation, &fields);
+        validate::apply(&implicit, &mut fields, today);
+    }
     for rule in &template.fields {
         if let Some(field) = fields.get(&rule.name)
             && field.confidence < rule.min_confidence
@@ -270,6 +302,13 @@ fn apply_template(
             review.push(format!("required field `{name}` is missing: {why}"));
         }
     }
+    // invoice2data describes a document that has all its required fields.
+    if review.iter().all(|r| !r.starts_with("required field")) {
+        fields.insert(
+            "desc".to_string(),
+            fixed(&format!("Invoice from {}", template.issuer)),
+        );
+    }
     Extraction {
         template: Some(template.file.clone()),
         fields,
@@ -279,5 +318,7 @@ fn apply_template(
     }
 }
 
+#[cfg(test)]
+mod invoice2data_tests;
 #[cfg(test)]
 mod tests;

@@ -22,26 +22,25 @@ pub struct ExtractStep {
 }
 
 impl ExtractStep {
-    /// Load the templates once; a broken one makes the bot invalid, with
-    /// the template's file and field named.
+    /// Load the templates once; one that cannot be used is skipped with a
+    /// warning naming its file and line (`clerk bots validate` lists it).
     pub fn build(config: &ExtractConfig, bot_dir: &Path) -> Result<Self, String> {
         let dir = bot_dir.join(&config.templates);
         if !dir.is_dir() {
             return Err(format!("templates folder {} does not exist", dir.display()));
         }
-        let (templates, errors) = load_templates(&dir);
-        if !errors.is_empty() {
-            return Err(errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "));
+        let set = load_templates(&dir);
+        // One template that cannot be used is skipped: the documents it
+        // would have read go to review as unmatched; the others extract.
+        for e in set.errors.iter().chain(&set.warnings) {
+            tracing::warn!(template = %e, "template problem");
         }
+        let templates = set.templates;
         if templates.is_empty() {
-            return Err(format!(
-                "no templates (.yml, .yaml, .json) in {}",
-                dir.display()
-            ));
+            return Err(match set.errors.first() {
+                Some(e) => format!("no usable template in {}: {e}", dir.display()),
+                None => format!("no templates (.yml, .yaml, .json) in {}", dir.display()),
+            });
         }
         Ok(ExtractStep {
             templates: Arc::new(templates),

@@ -5,7 +5,7 @@ use super::*;
 use crate::documents::{BBox, Page, Source, Word};
 use std::path::Path;
 
-fn doc(lines: &[&str]) -> Document {
+pub(super) fn doc(lines: &[&str]) -> Document {
     let mut words = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let mut x = 50.0;
@@ -31,7 +31,7 @@ fn doc(lines: &[&str]) -> Document {
     }
 }
 
-fn template(yaml: &str) -> Template {
+pub(super) fn template(yaml: &str) -> Template {
     parse_template(Path::new("t.yml"), yaml).expect("valid template")
 }
 
@@ -155,14 +155,15 @@ fn a_broken_regex_names_its_file_and_field() {
     )
     .unwrap_err()
     .to_string();
+    // At the place of the failing character: line 4, past the `(`.
     assert!(
-        err.starts_with("tpl/acme.yml: field `amount`: bad regex `Total (\\d+`"),
+        err.starts_with("tpl/acme.yml:4:22: field `amount`: bad regex `Total (\\d+`"),
         "{err}"
     );
     let err = parse_template(Path::new("t.yml"), "issuer: [unclosed\n")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("invalid YAML at line"), "{err}");
+    assert!(err.starts_with("t.yml:2:1: invalid YAML"), "{err}");
     let err = parse_template(
         Path::new("t.yml"),
         "issuer: A\nkeywords: A\nfields:\n  x:\n    parser: lines\n",
@@ -201,7 +202,8 @@ lines:
     assert!(!x.needs_review(), "{:?}", x.review);
     let rows = x.fields["lines"].value.as_array().unwrap().clone();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows[0]["description"], "Paper A4, white");
+    // As invoice2data joins a cell read over several lines.
+    assert_eq!(rows[0]["description"], "Paper\nA4, white");
     assert_eq!(rows[0]["amount"], 12.5);
     assert_eq!(rows[1]["sku"], "CD-2");
 }

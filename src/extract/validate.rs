@@ -190,17 +190,38 @@ fn unconfirmed(fields: &mut BTreeMap<String, Field>, names: &[String]) {
 
 /// Run the checks; a failed check lowers the confidence of the fields it
 /// involves and says why.
+/// A check that passes is recorded on the fields it involves as evidence
+/// (`confirmed`).
 pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chrono::NaiveDate) {
     for check in checks {
         let (involved, problem) = run(check, fields, today);
-        if let Some(problem) = problem {
-            for name in involved {
-                if let Some(f) = fields.get_mut(&name) {
-                    f.confidence = f.confidence.min(0.3);
-                    f.reasons.push(format!("validation failed: {problem}"));
+        for name in involved {
+            if let Some(f) = fields.get_mut(&name) {
+                match &problem {
+                    Some(problem) => {
+                        f.confidence = f.confidence.min(0.3);
+                        f.reasons.push(format!("validation failed: {problem}"));
+                    }
+                    None => f.confirmed.push(describe(check)),
                 }
             }
         }
+    }
+}
+
+/// What a check that passed confirms, in a reviewer's words.
+fn describe(check: &Check) -> String {
+    match check {
+        Check::Sum { fields, equals, .. } => format!("{equals} = {}", fields.join(" + ")),
+        Check::LinesSum { column, equals, .. } => format!("the lines' {column} add up to {equals}"),
+        Check::LinesProduct {
+            columns, equals, ..
+        } => {
+            format!("{} = {equals} in every row", columns.join(" × "))
+        }
+        Check::Iban { field } => format!("{field} has a valid checksum"),
+        Check::DateRange { field, .. } => format!("{field} is a plausible date"),
+        Check::Pattern { field, regex } => format!("{field} matches `{}`", regex.as_str()),
     }
 }
 
@@ -408,6 +429,7 @@ mod tests {
             confidence: 0.95,
             rule: "regex".into(),
             reasons: Vec::new(),
+            confirmed: Vec::new(),
             page: None,
             bbox: None,
         }

@@ -57,7 +57,9 @@ fn read_lines(value: &Value, template: Option<&Template>) -> Result<Value, Corre
     let types: Vec<(String, FieldType)> = template
         .and_then(|t| t.fields.iter().find(|f| f.name == "lines"))
         .and_then(|f| match &f.parser {
-            crate::extract::Parser::Lines(rule) => Some(rule.types.clone()),
+            crate::extract::Parser::Lines(rule) => {
+                Some(rule.sets.iter().flat_map(|s| s.types.clone()).collect())
+            }
             _ => None,
         })
         .unwrap_or_default();

@@ -141,6 +141,7 @@ fn current_fields(review: &Review, user_rule: &str) -> BTreeMap<String, Field> {
             confidence: 0.0,
             rule: String::new(),
             reasons: Vec::new(),
+            confirmed: Vec::new(),
             page: None,
             bbox: None,
         });
