@@ -61,6 +61,46 @@ async fn a_script_reviews_corrects_approves_and_exports(kind: Kind) {
         .collect();
     assert_eq!(ids, [scan, other], "oldest first");
 
+    // `clerk runs show` puts why the job waits and what it read first, in
+    // full; rules and boxes only with --full.
+    let reasons: Vec<String> = items[0]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert!(!reasons.is_empty());
+    let show = text(&clerk(&s, &["runs", "show", &scan_arg]));
+    let at = |what: &str| {
+        show.find(what)
+            .unwrap_or_else(|| panic!("no {what:?} in\n{show}"))
+    };
+    assert!(
+        at("waits for review because") < at("  values") && at("  values") < at("attempt 1"),
+        "{show}"
+    );
+    for r in &reasons {
+        assert!(show.contains(&format!("    - {r}")), "{r} in\n{show}");
+    }
+    assert!(
+        show.contains("    invoice_number     RE-2026-67181"),
+        "{show}"
+    );
+    assert!(!show.contains("rule: regex"), "{show}");
+    let verbose = text(&clerk(&s, &["runs", "show", &scan_arg, "--full"]));
+    assert!(
+        verbose.contains("rule: regex") && verbose.contains("box {"),
+        "{verbose}"
+    );
+    // `clerk runs list` says why each waiting job waits.
+    let runs = text(&clerk(&s, &["runs", "list"]));
+    let row = runs
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{scan} ")))
+        .unwrap_or_else(|| panic!("no row for {scan} in\n{runs}"));
+    let start: String = reasons[0].chars().take(40).collect();
+    assert!(row.contains(&start), "{row}");
+
     // A value that is not a number is refused, saying why; nothing is saved.
     let bad = clerk(&s, &["review", "set", &scan_arg, "vat", "lots"]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));

@@ -374,7 +374,8 @@ pub enum RunsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one job: every attempt and step with times, outcome, error and
+    /// Show one job: why it waits for review and the values it extracted
+    /// first, then every attempt and step with times, outcome, error and
     /// output, and the audit trail.
     Show {
         #[command(flatten)]
@@ -382,6 +383,10 @@ pub enum RunsCommand {
         /// Print the job as JSON, with every attempt, step and event.
         #[arg(long)]
         json: bool,
+        /// Also the rule, page and box of every extracted field, the checks
+        /// it passed, and every step's whole output.
+        #[arg(long)]
+        full: bool,
     },
     /// Queue a failed, dead or cancelled job again; it resumes at the step
     /// that failed.

@@ -133,6 +133,25 @@ fn print_text(o: &Outcome, explain: bool) {
         for r in &f.reasons {
             println!("      why low: {r}");
         }
+        if explain {
+            for c in &f.confirmed {
+                println!("      confirmed: {c}");
+            }
+            for l in &f.lines_not_read {
+                println!("      line {l}");
+            }
+        }
+    }
+    if explain {
+        for (name, why) in &x.unmatched {
+            println!("  {name:<16} {:<28} {why}", "(no value)");
+        }
+        for v in &x.validations {
+            match &v.problem {
+                Some(p) => println!("  check  {}: {} ({p})", v.check, v.result),
+                None => println!("  check  {}: {}", v.check, v.result),
+            }
+        }
     }
     for r in &x.review {
         println!("  review: {r}");

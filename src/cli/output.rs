@@ -34,16 +34,38 @@ fn one_line(s: &str, max: usize) -> String {
     }
 }
 
-pub(super) fn print_list(jobs: &[JobSummary]) {
+/// The reasons of a job's review, as its step wrote them.
+pub(super) fn review_reasons(review: Option<&serde_json::Value>) -> Vec<String> {
+    review
+        .and_then(|r| r.get("reasons"))
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .unwrap_or_else(|| x.to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `reasons`: why each job waiting for review waits, by id.
+pub(super) fn print_list(jobs: &[JobSummary], reasons: &std::collections::HashMap<i64, String>) {
     if jobs.is_empty() {
         println!("no jobs");
         return;
     }
     println!(
-        "{:>8}  {:<20} {:<15} {:>7}  {:<24} {:<9} ERROR",
+        "{:>8}  {:<20} {:<15} {:>7}  {:<24} {:<9} ERROR OR REVIEW REASON",
         "ID", "BOT", "STATE", "ATTEMPT", "CREATED", "TOOK"
     );
     for j in jobs {
+        let why = match reasons.get(&j.id) {
+            Some(r) => Some(r.as_str()),
+            None => j.last_error.as_deref(),
+        };
         println!(
             "{:>8}  {:<20} {:<15} {:>7}  {:<24} {:<9} {}",
             j.id,
@@ -54,10 +76,7 @@ pub(super) fn print_list(jobs: &[JobSummary]) {
             j.started_at
                 .map(|s| took(s, j.finished_at))
                 .unwrap_or_default(),
-            j.last_error
-                .as_deref()
-                .map(|e| one_line(e, 60))
-                .unwrap_or_default()
+            why.map(|e| one_line(e, 80)).unwrap_or_default()
         );
     }
 }
@@ -85,9 +104,81 @@ pub(super) fn print_outcome(d: &JobDetail) {
     }
 }
 
-pub(super) fn print_detail(d: &JobDetail) {
+/// The fields of the last extract step that ran, if any.
+fn extracted_fields(d: &JobDetail) -> Option<&serde_json::Map<String, serde_json::Value>> {
+    d.attempts
+        .iter()
+        .rev()
+        .flat_map(|a| a.steps.iter().rev())
+        .find_map(|st| st.output.as_ref()?.get("fields")?.as_object())
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Each field's value and confidence with its reasons; with `verbose`,
+/// the rule, page and box it was read from and the checks it passed.
+fn print_fields(fields: &serde_json::Map<String, serde_json::Value>, verbose: bool) {
+    println!("  values");
+    for (name, f) in fields {
+        let confidence = f["confidence"].as_f64().unwrap_or(0.0);
+        match f["value"].as_array() {
+            Some(rows) => {
+                println!(
+                    "    {name:<18} {:<32} {confidence:.2}",
+                    format!("{} rows", rows.len())
+                );
+                for row in rows {
+                    let cells: Vec<String> = match row.as_object() {
+                        Some(cells) => cells
+                            .iter()
+                            .map(|(k, v)| format!("{k}={}", text(v)))
+                            .collect(),
+                        None => vec![text(row)],
+                    };
+                    println!("        {}", one_line(&cells.join("  "), 160));
+                }
+            }
+            None => println!(
+                "    {name:<18} {:<32} {confidence:.2}",
+                one_line(&text(&f["value"]), 60)
+            ),
+        }
+        for r in f["reasons"].as_array().into_iter().flatten() {
+            println!("        why low: {}", text(r));
+        }
+        if verbose {
+            println!("        rule: {}", text(&f["rule"]));
+            if let (Some(page), Some(b)) = (f.get("page"), f.get("bbox")) {
+                println!("        page {page}, box {b}");
+            }
+            for c in f["confirmed"].as_array().into_iter().flatten() {
+                println!("        confirmed: {}", text(c));
+            }
+        }
+    }
+}
+
+/// `clerk runs show`: why the job waits and what it read first, then its
+/// attempts and audit trail.
+pub(super) fn print_detail(d: &JobDetail, verbose: bool) {
     let s = &d.summary;
     println!("job {}  bot {}  {}", s.id, s.bot, s.state);
+    let reasons = review_reasons(d.review.as_ref());
+    if !reasons.is_empty() {
+        println!("  waits for review because");
+        for r in &reasons {
+            println!("    - {r}");
+        }
+    }
+    let fields = extracted_fields(d);
+    if let Some(fields) = fields {
+        print_fields(fields, verbose);
+    }
     println!("  created   {} by {}", time(s.created_at), d.created_by);
     if let Some(k) = &s.idempotency_key {
         println!("  key       {k}");
@@ -109,7 +200,7 @@ pub(super) fn print_detail(d: &JobDetail) {
     if let Some(e) = &s.last_error {
         println!("  error     {}", one_line(e, 200));
     }
-    if let Some(r) = &d.review {
+    if let Some(r) = d.review.as_ref().filter(|_| reasons.is_empty()) {
         println!("  review    {}", one_line(&r.to_string(), 200));
     }
     if let Some(o) = &d.output {
@@ -151,6 +242,17 @@ pub(super) fn print_detail(d: &JobDetail) {
                     for f in files {
                         println!("        kept:   {}", f.as_str().unwrap_or_default());
                     }
+                }
+                (None, Some(o)) if verbose => println!(
+                    "        output: {}",
+                    serde_json::to_string_pretty(o)
+                        .unwrap_or_default()
+                        .replace('\n', "\n        ")
+                ),
+                (None, Some(o)) if o.get("fields").is_some() => {
+                    println!(
+                        "        output: the values above (--full for rules, boxes and the rest)"
+                    )
                 }
                 (None, Some(o)) => println!("        output: {}", one_line(&o.to_string(), 200)),
                 (None, None) => {}

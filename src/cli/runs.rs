@@ -115,9 +115,8 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
             polls,
             json,
         } => {
+            let db = db.open().await?;
             let jobs = db
-                .open()
-                .await?
                 .list(&ListFilter {
                     bot,
                     state,
@@ -130,10 +129,17 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&jobs)?);
             } else {
-                output::print_list(&jobs);
+                // Why each job waiting for review waits.
+                let mut reasons = std::collections::HashMap::new();
+                for j in jobs.iter().filter(|j| j.state == JobState::WaitingReview) {
+                    if let Some(d) = db.job(j.id).await? {
+                        reasons.insert(j.id, output::review_reasons(d.review.as_ref()).join("; "));
+                    }
+                }
+                output::print_list(&jobs, &reasons);
             }
         }
-        RunsCommand::Show { job, json } => {
+        RunsCommand::Show { job, json, full } => {
             let id = job.id;
             let Some(detail) = job.db.open().await?.job(id).await? else {
                 eprintln!("error: job {id} does not exist");
@@ -142,7 +148,7 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&detail)?);
             } else {
-                output::print_detail(&detail);
+                output::print_detail(&detail, full);
             }
         }
         RunsCommand::Retry { job } => {

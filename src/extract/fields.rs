@@ -128,6 +128,7 @@ pub(super) fn apply(
             rule: "static".into(),
             reasons: Vec::new(),
             confirmed: Vec::new(),
+            lines_not_read: Vec::new(),
             page: None,
             bbox: None,
         }),
@@ -207,12 +208,19 @@ fn apply_regex(
     let mut values = Vec::new();
     let mut refused = Vec::new();
     let mut cut = Vec::new();
+    let mut doubts = Vec::new();
     let mut read: f32 = 1.0;
     let mut place = None;
     for regex in regexes {
         for found in matches(regex, &source.prepared.text)? {
             match typed(&found.text, rule.kind, options) {
                 Ok(v) => {
+                    if rule.kind == FieldType::Float
+                        && let Some(d) =
+                            super::values::separator_doubt(&found.text, options.decimal_separator)
+                    {
+                        doubts.push(d);
+                    }
                     let (c, page, bbox) = source.words(found.range.clone());
                     read = read.min(c);
                     if place.is_none() {
@@ -246,6 +254,10 @@ fn apply_regex(
             refused.join("; ")
         ));
     }
+    if !doubts.is_empty() {
+        confidence = confidence.min(0.3);
+        reasons.extend(doubts);
+    }
     if !cut.is_empty() {
         confidence = confidence.min(0.3);
         reasons.push(format!(
@@ -265,6 +277,7 @@ fn apply_regex(
         rule: rule_text,
         reasons,
         confirmed: Vec::new(),
+        lines_not_read: Vec::new(),
         page,
         bbox,
     })

@@ -299,3 +299,44 @@ fn every_document_gets_the_arithmetic_checks_without_asking() {
         x.fields["amount"]
     );
 }
+
+#[test]
+fn separators_that_contradict_the_template_are_flagged_on_their_own() {
+    // `.` is the decimal separator: "228,56" would read as 22856.
+    let t = template(
+        "issuer: T\nkeywords: [Total]\nfields:\n  amount: 'Total\\s+([\\d.,]+)'\n  invoice_number: 'Nr\\s+(\\S+)'\n",
+    );
+    let x = extract(&doc(&["Nr 7", "Total 228,56"]), std::slice::from_ref(&t));
+    let amount = &x.fields["amount"];
+    assert!(amount.confidence <= 0.3, "{amount:?}");
+    assert!(
+        amount.reasons[0].contains("`,56` looks like decimals"),
+        "{amount:?}"
+    );
+    let x = extract(&doc(&["Nr 7", "Total 1,228.56"]), &[t]);
+    assert!(
+        x.fields["amount"].reasons.is_empty(),
+        "{:?}",
+        x.fields["amount"]
+    );
+}
+
+#[test]
+fn the_explanation_names_what_matched_nothing_and_how_every_check_went() {
+    let t = template(&format!("{PLAIN}  iban: 'IBAN\\s+(\\S+)'\n"));
+    let x = extract(&plain("84.00", "Toner 1 30.00 30.00"), &[t]);
+    assert_eq!(x.unmatched["iban"], "the rule matched nothing");
+    let outcomes: Vec<(&str, &str)> = x
+        .validations
+        .iter()
+        .map(|v| (v.check.as_str(), v.result.as_str()))
+        .collect();
+    assert!(
+        outcomes.contains(&("amount = amount_untaxed + amount_tax", "failed")),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&("the lines' amount add up to amount_untaxed", "passed")),
+        "{outcomes:?}"
+    );
+}

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::evidence::{Evidence, Source, combine};
 use super::fields::typed;
-use super::template::{LinesRule, LinesSet, Options};
+use super::template::{FieldType, LinesRule, LinesSet, Options};
 use super::{Field, costly};
 
 type Row = Map<String, Value>;
@@ -65,6 +65,8 @@ struct Reading {
     rows: Vec<(Row, Evidence)>,
     /// Lines inside the table that no pattern read.
     unread: Vec<String>,
+    /// Lines inside the table `skip_line` dropped.
+    skipped: Vec<String>,
 }
 
 pub(super) fn apply_lines(
@@ -78,6 +80,7 @@ pub(super) fn apply_lines(
     let mut reasons = Vec::new();
     let mut confidence: f32 = 1.0;
     let mut found_block = false;
+    let mut not_read = Vec::new();
     let mut missing = "the start of the table was not found";
     for set in &rule.sets {
         let blocks = blocks(set, text)?;
@@ -88,6 +91,7 @@ pub(super) fn apply_lines(
         let mut reading = Reading {
             rows: Vec::new(),
             unread: Vec::new(),
+            skipped: Vec::new(),
         };
         for (offset, block) in blocks {
             read_block(set, source, offset, block, &mut reading)?;
@@ -100,6 +104,13 @@ pub(super) fn apply_lines(
                 ));
             }
         }
+        not_read.extend(reading.skipped.iter().map(|l| format!("skipped: `{l}`")));
+        not_read.extend(
+            reading
+                .unread
+                .iter()
+                .map(|l| format!("read as no row: `{l}`")),
+        );
         let first = rows.len();
         for (row, seen) in reading.rows {
             rows.push(row);
@@ -136,6 +147,7 @@ pub(super) fn apply_lines(
         rule: format!("lines: {} … {}", first.start.as_str(), first.end.as_str()),
         reasons,
         confirmed: Vec::new(),
+        lines_not_read: not_read,
         page: table.1,
         bbox: table.2,
     })
@@ -206,7 +218,11 @@ fn read_block(
         let at = line_start;
         line_start += raw_line.len();
         let line = raw_line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() || first_match(&set.skip_line, line)?.is_some() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if first_match(&set.skip_line, line)?.is_some() {
+            reading.skipped.push(line.trim().to_string());
             continue;
         }
         let seen = |regex: &Regex, caps: &Captures<str>| {
@@ -269,6 +285,13 @@ fn type_rows(
             if let Some(Value::String(raw)) = row.get(name).cloned() {
                 match typed(&raw, *kind, options) {
                     Ok(v) => {
+                        if *kind == FieldType::Float
+                            && let Some(d) =
+                                super::values::separator_doubt(&raw, options.decimal_separator)
+                        {
+                            *confidence = confidence.min(0.3);
+                            reasons.push(format!("row {}: `{name}`: {d}", first + i + 1));
+                        }
                         row.insert(name.clone(), v);
                     }
                     Err(e) => {

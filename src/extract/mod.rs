@@ -62,6 +62,10 @@ pub struct Field {
     /// Checks across fields this value passed (evidence it is right).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confirmed: Vec<String>,
+    /// For a table: the lines inside it that were read as no row, skipped
+    /// (`skip_line`) or read by no pattern.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines_not_read: Vec<String>,
     /// Page (from 1) and box of the words the value was read from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<u32>,
@@ -96,6 +100,12 @@ pub struct Extraction {
     /// Each page's number and size in points, for drawing the boxes of
     /// fields over the page.
     pub pages: Vec<PageSize>,
+    /// Fields the template has a rule for that found no value, and why.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub unmatched: BTreeMap<String, String>,
+    /// Every check across fields that ran, and how it went.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validations: Vec<validate::CheckOutcome>,
 }
 
 /// A page's number (from 1) and size in points.
@@ -195,6 +205,8 @@ pub fn extract(doc: &Document, templates: &[Template]) -> Extraction {
             review: vec!["no template matched this document".into()],
             checks,
             pages: page_sizes(doc),
+            unmatched: BTreeMap::new(),
+            validations: Vec::new(),
         };
     };
     apply_template(doc, &document_text, template, checks)
@@ -232,6 +244,7 @@ fn apply_template(
         rule: "template".into(),
         reasons: Vec::new(),
         confirmed: Vec::new(),
+        lines_not_read: Vec::new(),
         page: None,
         bbox: None,
     };
@@ -261,11 +274,7 @@ fn apply_template(
         }
     }
     let today = chrono::Local::now().date_naive();
-    validate::apply(&template.validation, &mut fields, today);
-    if template.options.cross_checks {
-        let implicit = cross_checks::implicit(&template.validation, &fields);
-        validate::apply(&implicit, &mut fields, today);
-    }
+    let validations = validate::apply(&checks_for(template, &fields), &mut fields, today);
     for rule in &template.fields {
         if let Some(field) = fields.get(&rule.name)
             && field.confidence < rule.min_confidence
@@ -315,7 +324,19 @@ fn apply_template(
         review,
         checks,
         pages: page_sizes(doc),
+        unmatched: failures,
+        validations,
     }
+}
+
+/// The checks a document read with `template` gets: the template's own
+/// `validation`, and the implicit ones unless it turns them off.
+pub fn checks_for(template: &Template, fields: &BTreeMap<String, Field>) -> Vec<validate::Check> {
+    let mut checks = template.validation.clone();
+    if template.options.cross_checks {
+        checks.extend(cross_checks::implicit(&template.validation, fields));
+    }
+    checks
 }
 
 #[cfg(test)]

@@ -90,6 +90,7 @@ pub(super) fn apply_table(
                 rule: rule.clone(),
                 reasons,
                 confirmed: Vec::new(),
+                lines_not_read: Vec::new(),
                 page: seen.1,
                 bbox: seen.2,
             };

@@ -190,11 +190,37 @@ fn unconfirmed(fields: &mut BTreeMap<String, Field>, names: &[String]) {
 
 /// Run the checks; a failed check lowers the confidence of the fields it
 /// involves and says why.
+/// How one check went, for `--explain`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CheckOutcome {
+    /// What it checks, in a reviewer's words.
+    pub check: String,
+    /// `passed`, `failed`, or `not run` (a field it needs is missing).
+    pub result: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// A check that passes is recorded on the fields it involves as evidence
-/// (`confirmed`).
-pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chrono::NaiveDate) {
+/// (`confirmed`). Returns how each check went.
+pub fn apply(
+    checks: &[Check],
+    fields: &mut BTreeMap<String, Field>,
+    today: chrono::NaiveDate,
+) -> Vec<CheckOutcome> {
+    let mut outcomes = Vec::new();
     for check in checks {
         let (involved, problem) = run(check, fields, today);
+        outcomes.push(CheckOutcome {
+            check: describe(check),
+            result: match (&problem, involved.is_empty()) {
+                (Some(_), _) => "failed",
+                (None, true) => "not run",
+                (None, false) => "passed",
+            }
+            .to_string(),
+            problem: problem.clone(),
+        });
         for name in involved {
             if let Some(f) = fields.get_mut(&name) {
                 match &problem {
@@ -207,6 +233,7 @@ pub fn apply(checks: &[Check], fields: &mut BTreeMap<String, Field>, today: chro
             }
         }
     }
+    outcomes
 }
 
 /// What a check that passed confirms, in a reviewer's words.
@@ -430,6 +457,7 @@ mod tests {
             rule: "regex".into(),
             reasons: Vec::new(),
             confirmed: Vec::new(),
+            lines_not_read: Vec::new(),
             page: None,
             bbox: None,
         }

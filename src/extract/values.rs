@@ -6,6 +6,27 @@ use chrono::NaiveDate;
 /// Parse an amount as invoice2data does: the decimal separator becomes the
 /// point, every other `.`, `,`, `'` or space is a thousands separator.
 /// A currency sign or code around the number is ignored.
+/// Why a number that parses may have been read with the wrong decimal
+/// separator: `228,56` with `.` reads as 22856, though `,56` looks like
+/// cents.
+pub fn separator_doubt(raw: &str, decimal_separator: char) -> Option<String> {
+    let other = if decimal_separator == '.' { ',' } else { '.' };
+    let body = raw.trim();
+    let i = body.rfind(other)?;
+    let rest = &body[i + 1..];
+    if rest.contains(decimal_separator) {
+        return None;
+    }
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let after = rest[digits..].trim_start();
+    ((1..=2).contains(&digits) && !after.starts_with(|c: char| c.is_ascii_digit())).then(|| {
+        format!(
+            "`{body}` was read with the decimal separator `{decimal_separator}`, but `{other}{}` looks like decimals",
+            &rest[..digits]
+        )
+    })
+}
+
 pub fn parse_number(raw: &str, decimal_separator: char) -> Result<f64, String> {
     let trimmed = raw.trim();
     // A currency sign or code before or after the number is not part of it.
@@ -173,6 +194,17 @@ pub fn parse_date(raw: &str, formats: &[String]) -> Result<NaiveDate, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn separators_that_contradict_the_template_are_doubted() {
+        assert!(separator_doubt("228,56", '.').is_some());
+        assert!(separator_doubt("1.234,56 EUR", '.').is_some());
+        assert!(separator_doubt("228.56", ',').is_some());
+        assert!(separator_doubt("1,234.56", '.').is_none());
+        assert!(separator_doubt("1,234", '.').is_none());
+        assert!(separator_doubt("1.234,56", ',').is_none());
+        assert!(separator_doubt("228.56", '.').is_none());
+    }
 
     #[test]
     fn numbers_follow_the_decimal_separator() {

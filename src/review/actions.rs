@@ -221,7 +221,7 @@ pub fn approve(
     let rule = format!("corrected in review by {user}");
     let fields = current_fields(review, &rule);
     let failures: Vec<Failure> = template
-        .map(|t| validate::failures(&t.validation, &fields, today))
+        .map(|t| validate::failures(&crate::extract::checks_for(t, &fields), &fields, today))
         .unwrap_or_default()
         .into_iter()
         .map(|(fields, problem)| Failure { fields, problem })

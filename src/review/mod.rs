@@ -142,6 +142,7 @@ fn current_fields(review: &Review, user_rule: &str) -> BTreeMap<String, Field> {
             rule: String::new(),
             reasons: Vec::new(),
             confirmed: Vec::new(),
+            lines_not_read: Vec::new(),
             page: None,
             bbox: None,
         });
@@ -226,7 +227,7 @@ pub fn view(review: &Review, templates: &[Template], today: chrono::NaiveDate) -
         .and_then(|f| f.value.as_array())
         .map(|rows| rows.iter().filter_map(|r| r.as_object().cloned()).collect());
     let failures = template
-        .map(|t| validate::failures(&t.validation, &current, today))
+        .map(|t| validate::failures(&crate::extract::checks_for(t, &current), &current, today))
         .unwrap_or_default()
         .into_iter()
         .map(|(fields, problem)| Failure { fields, problem })
