@@ -209,8 +209,12 @@ pub fn apply(
     today: chrono::NaiveDate,
 ) -> Vec<CheckOutcome> {
     let mut outcomes = Vec::new();
+    let mut corroborated: Vec<String> = Vec::new();
     for check in checks {
         let (involved, problem) = run(check, fields, today);
+        if problem.is_none() && corroborates(check) {
+            corroborated.extend(involved.iter().cloned());
+        }
         outcomes.push(CheckOutcome {
             check: describe(check),
             result: match (&problem, involved.is_empty()) {
@@ -233,7 +237,46 @@ pub fn apply(
             }
         }
     }
+    for name in corroborated {
+        if let Some(f) = fields.get_mut(&name) {
+            raise_confirmed(f);
+        }
+    }
     outcomes
+}
+
+/// Checks whose passing is evidence of the value itself: sums that hold
+/// across independently read numbers, and an IBAN's checksum. (A date in
+/// range or a number that fits a pattern says little about its digits.)
+fn corroborates(check: &Check) -> bool {
+    matches!(
+        check,
+        Check::Sum { .. } | Check::LinesSum { .. } | Check::Iban { .. }
+    )
+}
+
+/// The confidence a value whose only doubt was OCR's gets when arithmetic
+/// or a checksum confirms it.
+pub const CONFIRMED_CONFIDENCE: f32 = 0.95;
+
+/// A number or an IBAN that OCR read with some doubt, and nothing else
+/// doubted, is raised when a check across independently read fields holds:
+/// a misread digit would break the sum. Tables are not raised: the text of
+/// their rows is checked by nothing.
+fn raise_confirmed(f: &mut Field) {
+    let only_ocr = f
+        .reasons
+        .iter()
+        .all(|r| r.starts_with("OCR read it with confidence"));
+    if only_ocr && !f.value.is_array() && f.confidence >= 0.5 && f.confidence < CONFIRMED_CONFIDENCE
+    {
+        f.reasons.push(format!(
+            "raised from {:.2}: confirmed by {}",
+            f.confidence,
+            f.confirmed.join("; ")
+        ));
+        f.confidence = CONFIRMED_CONFIDENCE;
+    }
 }
 
 /// What a check that passed confirms, in a reviewer's words.
@@ -518,6 +561,45 @@ mod tests {
             lines.reasons,
             vec!["validation failed: row 2: qty × unit_price = 80.75, not amount 180.75"]
         );
+    }
+
+    #[test]
+    fn a_value_only_ocr_doubted_is_raised_when_a_sum_confirms_it() {
+        let check = Check::Sum {
+            fields: vec!["amount_untaxed".into(), "vat".into()],
+            equals: "amount".into(),
+            tolerance: 0.01,
+        };
+        let mut fields = BTreeMap::new();
+        let mut doubted = number_field(119.0);
+        doubted.confidence = 0.7;
+        doubted.reasons = vec!["OCR read it with confidence 0.70".into()];
+        fields.insert("amount".to_string(), doubted.clone());
+        fields.insert("amount_untaxed".to_string(), number_field(100.0));
+        fields.insert("vat".to_string(), number_field(19.0));
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        let outcomes = apply(std::slice::from_ref(&check), &mut fields, today);
+        assert_eq!(outcomes[0].result, "passed");
+        let amount = &fields["amount"];
+        assert_eq!(amount.confidence, CONFIRMED_CONFIDENCE);
+        assert!(
+            amount.reasons[1]
+                .starts_with("raised from 0.70: confirmed by amount = amount_untaxed + vat"),
+            "{amount:?}"
+        );
+
+        // When the sum does not hold, nothing is raised and all three are flagged.
+        fields.insert("amount".to_string(), doubted.clone());
+        fields.insert("vat".to_string(), number_field(18.0));
+        apply(std::slice::from_ref(&check), &mut fields, today);
+        assert!(fields["amount"].confidence <= 0.3);
+        // A doubt other than OCR's is not lifted by arithmetic.
+        let mut other = doubted;
+        other.reasons = vec!["2 different values matched".into()];
+        fields.insert("amount".to_string(), other);
+        fields.insert("vat".to_string(), number_field(19.0));
+        apply(&[check], &mut fields, today);
+        assert_eq!(fields["amount"].confidence, 0.7);
     }
 
     #[test]
