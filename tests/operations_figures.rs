@@ -156,9 +156,11 @@ fn check_durations(figure: &Value, ms: &[i64], what: &str) {
     }
     let mean = ms.iter().sum::<i64>() as f64 / ms.len() as f64 / 1000.0;
     let shown = figure["mean_seconds"].as_f64().unwrap();
-    // Whole milliseconds.
+    // Each duration is counted in whole milliseconds where the database
+    // keeps finer times (less than 1 ms off), and the mean is their sum
+    // divided in whole milliseconds (less than 1 ms off again).
     assert!(
-        (shown - mean).abs() <= 0.001,
+        (shown - mean).abs() < 0.002,
         "{what} mean {shown} vs {mean}"
     );
 }

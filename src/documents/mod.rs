@@ -12,6 +12,7 @@ pub mod isolation;
 mod layout;
 pub mod ocr;
 pub mod pdf;
+mod pix;
 pub mod store;
 
 use std::path::Path;
@@ -230,7 +231,7 @@ pub enum DocumentError {
     TooManyPages { pages: usize, limit: usize },
     #[error("the file is {bytes} bytes, more than the limit of {limit}")]
     TooLarge { bytes: u64, limit: u64 },
-    #[error("reading the PDF took longer than {0:?} and was stopped")]
+    #[error("reading the document took longer than {0:?} and was stopped")]
     TimedOut(Duration),
     #[error(
         "the PDF reader failed on this file: it is damaged or built in a way the reader cannot follow (the reader said: {0})"

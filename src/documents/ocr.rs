@@ -17,9 +17,13 @@ use tesseract::plumbing::tesseract_sys as sys;
 
 use super::{BBox, DocumentError, Page, Source, Word};
 
-/// Resolution assumed for images that do not say; boxes are converted to
-/// points (1/72 inch) with it, so pages from scans and from PDFs compare.
-const ASSUMED_DPI: f64 = 300.0;
+use super::pix::{OwnedPix, decode, deskew, despeckle, speckled, turn};
+
+/// The most time tesseract gets to recognise one page. A page that takes
+/// longer is read as far as it got, its words' confidence capped at
+/// [`OVER_BUDGET_CONFIDENCE`] so every value from it goes to review.
+const PAGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+const OVER_BUDGET_CONFIDENCE: f32 = 0.5;
 
 /// One page image to recognise.
 #[derive(Clone)]
@@ -177,14 +181,26 @@ impl Engine {
         ((4 - degrees.rem_euclid(360) / 90) % 4) as u32
     }
 
-    /// Tesseract's TSV for one image.
-    fn recognise(&mut self, pix: &OwnedPix, dpi: i32) -> Result<String, DocumentError> {
-        // SAFETY: the image outlives the calls; the text tesseract returns is
-        // copied and freed with TessDeleteText.
+    /// Tesseract's TSV for one image, and whether it ran out of
+    /// [`PAGE_BUDGET`] (the words it found by then are in the TSV).
+    fn recognise(&mut self, pix: &OwnedPix, dpi: i32) -> Result<(String, bool), DocumentError> {
+        let started = std::time::Instant::now();
+        // SAFETY: the image and the monitor outlive the calls; the monitor
+        // is deleted once; the text tesseract returns is copied and freed
+        // with TessDeleteText.
         unsafe {
             sys::TessBaseAPISetImage2(self.api, pix.0);
             sys::TessBaseAPISetSourceResolution(self.api, dpi);
-            if sys::TessBaseAPIRecognize(self.api, std::ptr::null_mut()) != 0 {
+            let monitor = sys::TessMonitorCreate();
+            if !monitor.is_null() {
+                sys::TessMonitorSetDeadlineMSecs(monitor, PAGE_BUDGET.as_millis() as i32);
+            }
+            let failed = sys::TessBaseAPIRecognize(self.api, monitor) != 0;
+            if !monitor.is_null() {
+                sys::TessMonitorDelete(monitor);
+            }
+            let over = started.elapsed() >= PAGE_BUDGET;
+            if failed && !over {
                 return Err(DocumentError::Ocr("recognition failed".into()));
             }
             let text = sys::TessBaseAPIGetTsvText(self.api, 0);
@@ -195,7 +211,7 @@ impl Engine {
                 .to_string_lossy()
                 .into_owned();
             sys::TessDeleteText(text);
-            Ok(tsv)
+            Ok((tsv, over))
         }
     }
 }
@@ -246,66 +262,6 @@ fn put_engine(engine: Engine) {
     }
 }
 
-/// A leptonica image, destroyed when dropped.
-struct OwnedPix(*mut lept::Pix);
-
-impl OwnedPix {
-    fn new(ptr: *mut lept::Pix) -> Option<OwnedPix> {
-        (!ptr.is_null()).then_some(OwnedPix(ptr))
-    }
-    fn width(&self) -> u64 {
-        // SAFETY: a valid image.
-        u64::try_from(unsafe { lept::pixGetWidth(self.0) }).unwrap_or(0)
-    }
-    fn height(&self) -> u64 {
-        // SAFETY: a valid image.
-        u64::try_from(unsafe { lept::pixGetHeight(self.0) }).unwrap_or(0)
-    }
-    fn dpi(&self) -> i32 {
-        // SAFETY: a valid image.
-        let dpi = unsafe { lept::pixGetXRes(self.0) };
-        // Images without a resolution (or a nonsense one) are taken as
-        // scanned at 300 dpi.
-        if (70..=2400).contains(&dpi) {
-            dpi
-        } else {
-            ASSUMED_DPI as i32
-        }
-    }
-}
-
-impl Drop for OwnedPix {
-    fn drop(&mut self) {
-        // SAFETY: owned here, destroyed once.
-        unsafe { lept::pixDestroy(&mut self.0) }
-    }
-}
-
-fn decode(scan: &PageScan) -> Result<OwnedPix, DocumentError> {
-    let data = &scan.image;
-    // SAFETY: leptonica reads from the slice and allocates its own image.
-    let ptr = unsafe {
-        match scan.tiff_page {
-            Some(n) => lept::pixReadMemTiff(data.as_ptr(), data.len(), n as i32),
-            None => lept::pixReadMem(data.as_ptr(), data.len()),
-        }
-    };
-    let pix = OwnedPix::new(ptr).ok_or_else(|| {
-        DocumentError::Ocr(format!(
-            "page {}: the image cannot be decoded (damaged or an unsupported variant)",
-            scan.number
-        ))
-    })?;
-    if pix.width().saturating_mul(pix.height()) > super::image::MAX_PIXELS {
-        return Err(DocumentError::ImageTooLarge {
-            width: pix.width(),
-            height: pix.height(),
-            limit: super::image::MAX_PIXELS,
-        });
-    }
-    Ok(pix)
-}
-
 /// Page `index` (from 0) of a TIFF as a PNG, for browsers, which show no
 /// TIFF.
 pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError> {
@@ -333,40 +289,26 @@ pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError>
     }
 }
 
-/// Straighten a slightly tilted scan. Leptonica measures the skew from the
-/// text lines and gives back the image itself when there is none to fix.
-fn deskew(pix: OwnedPix) -> OwnedPix {
-    // SAFETY: a valid image in, a new one (or null) out.
-    let straight = unsafe { lept::pixDeskew(pix.0, 0) };
-    OwnedPix::new(straight).unwrap_or(pix)
-}
-
-fn turn(pix: OwnedPix, quarter_turns: u32) -> OwnedPix {
-    if quarter_turns == 0 {
-        return pix;
-    }
-    // SAFETY: a valid image in, a new one (or null) out.
-    let turned = unsafe { lept::pixRotateOrth(pix.0, quarter_turns as i32) };
-    OwnedPix::new(turned).unwrap_or(pix)
-}
-
 /// Recognise one page: decode, straighten, read; and when the reading
 /// says the page lies on its side or upside down, turn it upright and read
 /// it again. Upright pages, nearly all of them, pay nothing for the check.
+/// A speckled page (heavy noise, a low JPEG quality) is cleaned first: as
+/// it is, tesseract spends a minute on the specks and reads nothing.
 fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError> {
     let pix = deskew(decode(scan)?);
     let dpi = pix.dpi();
-    let mut page = page_from_tsv(&engine.recognise(&pix, dpi)?, scan.number, f64::from(dpi));
+    let (pix, mut page) = if speckled(&pix) {
+        read_speckled(engine, pix, scan.number, dpi)?
+    } else {
+        let page = read_pix(engine, &pix, scan.number, dpi)?;
+        (pix, page)
+    };
     let mut turns = 0;
     if looks_turned(&page) {
         turns = engine.quarter_turns(&pix);
         if turns != 0 {
             let upright = turn(pix, turns);
-            page = page_from_tsv(
-                &engine.recognise(&upright, dpi)?,
-                scan.number,
-                f64::from(dpi),
-            );
+            page = read_pix(engine, &upright, scan.number, dpi)?;
         }
     }
     Ok(match scan.fit {
@@ -375,6 +317,71 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
         Some((w, h)) => fit_page(page, w, h),
         None => page,
     })
+}
+
+/// One reading of an image; a page that ran out of its budget keeps what
+/// was read, with every word's confidence capped.
+fn read_pix(
+    engine: &mut Engine,
+    pix: &OwnedPix,
+    number: u32,
+    dpi: i32,
+) -> Result<Page, DocumentError> {
+    let (tsv, over) = engine.recognise(pix, dpi)?;
+    let mut page = page_from_tsv(&tsv, number, f64::from(dpi));
+    if over {
+        tracing::warn!(page = number, budget = ?PAGE_BUDGET, "OCR ran out of time on a page; what it read goes to review");
+        for w in &mut page.words {
+            w.confidence = w.confidence.min(OVER_BUDGET_CONFIDENCE);
+        }
+    }
+    Ok(page)
+}
+
+/// A speckled page cleaned with a 3 × 3 median and read; when tesseract is
+/// still unsure of it, cleaned harder (5 × 5) and read again, and the
+/// reading it is surer of kept.
+fn read_speckled(
+    engine: &mut Engine,
+    noisy: OwnedPix,
+    number: u32,
+    dpi: i32,
+) -> Result<(OwnedPix, Page), DocumentError> {
+    let Some(clean) = despeckle(&noisy, 3) else {
+        let page = read_pix(engine, &noisy, number, dpi)?;
+        return Ok((noisy, page));
+    };
+    let page = read_pix(engine, &clean, number, dpi)?;
+    let sure = mean_confidence(&page);
+    if sure >= 0.8 {
+        return Ok((clean, page));
+    }
+    match despeckle(&noisy, 5) {
+        Some(harder) => {
+            let again = read_pix(engine, &harder, number, dpi)?;
+            Ok(if mean_confidence(&again) > sure {
+                (harder, again)
+            } else {
+                (clean, page)
+            })
+        }
+        None => Ok((clean, page)),
+    }
+}
+
+/// The mean confidence of a page's words of three letters or more.
+fn mean_confidence(page: &Page) -> f32 {
+    let words: Vec<f32> = page
+        .words
+        .iter()
+        .filter(|w| w.text.chars().count() >= 3)
+        .map(|w| w.confidence)
+        .collect();
+    if words.is_empty() {
+        0.0
+    } else {
+        words.iter().sum::<f32>() / words.len() as f32
+    }
 }
 
 /// Whether a reading suggests the page is not upright: tesseract reads a

@@ -1,0 +1,127 @@
+//! Page images as leptonica holds them: decoded within bounds,
+//! straightened, turned, and cleaned of speckle before tesseract reads
+//! them.
+
+use tesseract::plumbing::leptonica_sys as lept;
+
+use super::DocumentError;
+use super::ocr::PageScan;
+
+/// Resolution assumed for images that do not say; boxes are converted to
+/// points (1/72 inch) with it, so pages from scans and from PDFs compare.
+pub(super) const ASSUMED_DPI: f64 = 300.0;
+
+/// A leptonica image, destroyed when dropped.
+pub(super) struct OwnedPix(pub(super) *mut lept::Pix);
+
+impl OwnedPix {
+    pub(super) fn new(ptr: *mut lept::Pix) -> Option<OwnedPix> {
+        (!ptr.is_null()).then_some(OwnedPix(ptr))
+    }
+    pub(super) fn width(&self) -> u64 {
+        // SAFETY: a valid image.
+        u64::try_from(unsafe { lept::pixGetWidth(self.0) }).unwrap_or(0)
+    }
+    pub(super) fn height(&self) -> u64 {
+        // SAFETY: a valid image.
+        u64::try_from(unsafe { lept::pixGetHeight(self.0) }).unwrap_or(0)
+    }
+    pub(super) fn dpi(&self) -> i32 {
+        // SAFETY: a valid image.
+        let dpi = unsafe { lept::pixGetXRes(self.0) };
+        // Images without a resolution (or a nonsense one) are taken as
+        // scanned at 300 dpi.
+        if (70..=2400).contains(&dpi) {
+            dpi
+        } else {
+            ASSUMED_DPI as i32
+        }
+    }
+}
+
+impl Drop for OwnedPix {
+    fn drop(&mut self) {
+        // SAFETY: owned here, destroyed once.
+        unsafe { lept::pixDestroy(&mut self.0) }
+    }
+}
+
+pub(super) fn decode(scan: &PageScan) -> Result<OwnedPix, DocumentError> {
+    let data = &scan.image;
+    // SAFETY: leptonica reads from the slice and allocates its own image.
+    let ptr = unsafe {
+        match scan.tiff_page {
+            Some(n) => lept::pixReadMemTiff(data.as_ptr(), data.len(), n as i32),
+            None => lept::pixReadMem(data.as_ptr(), data.len()),
+        }
+    };
+    let pix = OwnedPix::new(ptr).ok_or_else(|| {
+        DocumentError::Ocr(format!(
+            "page {}: the image cannot be decoded (damaged or an unsupported variant)",
+            scan.number
+        ))
+    })?;
+    if pix.width().saturating_mul(pix.height()) > super::image::MAX_PIXELS {
+        return Err(DocumentError::ImageTooLarge {
+            width: pix.width(),
+            height: pix.height(),
+            limit: super::image::MAX_PIXELS,
+        });
+    }
+    Ok(pix)
+}
+
+/// Straighten a slightly tilted scan. Leptonica measures the skew from the
+/// text lines and gives back the image itself when there is none to fix.
+pub(super) fn deskew(pix: OwnedPix) -> OwnedPix {
+    // SAFETY: a valid image in, a new one (or null) out.
+    let straight = unsafe { lept::pixDeskew(pix.0, 0) };
+    OwnedPix::new(straight).unwrap_or(pix)
+}
+
+pub(super) fn turn(pix: OwnedPix, quarter_turns: u32) -> OwnedPix {
+    if quarter_turns == 0 {
+        return pix;
+    }
+    // SAFETY: a valid image in, a new one (or null) out.
+    let turned = unsafe { lept::pixRotateOrth(pix.0, quarter_turns as i32) };
+    OwnedPix::new(turned).unwrap_or(pix)
+}
+
+/// Dark specks per million pixels above which a page counts as speckled:
+/// a clean A4 page at 300 dpi holds a few thousand connected shapes (its
+/// letters), about 500 per million pixels; heavy noise and a low JPEG
+/// quality leave tens of thousands per million.
+const SPECKLED_PER_MEGAPIXEL: f64 = 4000.0;
+
+/// Whether a grey page is covered in speckle: its dark shapes, counted
+/// after a plain threshold, are far more than text makes.
+pub(super) fn speckled(pix: &OwnedPix) -> bool {
+    let megapixels = (pix.width() * pix.height()) as f64 / 1e6;
+    if megapixels <= 0.0 {
+        return false;
+    }
+    // SAFETY: a valid image in; the thresholded copy is owned here and
+    // destroyed when dropped.
+    unsafe {
+        if lept::pixGetDepth(pix.0) != 8 {
+            return false;
+        }
+        let Some(binary) = OwnedPix::new(lept::pixConvertTo1(pix.0, 128)) else {
+            return false;
+        };
+        let mut count = 0;
+        if lept::pixCountConnComp(binary.0, 8, &mut count) != 0 {
+            return false;
+        }
+        f64::from(count) / megapixels > SPECKLED_PER_MEGAPIXEL
+    }
+}
+
+/// A copy of a grey page with speckle taken off: a median over `size` ×
+/// `size` pixels keeps the strokes of letters and drops isolated dots.
+/// Only for speckled pages: on a clean thin-stroked page it costs letters.
+pub(super) fn despeckle(pix: &OwnedPix, size: i32) -> Option<OwnedPix> {
+    // SAFETY: a valid image in, a new one (or null) out.
+    OwnedPix::new(unsafe { lept::pixMedianFilter(pix.0, size, size) })
+}
