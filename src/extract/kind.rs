@@ -42,8 +42,11 @@ document = "input.file"
 
 - `templates`: required, the folder of invoice2data templates (`.yml`,
   `.yaml`, `.json`, searched recursively), relative to the bot's folder.
-  They are loaded when the bot loads: a broken one makes the bot invalid,
-  with the template's file and field in `clerk bots validate`.
+  They are loaded when the bot loads; one that cannot be used is skipped
+  with a warning naming its file, line and column while the others work,
+  and `clerk bots validate` lists every problem of every template (a
+  folder with no usable template makes the bot invalid). The format is in
+  docs/templates.md.
 - `document`: optional, where the document's path is in the job, as a
   dotted path. Default: `"input.file"` (what folder and mailbox triggers
   give); `"steps.fetch.path"` takes it from an earlier step's output.
