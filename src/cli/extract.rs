@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::args::ExtractArgs;
 use super::exit;
+use super::output::{row_cells, text};
 use crate::documents::ReadOptions;
 use crate::extract::template::find_files;
 use crate::extract::{Extraction, Template, extract_file, load_templates};
@@ -50,13 +51,6 @@ fn run_one(file: &Path, templates: &[Template], options: &ReadOptions) -> Outcom
             error: Some(e.to_string()),
             extraction: None,
         },
-    }
-}
-
-fn value_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -106,23 +100,10 @@ fn print_text(o: &Outcome, explain: bool) {
                 let size = format!("{} rows", rows.len());
                 println!("  {name:<16} {size:<28} {:.2}", f.confidence);
                 for row in rows {
-                    let cells: Vec<String> = row
-                        .as_object()
-                        .map(|cells| {
-                            cells
-                                .iter()
-                                .map(|(k, v)| format!("{k}={}", value_text(v)))
-                                .collect()
-                        })
-                        .unwrap_or_else(|| vec![value_text(row)]);
-                    println!("      {}", cells.join("  "));
+                    println!("      {}", row_cells(row));
                 }
             }
-            None => println!(
-                "  {name:<16} {:<28} {:.2}",
-                value_text(&f.value),
-                f.confidence
-            ),
+            None => println!("  {name:<16} {:<28} {:.2}", text(&f.value), f.confidence),
         }
         if explain {
             println!("      rule: {}", f.rule);
@@ -245,7 +226,7 @@ pub(super) fn extract_documents(args: ExtractArgs) -> anyhow::Result<u8> {
             for n in &names {
                 row.push(
                     x.and_then(|x| x.fields.get(n))
-                        .map(|f| value_text(&f.value))
+                        .map(|f| text(&f.value))
                         .unwrap_or_default(),
                 );
             }

@@ -113,10 +113,23 @@ fn extracted_fields(d: &JobDetail) -> Option<&serde_json::Map<String, serde_json
         .find_map(|st| st.output.as_ref()?.get("fields")?.as_object())
 }
 
-fn text(v: &serde_json::Value) -> String {
+/// A value as a person reads it: text without its quotes.
+pub(super) fn text(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A table row as `column=value` pairs.
+pub(super) fn row_cells(row: &serde_json::Value) -> String {
+    match row.as_object() {
+        Some(cells) => cells
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect::<Vec<_>>()
+            .join("  "),
+        None => text(row),
     }
 }
 
@@ -133,14 +146,7 @@ fn print_fields(fields: &serde_json::Map<String, serde_json::Value>, verbose: bo
                     format!("{} rows", rows.len())
                 );
                 for row in rows {
-                    let cells: Vec<String> = match row.as_object() {
-                        Some(cells) => cells
-                            .iter()
-                            .map(|(k, v)| format!("{k}={}", text(v)))
-                            .collect(),
-                        None => vec![text(row)],
-                    };
-                    println!("        {}", one_line(&cells.join("  "), 160));
+                    println!("        {}", one_line(&row_cells(row), 160));
                 }
             }
             None => println!(
