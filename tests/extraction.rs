@@ -15,6 +15,18 @@ fn templates_dir() -> PathBuf {
     root().join("bots/invoice-intake/templates")
 }
 
+/// The templates of `dir`, every one usable and without a warning.
+fn clean_templates(dir: &Path) -> Vec<clerk::extract::Template> {
+    let set = load_templates(dir);
+    assert!(
+        set.errors.is_empty() && set.warnings.is_empty(),
+        "{:?} {:?}",
+        set.errors,
+        set.warnings
+    );
+    set.templates
+}
+
 fn fixture_pdfs() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for vendor in std::fs::read_dir(root().join("fixtures/invoices"))
@@ -41,14 +53,7 @@ fn number(v: &Value) -> f64 {
 
 #[test]
 fn every_field_is_right_on_every_text_pdf() {
-    let set = load_templates(&templates_dir());
-    assert!(
-        set.errors.is_empty() && set.warnings.is_empty(),
-        "{:?} {:?}",
-        set.errors,
-        set.warnings
-    );
-    let templates = set.templates;
+    let templates = clean_templates(&templates_dir());
     assert_eq!(templates.len(), 4);
     let pdfs = fixture_pdfs();
     assert_eq!(pdfs.len(), 20);
@@ -177,14 +182,7 @@ fn clerk_extract_explains_and_reports_in_its_exit_code() {
 #[test]
 fn a_table_carried_forward_is_read_to_its_end() {
     let dir = root().join("fixtures/continued");
-    let set = load_templates(&dir.join("templates"));
-    assert!(
-        set.errors.is_empty() && set.warnings.is_empty(),
-        "{:?} {:?}",
-        set.errors,
-        set.warnings
-    );
-    let templates = set.templates;
+    let templates = clean_templates(&dir.join("templates"));
     let pdf = dir.join("blue-harbor-BH-6860-continued.pdf");
     let truth: Value =
         serde_json::from_str(&std::fs::read_to_string(pdf.with_extension("json")).unwrap())

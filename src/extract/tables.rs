@@ -41,16 +41,13 @@ pub(super) fn apply_table(
         };
         for name in table.body.capture_names().flatten() {
             let Some(m) = caps.name(name) else { continue };
-            let kind = if name.starts_with("date") || name.ends_with("date") {
-                FieldType::Date
-            } else if name.starts_with("amount") {
-                FieldType::Float
-            } else {
-                table
+            let kind = match super::template::kind_by_name(name) {
+                FieldType::Text => table
                     .types
                     .iter()
                     .find(|(n, _)| n == name)
-                    .map_or(FieldType::Text, |(_, k)| *k)
+                    .map_or(FieldType::Text, |(_, k)| *k),
+                kind => kind,
             };
             let value = typed(m.as_str(), kind, options)
                 .map_err(|e| format!("table value `{name}`: {e}"))?;

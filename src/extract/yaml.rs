@@ -118,12 +118,20 @@ pub fn load_with_positions(text: &str) -> Result<(Value, Positions), YamlError> 
                 pointer, key: None, ..
             }) => (pointer.clone(), true),
         };
+        // Every node that starts here, other than a key, is placed.
+        let starts_node = matches!(
+            event,
+            Event::SequenceStart(..)
+                | Event::MappingStart(..)
+                | Event::Scalar(..)
+                | Event::Alias(_)
+        );
+        if starts_node && !is_key {
+            positions.values.insert(pointer.clone(), pos);
+        }
         let done = match event {
             Event::StreamEnd | Event::DocumentEnd => break,
             Event::SequenceStart(anchor, _) => {
-                if !is_key {
-                    positions.values.insert(pointer.clone(), pos);
-                }
                 open.push(Open::Seq {
                     pointer,
                     anchor,
@@ -132,9 +140,6 @@ pub fn load_with_positions(text: &str) -> Result<(Value, Positions), YamlError> 
                 continue;
             }
             Event::MappingStart(anchor, _) => {
-                if !is_key {
-                    positions.values.insert(pointer.clone(), pos);
-                }
                 open.push(Open::Map {
                     pointer,
                     anchor,
@@ -148,18 +153,8 @@ pub fn load_with_positions(text: &str) -> Result<(Value, Positions), YamlError> 
                 Some(Open::Map { anchor, map, .. }) => (anchor, Value::Object(map)),
                 None => continue,
             },
-            Event::Scalar(text, style, anchor, tag) => {
-                if !is_key {
-                    positions.values.insert(pointer.clone(), pos);
-                }
-                (anchor, scalar(text, style, tag.as_ref()))
-            }
-            Event::Alias(id) => {
-                if !is_key {
-                    positions.values.insert(pointer.clone(), pos);
-                }
-                (0, anchors.get(&id).cloned().unwrap_or(Value::Null))
-            }
+            Event::Scalar(text, style, anchor, tag) => (anchor, scalar(text, style, tag.as_ref())),
+            Event::Alias(id) => (0, anchors.get(&id).cloned().unwrap_or(Value::Null)),
             _ => continue,
         };
         let (anchor, value) = done;

@@ -194,6 +194,18 @@ pub struct Template {
     pub validation: Vec<super::validate::Check>,
 }
 
+/// How invoice2data types a value by its name alone: names starting or
+/// ending with `date` are dates, names starting with `amount` numbers.
+pub fn kind_by_name(name: &str) -> FieldType {
+    if name.starts_with("date") || name.ends_with("date") {
+        FieldType::Date
+    } else if name.starts_with("amount") {
+        FieldType::Float
+    } else {
+        FieldType::Text
+    }
+}
+
 /// Below this a field goes to review unless its rule sets `min_confidence`:
 /// a value the engine doubts is never passed through silently.
 pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.8;

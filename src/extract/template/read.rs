@@ -416,12 +416,9 @@ impl Reader<'_> {
 
     fn field(&mut self, name: &str, spec: &Value, pointer: &str) -> Option<FieldRule> {
         let what = format!("field `{name}`");
-        let legacy_kind = if name.starts_with("date") || name.ends_with("date") {
-            FieldType::Date
-        } else if name.starts_with("amount") || name.starts_with("sum_amount") {
-            FieldType::Float
-        } else {
-            FieldType::Text
+        let legacy_kind = match super::kind_by_name(name) {
+            FieldType::Text if name.starts_with("sum_amount") => FieldType::Float,
+            kind => kind,
         };
         let mut rule = FieldRule {
             name: name.trim_start_matches("static_").to_string(),
