@@ -17,7 +17,7 @@ use tesseract::plumbing::tesseract_sys as sys;
 
 use super::{BBox, DocumentError, Page, Source, Word};
 
-use super::pix::{OwnedPix, decode, deskew, despeckle, speckled, turn};
+use super::pix::{OwnedPix, decode, deskew, despeckle, speckled, turn, whiten_paper};
 
 /// The most time tesseract gets to recognise one page. A page that takes
 /// longer is read as far as it got, its words' confidence capped at
@@ -295,7 +295,7 @@ pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError>
 /// A speckled page (heavy noise, a low JPEG quality) is cleaned first: as
 /// it is, tesseract spends a minute on the specks and reads nothing.
 fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError> {
-    let pix = deskew(decode(scan)?);
+    let pix = whiten_paper(deskew(decode(scan)?));
     let dpi = pix.dpi();
     let (pix, mut page) = if speckled(&pix) {
         read_speckled(engine, pix, scan.number, dpi)?

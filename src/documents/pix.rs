@@ -88,6 +88,40 @@ pub(super) fn turn(pix: OwnedPix, quarter_turns: u32) -> OwnedPix {
     OwnedPix::new(turned).unwrap_or(pix)
 }
 
+/// How far below the paper's grey a pixel may lie and still count as
+/// paper. Scanner noise, JPEG ringing and grain scatter the paper's grey by
+/// up to a few dozen levels; ink lies a hundred and more below it.
+const PAPER_SPREAD: u32 = 40;
+
+/// A grey page with its paper made plain white: every pixel within
+/// [`PAPER_SPREAD`] of the paper's grey (the page's median, as paper covers
+/// most of a page) is set to white. Tesseract reads lines from the grey
+/// image, so faint grain beside a short word (a row's number, a quantity)
+/// is read as ink: `1` comes out as `1:` or `i:`. Ink and the dark edge of
+/// every stroke are kept. Pages that are not plain 8-bit grey, and pages
+/// whose paper is dark, are left as they are.
+pub(super) fn whiten_paper(pix: OwnedPix) -> OwnedPix {
+    let mut paper: u32 = 0;
+    // SAFETY: a valid image in; the rank is written to a local; a new
+    // image (or null) out.
+    let white = unsafe {
+        if lept::pixGetDepth(pix.0) != 8
+            || !lept::pixGetColormap(pix.0).is_null()
+            || lept::pixGetRankValue(pix.0, 4, 0.5, &mut paper) != 0
+            || paper < 128 + PAPER_SPREAD
+        {
+            return pix;
+        }
+        lept::pixThresholdToValue(
+            std::ptr::null_mut(),
+            pix.0,
+            (paper - PAPER_SPREAD) as i32,
+            255,
+        )
+    };
+    OwnedPix::new(white).unwrap_or(pix)
+}
+
 /// Dark specks per million pixels above which a page counts as speckled:
 /// a clean A4 page at 300 dpi holds a few thousand connected shapes (its
 /// letters), about 500 per million pixels; heavy noise and a low JPEG
@@ -144,4 +178,65 @@ pub(super) fn speckled(pix: &OwnedPix) -> bool {
 pub(super) fn despeckle(pix: &OwnedPix, size: i32) -> Option<OwnedPix> {
     // SAFETY: a valid image in, a new one (or null) out.
     OwnedPix::new(unsafe { lept::pixMedianFilter(pix.0, size, size) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grey test page: paper of `paper` with grain that wanders `grain`
+    /// levels below it, and a black stroke across its middle rows.
+    fn page(paper: u32, grain: u32) -> OwnedPix {
+        // SAFETY: a new 8-bit image, written inside its bounds.
+        unsafe {
+            let pix = OwnedPix::new(lept::pixCreate(64, 64, 8)).expect("an image");
+            for y in 0..64u32 {
+                for x in 0..64u32 {
+                    let value = if (30..34).contains(&y) {
+                        0
+                    } else {
+                        paper - (x * 7 + y * 13) % (grain + 1)
+                    };
+                    lept::pixSetPixel(pix.0, x as i32, y as i32, value);
+                }
+            }
+            pix
+        }
+    }
+
+    fn pixel(pix: &OwnedPix, x: u32, y: u32) -> u32 {
+        let mut value = 0;
+        // SAFETY: a valid image, read inside its bounds.
+        unsafe { lept::pixGetPixel(pix.0, x as i32, y as i32, &mut value) };
+        value
+    }
+
+    #[test]
+    fn grain_on_the_paper_turns_white_and_ink_stays() {
+        let white = whiten_paper(page(250, 30));
+        for y in (0..64).filter(|y| !(30..34).contains(y)) {
+            for x in 0..64 {
+                assert_eq!(pixel(&white, x, y), 255, "paper at {x},{y}");
+            }
+        }
+        assert!(
+            (0..64).all(|x| pixel(&white, x, 31) == 0),
+            "the stroke is kept"
+        );
+    }
+
+    #[test]
+    fn grey_paper_is_measured_not_assumed_white() {
+        // Recycled paper at 200: grain down to 170 is paper, the stroke ink.
+        let white = whiten_paper(page(200, 30));
+        assert_eq!(pixel(&white, 5, 5), 255);
+        assert_eq!(pixel(&white, 5, 31), 0);
+    }
+
+    #[test]
+    fn a_dark_page_is_left_as_it_is() {
+        // White text on a dark ground: its "paper" is the ink's colour.
+        let dark = whiten_paper(page(120, 10));
+        assert_eq!(pixel(&dark, 5, 5), 120 - (5 * 7 + 5 * 13) % 11);
+    }
 }
