@@ -146,6 +146,7 @@ mod tests {
             },
             confidence: 1.0,
             source: Source::TextLayer,
+            other_reading: None,
         }
     }
 

@@ -13,6 +13,7 @@ mod layout;
 pub mod ocr;
 pub mod pdf;
 mod pix;
+mod second_reading;
 pub mod store;
 
 use std::path::Path;
@@ -67,6 +68,10 @@ pub struct Word {
     /// 1.0 for the text layer; the engine's confidence for OCR.
     pub confidence: f32,
     pub source: Source,
+    /// What a second reading of the word's line made of it, where the two
+    /// differ (its confidence is then lowered): shown to the reviewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_reading: Option<String>,
 }
 
 /// Words that share a baseline, left to right.

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use tesseract::plumbing::leptonica_sys as lept;
 use tesseract::plumbing::tesseract_sys as sys;
 
-use super::{BBox, DocumentError, Page, Source, Word};
+use super::{BBox, DocumentError, Page, Source, Word, second_reading};
 
 use super::pix::{OwnedPix, decode, deskew, despeckle, speckled, turn, whiten_paper};
 
@@ -216,6 +216,51 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Tesseract's TSV for each box (`[left, top, width, height]` in
+    /// pixels) of one image, its word boxes in the whole image's pixels.
+    /// The boxes share [`PAGE_BUDGET`]; those left when it runs out are not
+    /// read (an empty TSV), which leaves the first reading as it was.
+    fn recognise_boxes(
+        &mut self,
+        pix: &OwnedPix,
+        dpi: i32,
+        boxes: &[[i32; 4]],
+    ) -> Result<Vec<String>, DocumentError> {
+        let started = std::time::Instant::now();
+        let mut readings = Vec::with_capacity(boxes.len());
+        // SAFETY: the image outlives the calls; every text tesseract
+        // returns is copied and freed with TessDeleteText.
+        unsafe {
+            sys::TessBaseAPISetImage2(self.api, pix.0);
+            sys::TessBaseAPISetSourceResolution(self.api, dpi);
+            for &[left, top, width, height] in boxes {
+                if started.elapsed() >= PAGE_BUDGET {
+                    readings.push(String::new());
+                    continue;
+                }
+                sys::TessBaseAPISetRectangle(self.api, left, top, width, height);
+                if sys::TessBaseAPIRecognize(self.api, std::ptr::null_mut()) != 0 {
+                    readings.push(String::new());
+                    continue;
+                }
+                let text = sys::TessBaseAPIGetTsvText(self.api, 0);
+                if text.is_null() {
+                    readings.push(String::new());
+                    continue;
+                }
+                readings.push(
+                    std::ffi::CStr::from_ptr(text)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                sys::TessDeleteText(text);
+            }
+        }
+        Ok(readings)
+    }
+}
+
 /// Engines not in use, for the next page in the same languages.
 static ENGINES: Mutex<Vec<Engine>> = Mutex::new(Vec::new());
 
@@ -289,19 +334,27 @@ pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError>
     }
 }
 
-/// Recognise one page: decode, straighten, read; and when the reading
-/// says the page lies on its side or upside down, turn it upright and read
-/// it again. Upright pages, nearly all of them, pay nothing for the check.
-/// A speckled page (heavy noise, a low JPEG quality) is cleaned first: as
-/// it is, tesseract spends a minute on the specks and reads nothing.
+/// Recognise one page: decode, straighten, whiten its paper, read; and
+/// when the reading says the page lies on its side or upside down, turn it
+/// upright and read it again. Upright pages, nearly all of them, pay
+/// nothing for the check. A speckled page (heavy noise, a low JPEG quality)
+/// is cleaned first: as it is, tesseract spends a minute on the specks and
+/// reads nothing. On an upright page that was not speckled, the lines
+/// tesseract was unsure of are read a second time from the page before its
+/// paper was whitened (see [`second_reading`](super::second_reading)).
 fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError> {
-    let pix = whiten_paper(deskew(decode(scan)?));
+    let before = deskew(decode(scan)?);
+    let (pix, before) = match whiten_paper(&before) {
+        Some(white) => (white, Some(before)),
+        None => (before, None),
+    };
     let dpi = pix.dpi();
-    let (pix, mut page) = if speckled(&pix) {
-        read_speckled(engine, pix, scan.number, dpi)?
+    let (pix, mut page, before) = if speckled(&pix) {
+        let (pix, page) = read_speckled(engine, pix, scan.number, dpi)?;
+        (pix, page, None)
     } else {
         let page = read_pix(engine, &pix, scan.number, dpi)?;
-        (pix, page)
+        (pix, page, before)
     };
     let mut turns = 0;
     if looks_turned(&page) {
@@ -311,12 +364,50 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
             page = read_pix(engine, &upright, scan.number, dpi)?;
         }
     }
+    if turns == 0
+        && let Some(before) = before
+    {
+        read_unsure_lines_again(engine, &before, &mut page, dpi)?;
+    }
     Ok(match scan.fit {
         // A page turned a quarter fills the PDF page the other way round.
         Some((w, h)) if turns % 2 == 1 => fit_page(page, h, w),
         Some((w, h)) => fit_page(page, w, h),
         None => page,
     })
+}
+
+/// The second reading: each unsure line's box, read from `before`, weighed
+/// against the first reading word by word.
+fn read_unsure_lines_again(
+    engine: &mut Engine,
+    before: &OwnedPix,
+    page: &mut Page,
+    dpi: i32,
+) -> Result<(), DocumentError> {
+    let unsure = second_reading::unsure_lines(page);
+    if unsure.is_empty() {
+        return Ok(());
+    }
+    // Boxes are in points; the image is in pixels at `dpi`.
+    let scale = f64::from(dpi) / 72.0;
+    let boxes: Vec<[i32; 4]> = unsure
+        .iter()
+        .map(|(_, b)| {
+            [
+                (b.x0 * scale).floor() as i32,
+                (b.y0 * scale).floor() as i32,
+                (b.width() * scale).ceil() as i32,
+                (b.height() * scale).ceil() as i32,
+            ]
+        })
+        .collect();
+    let readings = engine.recognise_boxes(before, dpi, &boxes)?;
+    for ((line, _), tsv) in unsure.iter().zip(readings) {
+        let again = page_from_tsv(&tsv, page.number, f64::from(dpi));
+        second_reading::weigh(page, *line, &again.words);
+    }
+    Ok(())
 }
 
 /// One reading of an image; a page that ran out of its budget keeps what
@@ -527,6 +618,7 @@ pub fn page_from_tsv(tsv: &str, number: u32, dpi: f64) -> Page {
                     },
                     confidence: (num(10) / 100.0).clamp(0.0, 1.0) as f32,
                     source: Source::Ocr,
+                    other_reading: None,
                 });
             }
             _ => {}
@@ -568,6 +660,7 @@ mod tests {
             },
             confidence,
             source: Source::Ocr,
+            other_reading: None,
         }
     }
 

@@ -104,6 +104,7 @@ fn words_from_glyphs(glyphs: &[Glyph]) -> Vec<Word> {
                 bbox: b,
                 confidence: 1.0,
                 source: Source::TextLayer,
+                other_reading: None,
             });
         }
         text.clear();

@@ -2,7 +2,7 @@
 //! it was read from, their OCR confidence, page and box.
 
 use super::text::{Prepared, cut_token};
-use crate::documents::{BBox, Document, DocumentText};
+use crate::documents::{BBox, Document, DocumentText, Word};
 
 /// What the words under a match say about it: their lowest confidence, and
 /// the page and box they are in.
@@ -37,6 +37,42 @@ impl Source<'_> {
         }
         (confidence, page, bbox)
     }
+
+    /// The words under a match that a second reading of the scan read
+    /// otherwise, as a reason (see [`other_readings_in`]).
+    pub fn other_readings(&self, range: std::ops::Range<usize>) -> Option<String> {
+        let words = self.doc.words_in(self.text, self.prepared.original(range));
+        differing(words.map(|(_, w)| w))
+    }
+}
+
+/// The words inside the box of `seen` that a second reading of the scan
+/// read otherwise, as a reason for a reviewer: which of the two is right
+/// is theirs to say.
+pub fn other_readings_in(doc: &Document, seen: &Evidence) -> Option<String> {
+    let (_, Some(number), Some(area)) = seen else {
+        return None;
+    };
+    let page = doc.pages.iter().find(|p| p.number == *number)?;
+    differing(page.words.iter().filter(|w| {
+        w.bbox.x0 >= area.x0 - 0.5
+            && w.bbox.x1 <= area.x1 + 0.5
+            && w.bbox.y0 >= area.y0 - 0.5
+            && w.bbox.y1 <= area.y1 + 0.5
+    }))
+}
+
+/// How a reason about two differing readings begins.
+pub const READINGS_DIFFER: &str = "two readings of the scan differ";
+
+fn differing<'a>(words: impl Iterator<Item = &'a Word>) -> Option<String> {
+    let pairs: Vec<String> = words
+        .filter_map(|w| {
+            let other = w.other_reading.as_deref()?;
+            Some(format!("`{}` or `{other}`", w.text))
+        })
+        .collect();
+    (!pairs.is_empty()).then(|| format!("{READINGS_DIFFER}: {}", pairs.join(", ")))
 }
 
 /// Evidence of two parts of one value: the lower confidence, and the box

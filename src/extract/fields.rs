@@ -210,6 +210,7 @@ fn apply_regex(
     let mut cut = Vec::new();
     let mut doubts = Vec::new();
     let mut read: f32 = 1.0;
+    let mut others = Vec::new();
     let mut place = None;
     for regex in regexes {
         for found in matches(regex, &source.prepared.text)? {
@@ -223,6 +224,7 @@ fn apply_regex(
                     }
                     let (c, page, bbox) = source.words(found.range.clone());
                     read = read.min(c);
+                    others.extend(source.other_readings(found.range.clone()));
                     if place.is_none() {
                         place = Some((page, bbox));
                     }
@@ -247,6 +249,7 @@ fn apply_regex(
     if read < 1.0 {
         reasons.push(format!("OCR read it with confidence {read:.2}"));
     }
+    reasons.extend(others);
     if !refused.is_empty() {
         confidence = confidence.min(0.6);
         reasons.push(format!(

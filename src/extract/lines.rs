@@ -7,7 +7,7 @@
 use fancy_regex::{Captures, Regex};
 use serde_json::{Map, Value};
 
-use super::evidence::{Evidence, Source, combine};
+use super::evidence::{Evidence, Source, combine, other_readings_in};
 use super::fields::typed;
 use super::template::{FieldType, LinesRule, LinesSet, Options};
 use super::{Field, costly};
@@ -135,7 +135,11 @@ pub(super) fn apply_lines(
     for (i, seen) in evidence.iter().enumerate() {
         confidence = confidence.min(seen.0);
         if seen.0 < 0.8 {
-            reasons.push(format!("row {}: OCR confidence {:.2}", i + 1, seen.0));
+            let mut reason = format!("row {}: OCR confidence {:.2}", i + 1, seen.0);
+            if let Some(other) = other_readings_in(source.doc, seen) {
+                reason = format!("{reason}; {other}");
+            }
+            reasons.push(reason);
         }
         table = combine(table, *seen);
     }

@@ -21,6 +21,7 @@ pub(super) fn doc(lines: &[&str]) -> Document {
                     },
                     confidence: 1.0,
                     source: Source::TextLayer,
+                    other_reading: None,
                 });
             }
             x += 5.0 * (w.chars().count() as f64 + 1.0);
@@ -239,6 +240,55 @@ lines:
     );
     // Both rows are still returned, for the reviewer to check.
     assert_eq!(lines.value.as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn words_a_second_reading_read_otherwise_are_named_in_the_reasons() {
+    let t = template(
+        r#"
+issuer: T
+keywords: [Items]
+fields:
+  invoice_number: Invoice\s+(\S+)
+lines:
+  start: Items
+  end: Total
+  line: '^(?P<description>\S+)\s+(?P<amount>[\d.]+)$'
+  types:
+    amount: float
+"#,
+    );
+    let mut d = doc(&[
+        "Invoice A-17",
+        "Items",
+        "Paper 12.50",
+        "Toner 40.00",
+        "Total 52.50",
+    ]);
+    for w in &mut d.pages[0].words {
+        w.source = Source::Ocr;
+        w.confidence = 0.97;
+        let other = match w.text.as_str() {
+            "Toner" => "Tuner",
+            "A-17" => "A-11",
+            _ => continue,
+        };
+        w.confidence = 0.5;
+        w.other_reading = Some(other.into());
+    }
+    let x = extract(&d, &[t]);
+    assert_eq!(
+        x.fields["lines"].reasons,
+        vec!["row 2: OCR confidence 0.50; two readings of the scan differ: `Toner` or `Tuner`"]
+    );
+    assert_eq!(
+        x.fields["invoice_number"].reasons,
+        vec![
+            "OCR read it with confidence 0.50",
+            "two readings of the scan differ: `A-17` or `A-11`"
+        ]
+    );
+    assert!(x.needs_review());
 }
 
 #[test]

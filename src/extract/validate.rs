@@ -259,15 +259,15 @@ fn corroborates(check: &Check) -> bool {
 /// or a checksum confirms it.
 pub const CONFIRMED_CONFIDENCE: f32 = 0.95;
 
-/// A number or an IBAN that OCR read with some doubt, and nothing else
-/// doubted, is raised when a check across independently read fields holds:
+/// A number or an IBAN that OCR read with some doubt (a low confidence,
+/// or a second reading that differs), and nothing else doubted, is raised when a check across independently read fields holds:
 /// a misread digit would break the sum. Tables are not raised: the text of
 /// their rows is checked by nothing.
 fn raise_confirmed(f: &mut Field) {
-    let only_ocr = f
-        .reasons
-        .iter()
-        .all(|r| r.starts_with("OCR read it with confidence"));
+    let only_ocr = f.reasons.iter().all(|r| {
+        r.starts_with("OCR read it with confidence")
+            || r.starts_with(super::evidence::READINGS_DIFFER)
+    });
     if only_ocr && !f.value.is_array() && f.confidence >= 0.5 && f.confidence < CONFIRMED_CONFIDENCE
     {
         f.reasons.push(format!(
