@@ -17,7 +17,7 @@ use tesseract::plumbing::tesseract_sys as sys;
 
 use super::{BBox, DocumentError, Page, Source, Word, second_reading};
 
-use super::pix::{OwnedPix, decode, deskew, despeckle, speckled, turn, whiten_paper};
+use super::pix::{OwnedPix, decode, deskew, despeckle, scale_up, speckled, turn, whiten_paper};
 
 /// The most time tesseract gets to recognise one page. A page that takes
 /// longer is read as far as it got, its words' confidence capped at
@@ -356,18 +356,16 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
         let page = read_pix(engine, &pix, scan.number, dpi)?;
         (pix, page, before)
     };
-    let mut turns = 0;
-    if looks_turned(&page) {
-        turns = engine.quarter_turns(&pix);
-        if turns != 0 {
-            let upright = turn(pix, turns);
-            page = read_pix(engine, &upright, scan.number, dpi)?;
-        }
-    }
-    if turns == 0
-        && let Some(before) = before
-    {
-        read_unsure_lines_again(engine, &before, &mut page, dpi)?;
+    let turns = if looks_turned(&page) {
+        engine.quarter_turns(&pix)
+    } else {
+        0
+    };
+    if turns != 0 {
+        let upright = turn(pix, turns);
+        page = read_pix(engine, &upright, scan.number, dpi)?;
+    } else if let Some(before) = before {
+        read_unsure_lines_again(engine, &before, &pix, &mut page, dpi)?;
     }
     Ok(match scan.fit {
         // A page turned a quarter fills the PDF page the other way round.
@@ -378,10 +376,12 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
 }
 
 /// The second reading: each unsure line's box, read from `before`, weighed
-/// against the first reading word by word.
+/// against the first reading word by word; the words the two read
+/// otherwise, read a third time from `white` at twice its size.
 fn read_unsure_lines_again(
     engine: &mut Engine,
     before: &OwnedPix,
+    white: &OwnedPix,
     page: &mut Page,
     dpi: i32,
 ) -> Result<(), DocumentError> {
@@ -389,25 +389,47 @@ fn read_unsure_lines_again(
     if unsure.is_empty() {
         return Ok(());
     }
-    // Boxes are in points; the image is in pixels at `dpi`.
-    let scale = f64::from(dpi) / 72.0;
-    let boxes: Vec<[i32; 4]> = unsure
+    let readings = engine.recognise_boxes(before, dpi, &pixel_boxes(&unsure, dpi, 1.0))?;
+    let mut disputed = Vec::new();
+    for ((line, area), tsv) in unsure.iter().zip(readings) {
+        let again = page_from_tsv(&tsv, page.number, f64::from(dpi));
+        let disputes = second_reading::weigh(page, *line, &again.words);
+        if !disputes.is_empty() {
+            disputed.push(((*line, *area), disputes));
+        }
+    }
+    if disputed.is_empty() {
+        return Ok(());
+    }
+    let areas: Vec<(usize, BBox)> = disputed.iter().map(|(a, _)| *a).collect();
+    let thirds = match scale_up(white) {
+        Some(big) => engine.recognise_boxes(&big, dpi * 2, &pixel_boxes(&areas, dpi, 2.0))?,
+        None => vec![String::new(); areas.len()],
+    };
+    for ((_, disputes), tsv) in disputed.into_iter().zip(thirds) {
+        let third = page_from_tsv(&tsv, page.number, f64::from(dpi * 2));
+        for dispute in disputes {
+            second_reading::settle(page, dispute, &third.words);
+        }
+    }
+    Ok(())
+}
+
+/// Boxes in points as `[left, top, width, height]` in the pixels of an
+/// image at `dpi` scaled by `scale`.
+fn pixel_boxes(areas: &[(usize, BBox)], dpi: i32, scale: f64) -> Vec<[i32; 4]> {
+    let s = f64::from(dpi) / 72.0 * scale;
+    areas
         .iter()
         .map(|(_, b)| {
             [
-                (b.x0 * scale).floor() as i32,
-                (b.y0 * scale).floor() as i32,
-                (b.width() * scale).ceil() as i32,
-                (b.height() * scale).ceil() as i32,
+                (b.x0 * s).floor() as i32,
+                (b.y0 * s).floor() as i32,
+                (b.width() * s).ceil() as i32,
+                (b.height() * s).ceil() as i32,
             ]
         })
-        .collect();
-    let readings = engine.recognise_boxes(before, dpi, &boxes)?;
-    for ((line, _), tsv) in unsure.iter().zip(readings) {
-        let again = page_from_tsv(&tsv, page.number, f64::from(dpi));
-        second_reading::weigh(page, *line, &again.words);
-    }
-    Ok(())
+        .collect()
 }
 
 /// One reading of an image; a page that ran out of its budget keeps what

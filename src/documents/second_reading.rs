@@ -2,8 +2,10 @@
 //! before its paper was whitened: a different image of the same ink, so a
 //! misreading that comes from the image (a lost umlaut, grain read as a
 //! stroke) seldom comes out the same twice. Where both readings agree on a
-//! word, it keeps the surer of the two confidences; where they differ, the
-//! word goes to review with the other reading beside it.
+//! word, it keeps the surer of the two confidences; where they differ, a
+//! third reading (the whitened page at twice the size) decides when it
+//! agrees with one of them, and otherwise the word goes to review with the
+//! other reading beside it.
 
 use super::{BBox, Page, Word};
 
@@ -43,40 +45,94 @@ pub(super) fn unsure_lines(page: &Page) -> Vec<(usize, BBox)> {
         .collect()
 }
 
+/// A word the second reading read otherwise: which of the page's words,
+/// the confidence it had, and what the second reading made of it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Dispute {
+    pub word: usize,
+    confidence: f32,
+    other: Vec<Word>,
+}
+
 /// Weigh line `line` of `page` against its second reading `again` (the
 /// words read from that line's box). Each word of the line is matched with
 /// the words of the second reading it overlaps across more than half of
 /// the narrower's width; a word the second reading has nothing for is left
-/// as it was (the line's box may have cut it).
-pub(super) fn weigh(page: &mut Page, line: usize, again: &[Word]) {
+/// as it was (the line's box may have cut it). A word both read alike keeps
+/// the surer confidence; the words read otherwise come back as disputes.
+pub(super) fn weigh(page: &mut Page, line: usize, again: &[Word]) -> Vec<Dispute> {
+    let mut disputes = Vec::new();
     let Some(line) = page.lines.get(line) else {
-        return;
+        return disputes;
     };
     for &i in &line.words {
         let Some(word) = page.words.get_mut(i) else {
             continue;
         };
-        if !has_alphanumeric(&word.text) {
-            continue;
-        }
-        let over: Vec<&Word> = again
-            .iter()
-            .filter(|o| overlaps(&word.bbox, &o.bbox))
-            .collect();
+        let over = overlapping(word, again);
         if over.is_empty() {
             continue;
         }
-        let other: Vec<&str> = over.iter().map(|o| o.text.as_str()).collect();
-        // A word the second reading splits in two is the same reading when
-        // its characters are.
-        if core(&other.concat()) == core(&word.text) {
+        if same(word, &over) {
             let best = over.iter().map(|o| o.confidence).fold(0.0, f32::max);
             word.confidence = word.confidence.max(best);
         } else {
-            word.confidence = word.confidence.min(READINGS_DIFFER);
-            word.other_reading = Some(other.join(" "));
+            disputes.push(Dispute {
+                word: i,
+                confidence: word.confidence,
+                other: over.into_iter().cloned().collect(),
+            });
         }
     }
+    disputes
+}
+
+/// Settle a dispute by a third reading (`third`: the words read from the
+/// line's box in a third image, or nothing when there is none): the
+/// reading two of the three agree on is kept, at the surer confidence of
+/// the two; when the second and third agree on a single word, its text
+/// replaces the first reading's. Otherwise the word goes to review at
+/// [`READINGS_DIFFER`] with the second reading beside it.
+pub(super) fn settle(page: &mut Page, dispute: Dispute, third: &[Word]) {
+    let Some(word) = page.words.get_mut(dispute.word) else {
+        return;
+    };
+    let over = overlapping(word, third);
+    let best = |words: &[&Word]| words.iter().map(|o| o.confidence).fold(0.0, f32::max);
+    if !over.is_empty() && same(word, &over) {
+        word.confidence = dispute.confidence.max(best(&over));
+        return;
+    }
+    let others: Vec<&Word> = dispute.other.iter().collect();
+    if let ([second], false) = (others.as_slice(), over.is_empty())
+        && same(second, &over)
+    {
+        word.text = second.text.clone();
+        word.confidence = second.confidence.max(best(&over));
+        return;
+    }
+    word.confidence = dispute.confidence.min(READINGS_DIFFER);
+    let texts: Vec<&str> = others.iter().map(|o| o.text.as_str()).collect();
+    word.other_reading = Some(texts.join(" "));
+}
+
+/// The words of `reading` that overlap `word` across more than half of the
+/// narrower's width, on the same line.
+fn overlapping<'a>(word: &Word, reading: &'a [Word]) -> Vec<&'a Word> {
+    if !has_alphanumeric(&word.text) {
+        return Vec::new();
+    }
+    reading
+        .iter()
+        .filter(|o| overlaps(&word.bbox, &o.bbox))
+        .collect()
+}
+
+/// Whether `others` read the same as `word`. A word split in two is the
+/// same reading when its characters are.
+fn same(word: &Word, others: &[&Word]) -> bool {
+    let text: String = others.iter().map(|o| o.text.as_str()).collect();
+    core(&text) == core(&word.text)
 }
 
 /// A word without what OCR likes to add at its ends: `1:` and `1` are the
@@ -146,43 +202,76 @@ mod tests {
             word("Briefumschläge", 60.0, 0.94),
             word("961,08", 300.0, 0.95),
         ];
-        weigh(&mut p, 0, &again);
+        let disputes = weigh(&mut p, 0, &again);
         assert_eq!(p.words[0].confidence, 0.97);
+        assert_eq!(p.words[2].confidence, 0.95, "agreement keeps the surer");
+        assert_eq!(disputes.len(), 1);
+        // A third reading that agrees with neither: to review.
+        settle(
+            &mut p,
+            disputes[0].clone(),
+            &[word("Briefumschloge", 60.0, 0.9)],
+        );
+        assert_eq!(p.words[1].text, "Briefumschlage");
         assert_eq!(p.words[1].confidence, READINGS_DIFFER);
         assert_eq!(p.words[1].other_reading.as_deref(), Some("Briefumschläge"));
-        assert_eq!(
-            p.words[2].confidence, 0.95,
-            "agreement keeps the surer reading"
-        );
         assert_eq!(p.words[2].other_reading, None);
+    }
+
+    #[test]
+    fn two_readings_of_three_that_agree_decide_a_dispute() {
+        // The third agrees with the first: the first stands, unflagged.
+        let mut p = page(vec![word("Stk.)", 10.0, 0.91)]);
+        let disputes = weigh(&mut p, 0, &[word("Sik.)", 10.0, 0.7)]);
+        settle(&mut p, disputes[0].clone(), &[word("Stk.)", 10.0, 0.93)]);
+        assert_eq!(p.words[0].text, "Stk.)");
+        assert_eq!(p.words[0].confidence, 0.93);
+        assert_eq!(p.words[0].other_reading, None);
+        // The third agrees with the second: the second's text is taken.
+        let mut p = page(vec![word("Briefumschlage", 10.0, 0.9)]);
+        let disputes = weigh(&mut p, 0, &[word("Briefumschläge", 10.0, 0.94)]);
+        settle(
+            &mut p,
+            disputes[0].clone(),
+            &[word("Briefumschläge", 10.0, 0.96)],
+        );
+        assert_eq!(p.words[0].text, "Briefumschläge");
+        assert_eq!(p.words[0].confidence, 0.96);
+        assert_eq!(p.words[0].other_reading, None);
+        // No third reading (its image could not be made): to review.
+        let mut p = page(vec![word("Stk.)", 10.0, 0.91)]);
+        let disputes = weigh(&mut p, 0, &[word("Sik.)", 10.0, 0.7)]);
+        settle(&mut p, disputes[0].clone(), &[]);
+        assert_eq!(p.words[0].confidence, READINGS_DIFFER);
     }
 
     #[test]
     fn punctuation_at_a_word_end_is_no_difference_but_inside_a_number_it_is() {
         let mut p = page(vec![word("1", 10.0, 0.9), word("1.234,50", 300.0, 0.9)]);
         let again = vec![word("1:", 10.0, 0.6), word("1234,50", 300.0, 0.9)];
-        weigh(&mut p, 0, &again);
+        let disputes = weigh(&mut p, 0, &again);
         assert_eq!(p.words[0].confidence, 0.9);
-        assert_eq!(p.words[1].confidence, READINGS_DIFFER);
+        assert_eq!(disputes.len(), 1);
+        assert_eq!(disputes[0].word, 1);
     }
 
     #[test]
     fn a_word_split_in_two_the_second_time_is_compared_as_a_whole() {
         let mut p = page(vec![word("Whiteboard-Marker", 10.0, 0.9)]);
         let mut again = vec![word("Whiteboard-", 10.0, 0.92), word("Marker", 76.0, 0.9)];
-        weigh(&mut p, 0, &again);
+        assert!(weigh(&mut p, 0, &again).is_empty());
         assert_eq!(p.words[0].confidence, 0.92);
         let mut p = page(vec![word("Whiteboard-Marker", 10.0, 0.9)]);
         again[1].text = "Maker".into();
-        weigh(&mut p, 0, &again);
+        let disputes = weigh(&mut p, 0, &again);
+        settle(&mut p, disputes[0].clone(), &[]);
         assert_eq!(p.words[0].confidence, READINGS_DIFFER);
         assert_eq!(
             p.words[0].other_reading.as_deref(),
             Some("Whiteboard- Maker")
         );
         let mut p = page(vec![word("Set", 10.0, 0.9)]);
-        again.truncate(0);
-        weigh(&mut p, 0, &again);
+        assert!(weigh(&mut p, 0, &[]).is_empty());
         assert_eq!(p.words[0].confidence, 0.9, "nothing read there: left alone");
     }
 }
