@@ -292,6 +292,53 @@ lines:
 }
 
 #[test]
+fn a_known_iban_confirms_the_one_read_and_a_changed_one_goes_to_review() {
+    let t = template(
+        r#"
+issuer: T
+keywords: [Invoice]
+required_fields: [iban]
+fields:
+  iban: 'IBAN:\s+([A-Z]{2}\d{2}(?: ?[A-Z0-9]{1,4})+)'
+validation:
+  - rule: known
+    field: iban
+    value: de89 3704 0044 0532 0130 00
+"#,
+    );
+    let read = |iban: &str, confidence: f32| {
+        let mut d = doc(&["Invoice", &format!("IBAN: {iban}")]);
+        for w in &mut d.pages[0].words {
+            w.source = Source::Ocr;
+            w.confidence = confidence;
+        }
+        extract(&d, &[t.clone()])
+    };
+    // Read with some doubt, but the vendor is known by this IBAN: it passes.
+    let x = read("DE89 3704 0044 0532 0130 00", 0.7);
+    let iban = &x.fields["iban"];
+    assert!(!x.needs_review(), "{:?}", x.review);
+    assert_eq!(iban.confidence, validate::CONFIRMED_CONFIDENCE);
+    assert!(
+        iban.confirmed
+            .iter()
+            .any(|c| c == "iban is the vendor's known iban"),
+        "{iban:?}"
+    );
+    // A different account, read with full confidence and a valid checksum:
+    // the classic fraud, so it goes to review whatever OCR says.
+    let x = read("GB82 WEST 1234 5698 7654 32", 1.0);
+    assert!(x.needs_review());
+    assert!(
+        x.review
+            .join("\n")
+            .contains("is not the vendor's known `de89 3704 0044 0532 0130 00`"),
+        "{:?}",
+        x.review
+    );
+}
+
+#[test]
 fn validation_flags_values_that_read_well_but_do_not_add_up() {
     let today = chrono::Local::now().date_naive();
     let yaml = |total: &str, iban: &str, date: chrono::NaiveDate| {

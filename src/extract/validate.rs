@@ -64,6 +64,12 @@ pub enum Check {
         field: String,
         regex: Regex,
     },
+    /// The field holds a value known from the vendor's master data (an
+    /// IBAN, a VAT id): equal but for spaces and case.
+    Known {
+        field: String,
+        value: String,
+    },
 }
 
 /// Read one entry of `validation:`; the error says what is wrong with it.
@@ -124,9 +130,17 @@ pub fn parse_check(v: &Value) -> Result<Check, String> {
                 regex: Regex::new(&pattern).map_err(|e| format!("bad regex `{pattern}`: {e}"))?,
             }
         }
+        "known" => Check::Known {
+            field: text("field")?,
+            value: match map.get("value") {
+                Some(Value::String(s)) => s.clone(),
+                Some(n @ Value::Number(_)) => n.to_string(),
+                _ => return Err("`known` needs `value`, the value the vendor is known by".into()),
+            },
+        },
         other => {
             return Err(format!(
-                "unknown rule `{other}`; expected sum, lines_sum, lines_product, iban, date_range or regex"
+                "unknown rule `{other}`; expected sum, lines_sum, lines_product, iban, date_range, regex or known"
             ));
         }
     })
@@ -246,12 +260,13 @@ pub fn apply(
 }
 
 /// Checks whose passing is evidence of the value itself: sums that hold
-/// across independently read numbers, and an IBAN's checksum. (A date in
-/// range or a number that fits a pattern says little about its digits.)
+/// across independently read numbers, an IBAN's checksum, and a value the
+/// vendor is known by. (A date in range or a number that fits a pattern
+/// says little about its digits.)
 fn corroborates(check: &Check) -> bool {
     matches!(
         check,
-        Check::Sum { .. } | Check::LinesSum { .. } | Check::Iban { .. }
+        Check::Sum { .. } | Check::LinesSum { .. } | Check::Iban { .. } | Check::Known { .. }
     )
 }
 
@@ -292,6 +307,7 @@ fn describe(check: &Check) -> String {
         Check::Iban { field } => format!("{field} has a valid checksum"),
         Check::DateRange { field, .. } => format!("{field} is a plausible date"),
         Check::Pattern { field, regex } => format!("{field} matches `{}`", regex.as_str()),
+        Check::Known { field, .. } => format!("{field} is the vendor's known {field}"),
     }
 }
 
@@ -362,7 +378,33 @@ fn run(
             }
             None => (Vec::new(), None),
         },
+        Check::Known { field, value } => match fields.get(field) {
+            Some(f) => {
+                let text = match &f.value {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (
+                    vec![field.clone()],
+                    (plain(&text) != plain(value)).then(|| {
+                        format!(
+                            "{field} `{text}` is not the vendor's known `{value}`: \
+                             confirm a changed {field} with the vendor before paying"
+                        )
+                    }),
+                )
+            }
+            None => (Vec::new(), None),
+        },
     }
+}
+
+/// A value without its spaces, in capitals: `DE89 3704…` is `de893704…`.
+fn plain(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect()
 }
 
 /// `parts` add up to `equals`.

@@ -333,8 +333,9 @@ fn check_names(check: &Check) -> (Vec<String>, Vec<String>) {
             cols.push(equals.clone());
             (vec!["lines".into()], cols)
         }
-        Check::Iban { field } | Check::DateRange { field, .. } | Check::Pattern { field, .. } => {
-            (vec![field.clone()], Vec::new())
-        }
+        Check::Iban { field }
+        | Check::DateRange { field, .. }
+        | Check::Pattern { field, .. }
+        | Check::Known { field, .. } => (vec![field.clone()], Vec::new()),
     }
 }
