@@ -312,7 +312,7 @@ validation:
             w.source = Source::Ocr;
             w.confidence = confidence;
         }
-        extract(&d, &[t.clone()])
+        extract(&d, std::slice::from_ref(&t))
     };
     // Read with some doubt, but the vendor is known by this IBAN: it passes.
     let x = read("DE89 3704 0044 0532 0130 00", 0.7);
