@@ -12,6 +12,7 @@ pub mod isolation;
 mod layout;
 pub mod ocr;
 pub mod pdf;
+mod pdf_fonts;
 mod pix;
 mod second_reading;
 pub mod store;

@@ -196,6 +196,7 @@ fn read_pages(bytes: &[u8], options: &ReadOptions) -> Result<Document, DocumentE
     if page_ids.is_empty() {
         return Err(DocumentError::Corrupt("the PDF has no pages".into()));
     }
+    super::pdf_fonts::spell_out_cid_widths(&mut doc);
     let mut collector = GlyphCollector::default();
     pdf_extract::output_doc(&doc, &mut collector)
         .map_err(|e| DocumentError::Corrupt(e.to_string()))?;

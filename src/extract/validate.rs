@@ -487,7 +487,10 @@ fn lines_product(
                 .collect();
             let product: f64 = factors?.iter().product();
             let amount = row.get(equals).and_then(Value::as_f64)?;
-            ((product - amount).abs() > tolerance).then(|| {
+            // Credit notes and discount lines print a positive quantity and
+            // price beside a negative amount: the sizes must agree, and the
+            // sign is the sum check's to confirm.
+            ((product.abs() - amount.abs()).abs() > tolerance).then(|| {
                 format!(
                     "row {}: {} = {product:.2}, not {equals} {amount:.2}",
                     i + 1,
@@ -546,6 +549,29 @@ mod tests {
             page: None,
             bbox: None,
         }
+    }
+
+    #[test]
+    fn a_credit_line_with_a_negative_amount_has_the_size_of_its_product() {
+        let lines = |amount: f64| {
+            let mut f = number_field(0.0);
+            f.value = serde_json::json!([{ "qty": 4, "unit_price": 38.5, "amount": amount }]);
+            BTreeMap::from([("lines".to_string(), f)])
+        };
+        let columns = ["qty".to_string(), "unit_price".to_string()];
+        assert_eq!(
+            lines_product(&lines(-154.0), &columns, "amount", 0.01).1,
+            None
+        );
+        assert_eq!(
+            lines_product(&lines(154.0), &columns, "amount", 0.01).1,
+            None
+        );
+        let wrong = lines_product(&lines(-145.0), &columns, "amount", 0.01).1;
+        assert_eq!(
+            wrong.as_deref(),
+            Some("row 1: qty × unit_price = 154.00, not amount -145.00")
+        );
     }
 
     #[test]

@@ -27,10 +27,20 @@ pub fn separator_doubt(raw: &str, decimal_separator: char) -> Option<String> {
     })
 }
 
+/// A number as printed: thousands separators (`.` `,` `'` and spaces) and
+/// the decimal separator the template names; a currency sign or code
+/// before or after it; negative with a leading or trailing minus (`-`, or
+/// the typographic `−`), or in accounting's parentheses, as credit notes
+/// print it: `(1.234,50)`.
 pub fn parse_number(raw: &str, decimal_separator: char) -> Result<f64, String> {
     let trimmed = raw.trim();
+    let (parenthesised, inner) = match trimmed.strip_prefix('(').and_then(|t| t.strip_suffix(')')) {
+        Some(inner) => (true, inner),
+        None => (false, trimmed),
+    };
+    let minus = inner.replace('\u{2212}', "-");
     // A currency sign or code before or after the number is not part of it.
-    let mut body = trimmed;
+    let mut body = minus.trim();
     for _ in 0..2 {
         body = body
             .trim_matches(|c: char| matches!(c, '€' | '$' | '£' | '¥' | '₣') || c.is_whitespace())
@@ -63,6 +73,10 @@ pub fn parse_number(raw: &str, decimal_separator: char) -> Result<f64, String> {
         ));
     }
     let negative = body.starts_with('-') || body.ends_with('-');
+    if negative && parenthesised {
+        return Err(format!("`{trimmed}` is negative twice"));
+    }
+    let negative = negative || parenthesised;
     let mut normal = String::new();
     for c in body.chars() {
         if c == decimal_separator {
@@ -215,6 +229,17 @@ mod tests {
         assert_eq!(parse_number("1'000.00", '.'), Ok(1000.0));
         assert_eq!(parse_number("-5,00", ','), Ok(-5.0));
         assert_eq!(parse_number("USD 1,234.50", '.'), Ok(1234.5));
+        // Credit notes: a trailing minus, a typographic minus, parentheses.
+        assert_eq!(parse_number("250,00-", ','), Ok(-250.0));
+        assert_eq!(parse_number("\u{2212}1.234,50 EUR", ','), Ok(-1234.5));
+        assert_eq!(parse_number("(1,234.50)", '.'), Ok(-1234.5));
+        assert_eq!(parse_number("($ 1,234.50)", '.'), Ok(-1234.5));
+        assert!(
+            parse_number("(-5.00)", '.')
+                .unwrap_err()
+                .contains("negative twice")
+        );
+        assert!(parse_number("(5.00", '.').unwrap_err().contains("has `(`"));
         // An OCR misreading is refused, not read as 6125.
         assert!(parse_number("61:25", ',').unwrap_err().contains("has `:`"));
         assert!(
