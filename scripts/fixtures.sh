@@ -13,3 +13,6 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/pip" install -q -r fixtures/requirements.txt
 "$venv/bin/python" fixtures/generate.py
+# Documents printed by Chromium (Type0/CID fonts), as vendors' systems print them.
+ensure_packages chromium fonts-liberation
+python3 fixtures/printed.py
