@@ -3,7 +3,8 @@
 //! fixture and an SMTP server: a degraded scan whose total is misread and
 //! whose invoice number is not found waits for review; the reviewer signs
 //! in, opens it from the queue and fixes both from the keyboard alone,
-//! overrides a failing line check with a note and approves; the job books
+//! overrides a failing check (the invoice's bank account is not the one
+//! the vendor is known by) with a note and approves; the job books
 //! those values into the ERP and the audit trail names the reviewer. A
 //! viewer cannot approve, a request without the CSRF token changes nothing,
 //! and hostile names show as text.
@@ -77,6 +78,11 @@ fn break_template(bots: &Path) {
         .replace(
             r"amount: Gesamtbetrag\s+([\d.,]+)\s+EUR",
             r"amount: Gesamtbetrag\s+([\d.]+)",
+        )
+        // The vendor's master data still holds its former bank account.
+        .replace(
+            "value: DE89 3704 0044 0532 0130 00",
+            "value: DE02 1203 0000 0000 2020 51",
         );
     assert_ne!(text, broken, "the template changed");
     std::fs::write(file, broken).unwrap();
@@ -199,12 +205,12 @@ async fn a_reviewer_fixes_a_document_from_the_keyboard_and_it_is_booked(kind: Ki
             .map(|png| std::fs::write(shots2.join(format!("review-page-{kind2}.png")), png))
             .unwrap()
             .unwrap();
-        // Alt+A: a line check fails, so the approval asks why.
+        // Alt+A: the bank account check fails, so the approval asks why.
         alt(&tab, "a");
         until(&tab, "!document.getElementById('override').hidden && document.activeElement.id === 'override-note'", "the override note is asked for");
         let problem = js(&tab, "document.getElementById('message').textContent");
         assert!(problem.as_str().unwrap().contains("check"), "{problem}");
-        tab.type_str("line 3 checked against the paper").unwrap();
+        tab.type_str("new account confirmed by phone with the vendor").unwrap();
         alt(&tab, "a");
         until(&tab, &format!("location.pathname !== '{link}'"), "approved, on to the next document");
 
@@ -269,7 +275,7 @@ async fn a_reviewer_fixes_a_document_from_the_keyboard_and_it_is_booked(kind: Ki
     assert!(
         by_ana
             .iter()
-            .any(|r| r.contains("overridden: line 3 checked against the paper")),
+            .any(|r| r.contains("overridden: new account confirmed by phone with the vendor")),
         "{by_ana:#?}"
     );
     // `clerk runs show` prints the reviewer's actions.

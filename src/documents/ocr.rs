@@ -219,28 +219,38 @@ impl Engine {
 impl Engine {
     /// Tesseract's TSV for each box (`[left, top, width, height]` in
     /// pixels) of one image, its word boxes in the whole image's pixels.
-    /// The boxes share [`PAGE_BUDGET`]; those left when it runs out are not
-    /// read (an empty TSV), which leaves the first reading as it was.
+    /// The boxes are read while the page's [`PAGE_BUDGET`], counted from
+    /// `started`, lasts; those left when it runs out are not read (an
+    /// empty TSV), which leaves the first reading as it was.
     fn recognise_boxes(
         &mut self,
         pix: &OwnedPix,
         dpi: i32,
         boxes: &[[i32; 4]],
+        started: std::time::Instant,
     ) -> Result<Vec<String>, DocumentError> {
-        let started = std::time::Instant::now();
         let mut readings = Vec::with_capacity(boxes.len());
-        // SAFETY: the image outlives the calls; every text tesseract
-        // returns is copied and freed with TessDeleteText.
+        // SAFETY: the image and each monitor outlive the calls; every
+        // monitor is deleted once; every text tesseract returns is copied
+        // and freed with TessDeleteText.
         unsafe {
             sys::TessBaseAPISetImage2(self.api, pix.0);
             sys::TessBaseAPISetSourceResolution(self.api, dpi);
             for &[left, top, width, height] in boxes {
-                if started.elapsed() >= PAGE_BUDGET {
+                let Some(left_over) = PAGE_BUDGET.checked_sub(started.elapsed()) else {
                     readings.push(String::new());
                     continue;
-                }
+                };
                 sys::TessBaseAPISetRectangle(self.api, left, top, width, height);
-                if sys::TessBaseAPIRecognize(self.api, std::ptr::null_mut()) != 0 {
+                let monitor = sys::TessMonitorCreate();
+                if !monitor.is_null() {
+                    sys::TessMonitorSetDeadlineMSecs(monitor, left_over.as_millis() as i32);
+                }
+                let failed = sys::TessBaseAPIRecognize(self.api, monitor) != 0;
+                if !monitor.is_null() {
+                    sys::TessMonitorDelete(monitor);
+                }
+                if failed {
                     readings.push(String::new());
                     continue;
                 }
@@ -343,6 +353,7 @@ pub fn tiff_page_png(bytes: &[u8], index: u32) -> Result<Vec<u8>, DocumentError>
 /// tesseract was unsure of are read a second time from the page before its
 /// paper was whitened (see [`second_reading`](super::second_reading)).
 fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError> {
+    let started = std::time::Instant::now();
     let before = deskew(decode(scan)?);
     let (pix, before) = match whiten_paper(&before) {
         Some(white) => (white, Some(before)),
@@ -365,7 +376,7 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
         let upright = turn(pix, turns);
         page = read_pix(engine, &upright, scan.number, dpi)?;
     } else if let Some(before) = before {
-        read_unsure_lines_again(engine, &before, &pix, &mut page, dpi)?;
+        read_unsure_lines_again(engine, (&before, &pix), &mut page, dpi, started)?;
     }
     Ok(match scan.fit {
         // A page turned a quarter fills the PDF page the other way round.
@@ -377,19 +388,20 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
 
 /// The second reading: each unsure line's box, read from `before`, weighed
 /// against the first reading word by word; the words the two read
-/// otherwise, read a third time from `white` at twice its size.
+/// otherwise, read a third time from `white` at twice its size. Both take
+/// what is left of the page's [`PAGE_BUDGET`], counted from `started`.
 fn read_unsure_lines_again(
     engine: &mut Engine,
-    before: &OwnedPix,
-    white: &OwnedPix,
+    (before, white): (&OwnedPix, &OwnedPix),
     page: &mut Page,
     dpi: i32,
+    started: std::time::Instant,
 ) -> Result<(), DocumentError> {
     let unsure = second_reading::unsure_lines(page);
     if unsure.is_empty() {
         return Ok(());
     }
-    let readings = engine.recognise_boxes(before, dpi, &pixel_boxes(&unsure, dpi, 1.0))?;
+    let readings = engine.recognise_boxes(before, dpi, &pixel_boxes(&unsure, dpi, 1.0), started)?;
     let mut disputed = Vec::new();
     for ((line, area), tsv) in unsure.iter().zip(readings) {
         let again = page_from_tsv(&tsv, page.number, f64::from(dpi));
@@ -403,7 +415,9 @@ fn read_unsure_lines_again(
     }
     let areas: Vec<(usize, BBox)> = disputed.iter().map(|(a, _)| *a).collect();
     let thirds = match scale_up(white) {
-        Some(big) => engine.recognise_boxes(&big, dpi * 2, &pixel_boxes(&areas, dpi, 2.0))?,
+        Some(big) => {
+            engine.recognise_boxes(&big, dpi * 2, &pixel_boxes(&areas, dpi, 2.0), started)?
+        }
         None => vec![String::new(); areas.len()],
     };
     for ((_, disputes), tsv) in disputed.into_iter().zip(thirds) {
