@@ -1,6 +1,7 @@
 //! `clerk review` as a script meets it, through the real binary on both
 //! back ends: the queue, a correction typed and checked, an approval
-//! refused while a check fails and given with an override, the reviewed
+//! refused while a check fails (a bank account the vendor is not known
+//! by) and given with an override, the reviewed
 //! values going on to the next step, a rejection, and the corrected
 //! document exported as a fixture.
 
@@ -44,8 +45,31 @@ async fn run_to_review(s: &Setup, file: &str) -> i64 {
     id
 }
 
+/// The example templates, but with the vendor's master data still holding
+/// its former bank account: the scan's IBAN fails the `known` check, and
+/// approving it needs a reason.
+fn templates_with_a_former_account() -> (tempfile::TempDir, String) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("bots/invoice-intake/templates");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&root).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let text = text.replace(
+            "value: DE89 3704 0044 0532 0130 00",
+            "value: DE02 1203 0000 0000 2020 51",
+        );
+        std::fs::write(dir.path().join(entry.file_name()), text).unwrap();
+    }
+    let manifest = intake_bot("").replace(
+        &root.display().to_string(),
+        &dir.path().display().to_string(),
+    );
+    assert!(manifest.contains(&dir.path().display().to_string()));
+    (dir, manifest)
+}
+
 async fn a_script_reviews_corrects_approves_and_exports(kind: Kind) {
-    let s = setup(kind, "intake", &intake_bot("")).await;
+    let (_templates, manifest) = templates_with_a_former_account();
+    let s = setup(kind, "intake", &manifest).await;
     let scan = run_to_review(&s, "fixtures/scans/acme-office-degraded.pdf").await;
     let other = run_to_review(&s, "fixtures/bad/owner-only.pdf").await;
     let (scan_arg, other_arg) = (scan.to_string(), other.to_string());
@@ -110,15 +134,17 @@ async fn a_script_reviews_corrects_approves_and_exports(kind: Kind) {
     assert!(set.status.success(), "{}", text(&set));
     assert!(text(&set).contains("(none) → 1094.08"), "{}", text(&set));
 
-    // A failing line check needs a reason to approve anyway.
+    // A failing check (an IBAN the vendor is not known by) needs a reason
+    // to approve anyway.
     let refused = clerk(&s, &["review", "approve", &scan_arg]);
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
     assert!(
-        text(&refused).contains("check fails: row 3"),
+        text(&refused)
+            .contains("check fails: iban `DE89 3704 0044 0532 0130 00` is not the vendor's known"),
         "{}",
         text(&refused)
     );
-    let why = "row 3 checked on the paper";
+    let why = "new account confirmed by phone with the vendor";
     let approved = clerk(&s, &["review", "approve", &scan_arg, "--override", why]);
     assert!(approved.status.success(), "{}", text(&approved));
 
