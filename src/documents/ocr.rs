@@ -185,38 +185,20 @@ impl Engine {
     /// [`PAGE_BUDGET`] (the words it found by then are in the TSV).
     fn recognise(&mut self, pix: &OwnedPix, dpi: i32) -> Result<(String, bool), DocumentError> {
         let started = std::time::Instant::now();
-        // SAFETY: the image and the monitor outlive the calls; the monitor
-        // is deleted once; the text tesseract returns is copied and freed
-        // with TessDeleteText.
+        // SAFETY: the image outlives the calls.
         unsafe {
             sys::TessBaseAPISetImage2(self.api, pix.0);
             sys::TessBaseAPISetSourceResolution(self.api, dpi);
-            let monitor = sys::TessMonitorCreate();
-            if !monitor.is_null() {
-                sys::TessMonitorSetDeadlineMSecs(monitor, PAGE_BUDGET.as_millis() as i32);
-            }
-            let failed = sys::TessBaseAPIRecognize(self.api, monitor) != 0;
-            if !monitor.is_null() {
-                sys::TessMonitorDelete(monitor);
-            }
-            let over = started.elapsed() >= PAGE_BUDGET;
-            if failed && !over {
-                return Err(DocumentError::Ocr("recognition failed".into()));
-            }
-            let text = sys::TessBaseAPIGetTsvText(self.api, 0);
-            if text.is_null() {
-                return Err(DocumentError::Ocr("recognition returned no text".into()));
-            }
-            let tsv = std::ffi::CStr::from_ptr(text)
-                .to_string_lossy()
-                .into_owned();
-            sys::TessDeleteText(text);
-            Ok((tsv, over))
         }
+        let (failed, tsv) = self.recognise_within(PAGE_BUDGET);
+        let over = started.elapsed() >= PAGE_BUDGET;
+        if failed && !over {
+            return Err(DocumentError::Ocr("recognition failed".into()));
+        }
+        let tsv = tsv.ok_or_else(|| DocumentError::Ocr("recognition returned no text".into()))?;
+        Ok((tsv, over))
     }
-}
 
-impl Engine {
     /// Tesseract's TSV for each box (`[left, top, width, height]` in
     /// pixels) of one image, its word boxes in the whole image's pixels.
     /// The boxes are read while the page's [`PAGE_BUDGET`], counted from
@@ -228,46 +210,54 @@ impl Engine {
         dpi: i32,
         boxes: &[[i32; 4]],
         started: std::time::Instant,
-    ) -> Result<Vec<String>, DocumentError> {
-        let mut readings = Vec::with_capacity(boxes.len());
-        // SAFETY: the image and each monitor outlive the calls; every
-        // monitor is deleted once; every text tesseract returns is copied
-        // and freed with TessDeleteText.
+    ) -> Vec<String> {
+        // SAFETY: the image outlives the calls.
         unsafe {
             sys::TessBaseAPISetImage2(self.api, pix.0);
             sys::TessBaseAPISetSourceResolution(self.api, dpi);
-            for &[left, top, width, height] in boxes {
-                let Some(left_over) = PAGE_BUDGET.checked_sub(started.elapsed()) else {
-                    readings.push(String::new());
-                    continue;
-                };
-                sys::TessBaseAPISetRectangle(self.api, left, top, width, height);
-                let monitor = sys::TessMonitorCreate();
-                if !monitor.is_null() {
-                    sys::TessMonitorSetDeadlineMSecs(monitor, left_over.as_millis() as i32);
-                }
-                let failed = sys::TessBaseAPIRecognize(self.api, monitor) != 0;
-                if !monitor.is_null() {
-                    sys::TessMonitorDelete(monitor);
-                }
-                if failed {
-                    readings.push(String::new());
-                    continue;
-                }
-                let text = sys::TessBaseAPIGetTsvText(self.api, 0);
-                if text.is_null() {
-                    readings.push(String::new());
-                    continue;
-                }
-                readings.push(
-                    std::ffi::CStr::from_ptr(text)
-                        .to_string_lossy()
-                        .into_owned(),
-                );
-                sys::TessDeleteText(text);
-            }
         }
-        Ok(readings)
+        let mut readings = Vec::with_capacity(boxes.len());
+        for &[left, top, width, height] in boxes {
+            let Some(left_over) = PAGE_BUDGET.checked_sub(started.elapsed()) else {
+                readings.push(String::new());
+                continue;
+            };
+            // SAFETY: the image set above is still the engine's.
+            unsafe { sys::TessBaseAPISetRectangle(self.api, left, top, width, height) };
+            let reading = match self.recognise_within(left_over) {
+                (false, Some(tsv)) => tsv,
+                _ => String::new(),
+            };
+            readings.push(reading);
+        }
+        readings
+    }
+
+    /// Recognise the image (or the rectangle of it) last set, stopped by
+    /// tesseract's monitor after `budget`: whether recognition failed (or
+    /// was stopped), and its TSV, if tesseract gave one.
+    fn recognise_within(&mut self, budget: std::time::Duration) -> (bool, Option<String>) {
+        // SAFETY: the monitor outlives the call and is deleted once; the
+        // text tesseract returns is copied and freed with TessDeleteText.
+        unsafe {
+            let monitor = sys::TessMonitorCreate();
+            if !monitor.is_null() {
+                sys::TessMonitorSetDeadlineMSecs(monitor, budget.as_millis() as i32);
+            }
+            let failed = sys::TessBaseAPIRecognize(self.api, monitor) != 0;
+            if !monitor.is_null() {
+                sys::TessMonitorDelete(monitor);
+            }
+            let text = sys::TessBaseAPIGetTsvText(self.api, 0);
+            if text.is_null() {
+                return (failed, None);
+            }
+            let tsv = std::ffi::CStr::from_ptr(text)
+                .to_string_lossy()
+                .into_owned();
+            sys::TessDeleteText(text);
+            (failed, Some(tsv))
+        }
     }
 }
 
@@ -376,7 +366,7 @@ fn read_page(engine: &mut Engine, scan: &PageScan) -> Result<Page, DocumentError
         let upright = turn(pix, turns);
         page = read_pix(engine, &upright, scan.number, dpi)?;
     } else if let Some(before) = before {
-        read_unsure_lines_again(engine, (&before, &pix), &mut page, dpi, started)?;
+        read_unsure_lines_again(engine, (&before, &pix), &mut page, dpi, started);
     }
     Ok(match scan.fit {
         // A page turned a quarter fills the PDF page the other way round.
@@ -396,29 +386,30 @@ fn read_unsure_lines_again(
     page: &mut Page,
     dpi: i32,
     started: std::time::Instant,
-) -> Result<(), DocumentError> {
+) {
     let unsure = second_reading::unsure_lines(page);
     if unsure.is_empty() {
-        return Ok(());
+        return;
     }
-    let readings = engine.recognise_boxes(before, dpi, &pixel_boxes(&unsure, dpi, 1.0), started)?;
+    let boxes = pixel_boxes(unsure.iter().map(|(_, area)| area), dpi, 1.0);
+    let readings = engine.recognise_boxes(before, dpi, &boxes, started);
     let mut disputed = Vec::new();
     for ((line, area), tsv) in unsure.iter().zip(readings) {
         let again = page_from_tsv(&tsv, page.number, f64::from(dpi));
         let disputes = second_reading::weigh(page, *line, &again.words);
         if !disputes.is_empty() {
-            disputed.push(((*line, *area), disputes));
+            disputed.push((area, disputes));
         }
     }
     if disputed.is_empty() {
-        return Ok(());
+        return;
     }
-    let areas: Vec<(usize, BBox)> = disputed.iter().map(|(a, _)| *a).collect();
     let thirds = match scale_up(white) {
         Some(big) => {
-            engine.recognise_boxes(&big, dpi * 2, &pixel_boxes(&areas, dpi, 2.0), started)?
+            let boxes = pixel_boxes(disputed.iter().map(|(area, _)| *area), dpi, 2.0);
+            engine.recognise_boxes(&big, dpi * 2, &boxes, started)
         }
-        None => vec![String::new(); areas.len()],
+        None => vec![String::new(); disputed.len()],
     };
     for ((_, disputes), tsv) in disputed.into_iter().zip(thirds) {
         let third = page_from_tsv(&tsv, page.number, f64::from(dpi * 2));
@@ -426,16 +417,14 @@ fn read_unsure_lines_again(
             second_reading::settle(page, dispute, &third.words);
         }
     }
-    Ok(())
 }
 
 /// Boxes in points as `[left, top, width, height]` in the pixels of an
 /// image at `dpi` scaled by `scale`.
-fn pixel_boxes(areas: &[(usize, BBox)], dpi: i32, scale: f64) -> Vec<[i32; 4]> {
+fn pixel_boxes<'a>(areas: impl Iterator<Item = &'a BBox>, dpi: i32, scale: f64) -> Vec<[i32; 4]> {
     let s = f64::from(dpi) / 72.0 * scale;
     areas
-        .iter()
-        .map(|(_, b)| {
+        .map(|b| {
             [
                 (b.x0 * s).floor() as i32,
                 (b.y0 * s).floor() as i32,
