@@ -16,6 +16,17 @@ fn clerk() -> Command {
     Command::new(env!("CARGO_BIN_EXE_clerk"))
 }
 
+/// Run a command that must succeed; its standard error says why if not.
+fn succeeded(command: &mut Command) -> std::process::Output {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// The built-in templates of the invoice2data package `scripts/setup.sh`
 /// installs into a private virtualenv.
 fn invoice2data_templates() -> PathBuf {
@@ -25,18 +36,10 @@ fn invoice2data_templates() -> PathBuf {
         "{} is missing; scripts/setup.sh installs invoice2data there",
         python.display()
     );
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import invoice2data.extract, pathlib; print(pathlib.Path(invoice2data.extract.__file__).parent / 'templates')",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeded(Command::new(python).args([
+        "-c",
+        "import invoice2data.extract, pathlib; print(pathlib.Path(invoice2data.extract.__file__).parent / 'templates')",
+    ]));
     PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
@@ -249,16 +252,11 @@ fn same_value(a: &Value, b: &Value) -> bool {
 fn printed_invoices_and_credit_notes_give_invoice2datas_fields_and_the_truth() {
     let dir = root().join("fixtures/printed");
     let templates = dir.join("templates");
-    let out = clerk()
-        .args(["extract", "--json", "-t"])
-        .arg(&templates)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        clerk()
+            .args(["extract", "--json", "-t"])
+            .arg(&templates)
+            .arg(&dir),
     );
     let clerk_results: Value = serde_json::from_slice(&out.stdout).unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -269,25 +267,20 @@ fn printed_invoices_and_credit_notes_give_invoice2datas_fields_and_the_truth() {
         .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
         .collect();
     assert_eq!(pdfs.len(), 3);
-    let status = Command::new(root().join(".venv-invoice2data/bin/invoice2data"))
-        .args([
-            "-i",
-            "pdftotext",
-            "--exclude-built-in-templates",
-            "-f",
-            "json",
-            "-t",
-        ])
-        .arg(&templates)
-        .arg("-o")
-        .arg(work.path().join("i2d"))
-        .args(&pdfs)
-        .output()
-        .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
+    succeeded(
+        Command::new(root().join(".venv-invoice2data/bin/invoice2data"))
+            .args([
+                "-i",
+                "pdftotext",
+                "--exclude-built-in-templates",
+                "-f",
+                "json",
+                "-t",
+            ])
+            .arg(&templates)
+            .arg("-o")
+            .arg(work.path().join("i2d"))
+            .args(&pdfs),
     );
     let i2d: Value =
         serde_json::from_str(&std::fs::read_to_string(work.path().join("i2d.json")).unwrap())
