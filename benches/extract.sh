@@ -14,10 +14,7 @@ copies="${1:-50}"
 . scripts/packages.sh
 ensure_packages poppler-utils
 venv=.venv-bench
-if [ ! -x "$venv/bin/invoice2data" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r benches/requirements.txt
-fi
+ensure_venv "$venv" benches/requirements.txt
 cargo build --release --locked -q
 clerk=target/release/clerk
 

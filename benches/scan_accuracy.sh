@@ -15,8 +15,7 @@ seed="${2:-20261204}"
 . scripts/packages.sh
 ensure_packages poppler-utils
 venv=.venv-fixtures
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q -r fixtures/requirements.txt
+ensure_venv "$venv" fixtures/requirements.txt
 cargo build --release --locked -q
 clerk=target/release/clerk
 work=$(mktemp -d)

@@ -18,13 +18,9 @@ count="${1:-16}"
 . scripts/packages.sh
 ensure_packages poppler-utils tesseract-ocr imagemagick ghostscript
 venv=.venv-bench
-if [ ! -x "$venv/bin/invoice2data" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r benches/requirements.txt
-fi
+ensure_venv "$venv" benches/requirements.txt
 fixtures=.venv-fixtures
-[ -x "$fixtures/bin/python" ] || python3 -m venv "$fixtures"
-"$fixtures/bin/pip" install -q -r fixtures/requirements.txt
+ensure_venv "$fixtures" fixtures/requirements.txt
 cargo build --release --locked -q
 clerk=target/release/clerk
 work=$(mktemp -d)

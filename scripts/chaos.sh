@@ -22,8 +22,7 @@ count="${CLERK_CHAOS_COUNT:-300}"
 docs="$PWD/target/chaos-invoices-$count"
 if [ ! -f "$docs/done" ]; then
   venv=.venv-fixtures
-  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r fixtures/requirements.txt
+  ensure_venv "$venv" fixtures/requirements.txt
   rm -rf "$docs"
   "$venv/bin/python" fixtures/generate.py --many "$count" --out "$docs"
   touch "$docs/done"

@@ -8,10 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/packages.sh
 ensure_packages poppler-utils fonts-dejavu-core
 venv=.venv-fixtures
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
-fi
-"$venv/bin/pip" install -q -r fixtures/requirements.txt
+ensure_venv "$venv" fixtures/requirements.txt
 "$venv/bin/python" fixtures/generate.py
 # Documents printed by Chromium (Type0/CID fonts), as vendors' systems print them.
 ensure_packages chromium fonts-liberation

@@ -12,3 +12,11 @@ ensure_packages() {
     apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
+
+# A private virtualenv DIR (made if missing) with REQUIREMENTS installed;
+# pip leaves pinned packages that are already there as they are.
+#   ensure_venv DIR REQUIREMENTS
+ensure_venv() {
+  [ -x "$1/bin/python" ] || python3 -m venv "$1"
+  "$1/bin/pip" install -q -r "$2"
+}
