@@ -113,13 +113,7 @@ fn extracted_fields(d: &JobDetail) -> Option<&serde_json::Map<String, serde_json
         .find_map(|st| st.output.as_ref()?.get("fields")?.as_object())
 }
 
-/// A value as a person reads it: text without its quotes.
-pub(super) fn text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
+pub(super) use crate::extract::as_text as text;
 
 /// A table row as `column=value` pairs.
 pub(super) fn row_cells(row: &serde_json::Value) -> String {

@@ -100,10 +100,7 @@ pub(super) fn group(values: Vec<Value>, g: Group) -> Option<Value> {
         Group::Join => Some(Value::String(
             values
                 .iter()
-                .map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
+                .map(super::values::as_text)
                 .collect::<Vec<_>>()
                 .join(" "),
         )),

@@ -32,7 +32,7 @@ pub use template::{
     FieldType, Group, Parser, Template, TemplateError, TemplateSet, check_template, load_templates,
     parse_template,
 };
-pub use values::{parse_date, parse_number};
+pub use values::{as_text, parse_date, parse_number};
 
 /// What a template regex that gave up says: the pattern backtracks too
 /// much on this text, which is not the same as matching nothing.

@@ -364,38 +364,34 @@ fn run(
             max_age_days,
             max_future_days,
         } => date_range(fields, field, *max_age_days, *max_future_days, today),
-        Check::Pattern { field, regex } => match fields.get(field) {
-            Some(f) => {
-                let text = match &f.value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                let ok = regex.is_match(&text).unwrap_or(false);
-                (
-                    vec![field.clone()],
-                    (!ok).then(|| format!("{field} `{text}` does not match `{}`", regex.as_str())),
+        Check::Pattern { field, regex } => text_check(fields, field, |text| {
+            let ok = regex.is_match(text).unwrap_or(false);
+            (!ok).then(|| format!("{field} `{text}` does not match `{}`", regex.as_str()))
+        }),
+        Check::Known { field, value } => text_check(fields, field, |text| {
+            (plain(text) != plain(value)).then(|| {
+                format!(
+                    "{field} `{text}` is not the vendor's known `{value}`: \
+                     confirm a changed {field} with the vendor before paying"
                 )
-            }
-            None => (Vec::new(), None),
-        },
-        Check::Known { field, value } => match fields.get(field) {
-            Some(f) => {
-                let text = match &f.value {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (
-                    vec![field.clone()],
-                    (plain(&text) != plain(value)).then(|| {
-                        format!(
-                            "{field} `{text}` is not the vendor's known `{value}`: \
-                             confirm a changed {field} with the vendor before paying"
-                        )
-                    }),
-                )
-            }
-            None => (Vec::new(), None),
-        },
+            })
+        }),
+    }
+}
+
+/// A check on one field's value as text; a field that is missing confirms
+/// nothing.
+fn text_check(
+    fields: &BTreeMap<String, Field>,
+    field: &str,
+    problem: impl FnOnce(&str) -> Option<String>,
+) -> (Vec<String>, Option<String>) {
+    match fields.get(field) {
+        Some(f) => (
+            vec![field.to_string()],
+            problem(&super::values::as_text(&f.value)),
+        ),
+        None => (Vec::new(), None),
     }
 }
 

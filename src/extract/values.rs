@@ -27,6 +27,15 @@ pub fn separator_doubt(raw: &str, decimal_separator: char) -> Option<String> {
     })
 }
 
+/// A value as a person reads it: a string without its quotes, anything
+/// else as JSON.
+pub fn as_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A number as printed: thousands separators (`.` `,` `'` and spaces) and
 /// the decimal separator the template names; a currency sign or code
 /// before or after it; negative with a leading or trailing minus (`-`, or
