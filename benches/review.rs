@@ -348,7 +348,10 @@ async fn bench(backend: &str, args: &Args, tmp: &Path) {
         cache_dir: tmp.join(format!("pages-{backend}")),
         metrics_allow: Vec::new(),
     };
-    let app = clerk::server::App::new(db.clone(), registry, config);
+    let documents: Arc<dyn clerk::documents::store::DocumentStore> = Arc::new(
+        clerk::documents::store::LocalStore::new(tmp.join(format!("documents-{backend}"))),
+    );
+    let app = clerk::server::App::new(db.clone(), registry, config, documents);
     let stop = CancellationToken::new();
     let (addr, _) = clerk::server::start(app, stop.clone())
         .await

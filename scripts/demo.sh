@@ -81,6 +81,7 @@ $clerk runs show "$rid" | grep -E "succeeded|failed|book |review|correct|approve
 inbox=bots/invoice-intake/inbox
 echo "== three files dropped into $inbox: a new invoice twice (one under another name) and the ACME one booked above"
 mkdir -p "$inbox"
+before=$($clerk runs list --limit 1 --json | sed -n 's/^ *"id": \([0-9]*\),*/\1/p' | head -n 1)
 cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/"
 cp fixtures/invoices/nordwind-logistics/NWL13487.pdf "$inbox/scan-0001.pdf"
 cp "$invoice" "$inbox/"
@@ -92,6 +93,13 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 ls "$inbox/processed"
+# Every dropped invoice is booked: a failed job here is a failed demo.
+failed=$($clerk runs list --bot invoice-intake --state failed --json |
+  python3 -c 'import json, sys; print(sum(j["id"] > int(sys.argv[1] or 0) for j in json.load(sys.stdin)))' "$before")
+if [ "$failed" -ne 0 ]; then
+  echo "error: $failed dropped invoice(s) failed; see clerk runs list --state failed" >&2
+  status=1
+fi
 echo "== the ERP's bookings: each invoice once, with its scan attached"
 python3 -c '
 import json, sys, urllib.request

@@ -23,6 +23,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The S3 document store is tested against a real S3-compatible server,
+# s3s-fs (an S3 API over a folder), built from crates.io into .tools/.
+if [ ! -x .tools/bin/s3s-fs ]; then
+  cargo install --locked --quiet s3s-fs@0.14.1 --features binary --root .tools
+fi
+
 # The email tests send through a real SMTP server, aiosmtpd, kept in a
 # private virtualenv.
 if [ ! -x .venv-smtp/bin/python ] || ! .venv-smtp/bin/python -c "import aiosmtpd" 2>/dev/null; then

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod document_store;
 pub mod documents;
 pub mod eventlog;
 pub mod extract;

@@ -126,7 +126,7 @@ async fn the_openapi_document_is_valid_and_the_api_keeps_to_it() {
         cache_dir: s.t.path().join("pages"),
         metrics_allow: Vec::new(),
     };
-    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
+    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config, s.documents());
     let stop = CancellationToken::new();
     let (addr, _) = clerk::server::start(app, stop.clone()).await.unwrap();
     let base = format!("http://{addr}");

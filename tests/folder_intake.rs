@@ -78,7 +78,7 @@ async fn each_distinct_file_becomes_one_job(kind: Kind) {
     std::fs::write(drop.join("notes.txt"), b"not a document").unwrap();
     std::fs::write(drop.join(".hidden.pdf"), b"%PDF-1.4 hidden").unwrap();
 
-    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let mut intake = FolderIntake::new(s.db.clone(), s.documents(), &s.registry, "test");
     let taken = scan_until_settled(&mut intake).await;
     let outcome = |name: &str| {
         taken
@@ -104,9 +104,19 @@ async fn each_distinct_file_becomes_one_job(kind: Kind) {
     let input = &job.input;
     assert_eq!(input["source"], "scanner");
     assert_eq!(input["name"], "a-again.pdf");
-    let document = PathBuf::from(input["file"].as_str().unwrap());
-    assert_eq!(document.parent(), Some(drop.join("processed").as_path()));
-    assert_eq!(std::fs::read(&document).unwrap(), b"%PDF-1.4 invoice A");
+    // The job names its document by hash, not by a path on this machine;
+    // the store has it, as dropped.
+    assert!(input.get("file").is_none(), "{input:#}");
+    assert_eq!(input["media_type"], "application/pdf");
+    let sha = input["sha256"].as_str().unwrap();
+    let (kept, content) = s.documents().get(sha).await.unwrap().unwrap();
+    assert_eq!(content, b"%PDF-1.4 invoice A");
+    assert_eq!(kept.name, "a-again.pdf");
+    // The folder keeps its own record of what it took.
+    let processed = drop
+        .join("processed")
+        .join(format!("{}-a-again.pdf", &sha[..12]));
+    assert_eq!(std::fs::read(&processed).unwrap(), b"%PDF-1.4 invoice A");
 
     // The drop folder keeps only what is not for this bot.
     assert_eq!(
@@ -126,7 +136,7 @@ async fn a_crash_anywhere_in_the_intake_loses_and_doubles_nothing(kind: Kind) {
     let s = setup(kind, "inbox", BOT).await;
     let drop = drop_dir(&s.bots);
     std::fs::create_dir_all(&drop).unwrap();
-    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let mut intake = FolderIntake::new(s.db.clone(), s.documents(), &s.registry, "test");
 
     // Crash after the job was queued, before the dropped file was removed:
     // the file is still there, its document and its job exist.
@@ -154,7 +164,7 @@ async fn a_crash_anywhere_in_the_intake_loses_and_doubles_nothing(kind: Kind) {
         processed.join(format!("{}-e.pdf", &sha[..12])),
     )
     .unwrap();
-    let mut restarted = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let mut restarted = FolderIntake::new(s.db.clone(), s.documents(), &s.registry, "test");
     let taken = scan_until_settled(&mut restarted).await;
     assert!(
         matches!(
@@ -174,7 +184,7 @@ async fn a_file_still_being_written_waits_until_it_settles(kind: Kind) {
     let s = setup(kind, "inbox", BOT).await;
     let drop = drop_dir(&s.bots);
     std::fs::create_dir_all(&drop).unwrap();
-    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test");
+    let mut intake = FolderIntake::new(s.db.clone(), s.documents(), &s.registry, "test");
     let path = drop.join("growing.pdf");
     let mut content = b"%PDF-1.4 ".to_vec();
     // Grow the file faster than it settles: it is never taken half-written.
@@ -204,7 +214,8 @@ async fn a_paused_bot_leaves_its_files_in_the_folder(kind: Kind) {
     let s = setup(kind, "inbox", BOT).await;
     let drop = drop_dir(&s.bots);
     std::fs::create_dir_all(&drop).unwrap();
-    let mut intake = FolderIntake::new(s.db.clone(), &s.registry, "test").with_pauses(s.db.clone());
+    let mut intake = FolderIntake::new(s.db.clone(), s.documents(), &s.registry, "test")
+        .with_pauses(s.db.clone());
     s.db.pause_bot("inbox", "cli:op", "audit").await.unwrap();
     std::fs::write(drop.join("a.pdf"), b"%PDF-1.4 paused").unwrap();
     assert!(scan_until_settled(&mut intake).await.is_empty());
@@ -315,7 +326,8 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
             .all(|r| r["state"] == JobState::Succeeded.as_str()),
         "{runs:#?}"
     );
-    // The job's document is named absolutely: steps run in other folders.
+    // The job names its document by hash; the document store in the data
+    // folder keeps it, and the copy its steps read is gone with its run.
     let id = runs[0]["id"].as_i64().unwrap().to_string();
     let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
         .args(["runs", "show", &id, "--json"])
@@ -325,8 +337,14 @@ argv = ["sh", "-c", "{ sed -n 's/.*\"sha256\":\"\\([0-9a-f]*\\)\".*/\\1/p'; echo
         .output()
         .unwrap();
     let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let file = PathBuf::from(job["input"]["file"].as_str().unwrap());
-    assert!(file.is_absolute() && file.is_file(), "{file:?}");
+    assert!(job["input"].get("file").is_none(), "{job:#}");
+    let sha = job["input"]["sha256"].as_str().unwrap();
+    let kept = dir.path().join("data/documents").join(&sha[..2]).join(sha);
+    assert!(kept.is_file(), "{kept:?}");
+    let scratch: Vec<_> = std::fs::read_dir(dir.path().join("data/scratch"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(scratch.is_empty(), "{scratch:?}");
 }
 
 /// CPU time (user and system) a process has used so far.

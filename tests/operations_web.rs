@@ -54,7 +54,7 @@ async fn start(kind: Kind) -> Ops {
         cache_dir: s.t.path().join("pages"),
         metrics_allow: Vec::new(),
     };
-    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
+    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config, s.documents());
     let stop = CancellationToken::new();
     let (addr, _) = clerk::server::start(app, stop.clone()).await.unwrap();
     Ops {

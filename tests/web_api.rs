@@ -70,7 +70,7 @@ async fn web_of(kind: Kind, manifest: &str) -> Web {
         cache_dir: s.t.path().join("pages"),
         metrics_allow: Vec::new(),
     };
-    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
+    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config, s.documents());
     let stop = CancellationToken::new();
     let (addr, _) = clerk::server::start(app, stop.clone()).await.unwrap();
     Web {
@@ -603,7 +603,7 @@ async fn an_allowed_scraper_reads_metrics_without_a_token() {
         cache_dir: s.t.path().join("pages"),
         metrics_allow: vec!["127.0.0.0/8".parse().unwrap()],
     };
-    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config);
+    let app = clerk::server::App::new(s.db.clone(), s.registry.clone(), config, s.documents());
     let stop = CancellationToken::new();
     let (a, _) = clerk::server::start(app, stop.clone()).await.unwrap();
     let r = send(a, "GET", "/metrics", &[], None).await;

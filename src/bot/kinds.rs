@@ -25,6 +25,86 @@ pub(super) fn choices() -> Vec<(&'static str, &'static dyn StepKind)> {
     KINDS.iter().map(|k| (k.name(), *k)).collect()
 }
 
+/// The step kinds a worker runs: those asked for (`--kinds`; all when
+/// none are), each checked to run on this machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    pub kinds: Vec<&'static str>,
+    /// Kinds this machine cannot run, and why; left out when no kinds were
+    /// asked for.
+    pub missing: Vec<(&'static str, String)>,
+}
+
+impl Served {
+    /// Check the kinds `asked` names (`ocr` is the `extract` kind: reading
+    /// scans), or every kind when `asked` is empty. A name that is no kind
+    /// is an error; so is a kind asked for by name that cannot run here.
+    pub fn check(asked: &[String]) -> Result<Served, String> {
+        let mut wanted = Vec::new();
+        for name in asked {
+            let name = if name == "ocr" {
+                "extract"
+            } else {
+                name.as_str()
+            };
+            let kind = get(name).ok_or_else(|| {
+                let names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+                format!(
+                    "--kinds: `{name}` is no step kind; the kinds are {} (and `ocr`, the same as `extract`)",
+                    names.join(", ")
+                )
+            })?;
+            if !wanted
+                .iter()
+                .any(|k: &&dyn StepKind| k.name() == kind.name())
+            {
+                wanted.push(kind);
+            }
+        }
+        let named = !wanted.is_empty();
+        if !named {
+            wanted = KINDS.to_vec();
+        }
+        let mut served = Served::default();
+        for kind in wanted {
+            match kind.available() {
+                Ok(()) => served.kinds.push(kind.name()),
+                Err(why) if named => {
+                    return Err(format!(
+                        "--kinds names `{}`, which this machine cannot run: {why}",
+                        kind.name()
+                    ));
+                }
+                Err(why) => served.missing.push((kind.name(), why)),
+            }
+        }
+        Ok(served)
+    }
+
+    /// Every kind, unchecked: for workers that are told, not asked.
+    pub fn all() -> Served {
+        Served {
+            kinds: KINDS.iter().map(|k| k.name()).collect(),
+            missing: Vec::new(),
+        }
+    }
+
+    /// The kinds of `bot`'s steps this worker does not run (none: it can
+    /// run the bot's jobs). A poll bot's own step runs anywhere.
+    pub fn lacking(&self, bot: &super::Bot) -> Vec<&'static str> {
+        let mut lacking: Vec<&'static str> = Vec::new();
+        for step in &bot.steps {
+            if get(step.kind).is_some()
+                && !self.kinds.contains(&step.kind)
+                && !lacking.contains(&step.kind)
+            {
+                lacking.push(step.kind);
+            }
+        }
+        lacking
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

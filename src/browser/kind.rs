@@ -253,6 +253,35 @@ impl StepKind for BrowserKind {
         "browser"
     }
 
+    /// The chromium the steps would start answers `--version`.
+    fn available(&self) -> Result<(), String> {
+        let path = super::launch::executable(None).map_err(|e| e.message)?;
+        let mut child = std::process::Command::new(&path)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+        let started = std::time::Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(format!("{} --version failed ({status})", path.display()));
+                }
+                Ok(None) if started.elapsed() < std::time::Duration::from_secs(20) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Ok(None) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("{} --version did not answer", path.display()));
+                }
+            }
+        }
+    }
+
     fn reference(&self) -> &'static str {
         REFERENCE
     }

@@ -67,6 +67,20 @@ pub struct Database {
         value_name = "DIR"
     )]
     pub data_dir: PathBuf,
+    /// Where documents are kept: `local` (the folder `documents/` in the
+    /// data folder), `local:/path` (a folder every machine mounts),
+    /// `database` (in the job database: with PostgreSQL, every worker on
+    /// every machine reaches them with nothing else to run), or
+    /// `s3://bucket/prefix` (S3-compatible storage; credentials and
+    /// endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION,
+    /// AWS_ENDPOINT_URL).
+    #[arg(
+        long,
+        env = "CLERK_DOCUMENTS",
+        default_value = "local",
+        value_name = "STORE"
+    )]
+    pub documents: crate::document_store::StoreChoice,
 }
 
 /// Where the bots are.
@@ -105,6 +119,9 @@ pub enum Command {
     /// Manage the job database.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Manage the document store: move documents to another store.
+    #[command(subcommand)]
+    Documents(DocumentsCommand),
     /// The figures of a period: documents in, straight-through rate,
     /// exceptions by kind, cycle time and its parts, the review backlog.
     Stats(super::stats::StatsArgs),
@@ -214,8 +231,15 @@ pub struct WorkerArgs {
     /// Name of this worker in leases and the audit trail; a random suffix
     /// makes each start unique, so a restarted process never takes over
     /// the leases of the one before it.
-    #[arg(long)]
+    #[arg(long, env = "CLERK_WORKER_ID")]
     pub worker_id: Option<String>,
+    /// The step kinds this worker runs, as `browser,extract` (`ocr` is
+    /// `extract`: reading scans). It claims only jobs of bots whose every
+    /// step is of these kinds. Each is tried at start; one that cannot run
+    /// here is an error. Default: every kind that runs here (the others are
+    /// named in the log and left to other workers).
+    #[arg(long, env = "CLERK_KINDS", value_delimiter = ',', value_name = "KINDS")]
+    pub kinds: Vec<String>,
 }
 
 /// What every process that runs bots needs: the database, the bots, the
@@ -616,6 +640,32 @@ pub enum ReviewCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DocumentsCommand {
+    /// Move every document of the store `--documents` names into another,
+    /// each copied, read back and checked before it is removed where it
+    /// was. Safe to stop and run again: nothing is lost or copied twice.
+    /// Start the workers with the new `--documents` once it is done
+    /// (until then they still find documents not yet moved).
+    #[command(
+        after_help = "Example: move a single machine's documents into PostgreSQL\n\n  \
+        clerk documents migrate --database postgres://clerk@db/clerk --to database"
+    )]
+    Migrate {
+        #[command(flatten)]
+        db: Database,
+        /// The store to move to: `database` (`postgres`) or `local:/path`.
+        #[arg(long, value_name = "STORE")]
+        to: crate::document_store::StoreChoice,
+        /// Leave the documents where they are too (a copy, not a move).
+        #[arg(long)]
+        keep: bool,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Create or upgrade the job database schema.
     Migrate {
@@ -636,8 +686,19 @@ pub enum DbCommand {
         /// Age of the idempotency keys to forget (their jobs pruned).
         #[arg(long, default_value = KEY_RETENTION, value_parser = humantime::parse_duration)]
         key_retention: Duration,
+        /// Documents no job refers to any more are deleted once they were
+        /// last put this long ago (a document just taken may be on its way
+        /// to its job).
+        #[arg(long, default_value = DOCUMENT_GRACE, value_parser = humantime::parse_duration)]
+        document_grace: Duration,
     },
 }
+
+/// How long a document no job refers to is kept since it was last put:
+/// far longer than intake takes from keeping a document to queueing its job.
+pub const DOCUMENT_GRACE: &str = "1h";
+/// [`DOCUMENT_GRACE`] for `clerk serve`'s own pruning.
+pub const DOCUMENT_GRACE_DURATION: Duration = Duration::from_secs(3600);
 
 /// How long daily figures are kept by default: a year's report and the
 /// year before it, for its trend.

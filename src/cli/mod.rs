@@ -2,6 +2,7 @@
 
 mod args;
 mod bots;
+mod documents;
 mod events;
 mod extract;
 mod output;
@@ -143,6 +144,18 @@ impl Database {
         }
     }
 
+    /// The document store `--documents` names.
+    fn documents(&self, db: &JobDb) -> anyhow::Result<crate::document_store::Documents> {
+        self.documents
+            .open(&self.data_dir, db)
+            .map_err(anyhow::Error::msg)
+    }
+
+    /// Where workers copy jobs' documents for their steps.
+    fn scratch(&self) -> std::path::PathBuf {
+        self.data_dir.join("scratch")
+    }
+
     /// Open the job database and bring its schema up to date.
     async fn open(&self) -> anyhow::Result<JobDb> {
         let url = self.url();
@@ -223,16 +236,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     jobs: args.retention,
                     stats: args.stats_retention,
                     keys: args.key_retention,
+                    document_grace: args::DOCUMENT_GRACE_DURATION,
                 }),
                 web,
             };
-            serve::serve(db, bots, secrets, &args.worker, roles).await
+            let place = serve::Place {
+                documents: r.db.documents(&db)?,
+                scratch: r.db.scratch(),
+            };
+            serve::serve(db, bots, secrets, &args.worker, roles, place).await
         }
         Command::Web(args) => {
             let web = web_config(&args.web, &args.db)?;
             let db = args.db.open().await?;
             let bots = args.bots.load();
-            serve::web(db, bots, web).await
+            let documents = args.db.documents(&db)?;
+            serve::web(db, bots, web, documents).await
         }
         Command::Worker(args) => {
             let r = &args.running;
@@ -245,7 +264,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 retention: None,
                 web: None,
             };
-            serve::serve(db, bots, secrets, &args.worker, roles).await
+            let place = serve::Place {
+                documents: r.db.documents(&db)?,
+                scratch: r.db.scratch(),
+            };
+            serve::serve(db, bots, secrets, &args.worker, roles, place).await
         }
         Command::Run(args) => runs::run(args).await,
         Command::Read(args) => read_documents(args),
@@ -260,6 +283,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Review(cmd) => review::review(cmd).await,
         Command::Users(cmd) => people::users(cmd).await,
         Command::Tokens(cmd) => people::tokens(cmd).await,
+        Command::Documents(cmd) => documents::documents(cmd).await,
         Command::Db(DbCommand::Migrate { db }) => {
             db.open().await?;
             println!(
@@ -273,14 +297,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             older_than,
             stats_retention,
             key_retention,
+            document_grace,
         }) => {
             let store = db.open().await?;
+            let documents = db.documents(&store)?;
             let keep = serve::Retention {
                 jobs: older_than,
                 stats: stats_retention,
                 keys: key_retention,
+                document_grace,
             };
-            let pruned = serve::prune_all(&store, &keep).await?;
+            let pruned = serve::prune_all(&store, documents.as_ref(), &keep).await?;
             println!(
                 "deleted {} finished jobs older than {} (their figures are kept), {} daily figures older than {} and {} keys older than {}",
                 pruned.jobs,
@@ -289,6 +316,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 humantime::format_duration(stats_retention),
                 pruned.keys,
                 humantime::format_duration(key_retention)
+            );
+            let d = &pruned.documents;
+            println!(
+                "deleted {} documents no job refers to ({}) from {}; kept {} that jobs refer to and {} put within {}",
+                d.deleted,
+                output::bytes(d.freed_bytes),
+                documents.describe(),
+                d.in_use,
+                d.recent,
+                humantime::format_duration(document_grace)
             );
             Ok(exit::OK)
         }

@@ -96,7 +96,9 @@ pub(super) async fn review(cmd: ReviewCommand) -> anyhow::Result<u8> {
         }
         ReviewCommand::Export { db, since, dir } => {
             let since = parse_since(&since)?;
-            let n = export(&db.open().await?, since, &dir).await?;
+            let store = db.open().await?;
+            let documents = db.documents(&store)?;
+            let n = export(&store, documents.as_ref(), since, &dir).await?;
             println!("{n} corrected document(s) written to {}", dir.display());
         }
     }
@@ -194,7 +196,12 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
 /// Each document approved with corrections since `since`: the document,
 /// its final values (as the fixtures' ground truth is written) and who
 /// reviewed what.
-async fn export(db: &JobDb, since: i64, dir: &Path) -> anyhow::Result<usize> {
+async fn export(
+    db: &JobDb,
+    documents: &dyn crate::documents::store::DocumentStore,
+    since: i64,
+    dir: &Path,
+) -> anyhow::Result<usize> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let mut written = 0;
     for approval in db.approvals_since(since, 100_000).await? {
@@ -230,8 +237,18 @@ async fn export(db: &JobDb, since: i64, dir: &Path) -> anyhow::Result<usize> {
             .extension()
             .map(|e| format!(".{}", e.to_string_lossy()))
             .unwrap_or_default();
-        std::fs::copy(source, dir.join(format!("{safe}{extension}")))
-            .with_context(|| format!("cannot copy {}", source.display()))?;
+        // The document from the store when it is kept there (the file the
+        // step read was a copy, gone since), else the file it names.
+        let kept = match output.get("sha256").and_then(|s| s.as_str()) {
+            Some(sha256) => documents.get(sha256).await?.map(|(_, content)| content),
+            None => None,
+        };
+        let content = match kept {
+            Some(content) => content,
+            None => std::fs::read(source)
+                .with_context(|| format!("cannot read {}", source.display()))?,
+        };
+        std::fs::write(dir.join(format!("{safe}{extension}")), content)?;
         let values = output.get("values").cloned().unwrap_or_default();
         std::fs::write(
             dir.join(format!("{safe}.json")),

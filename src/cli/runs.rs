@@ -126,11 +126,20 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
                     ..Default::default()
                 })
                 .await?;
+            let unserved = unserved(db.as_ref(), &jobs).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&jobs)?);
+                let mut list = serde_json::to_value(&jobs)?;
+                for item in list.as_array_mut().into_iter().flatten() {
+                    let id = item["id"].as_i64().unwrap_or_default();
+                    if let Some(why) = unserved.get(&id) {
+                        item["unserved"] = serde_json::Value::String(why.clone());
+                    }
+                }
+                println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                // Why each job waiting for review waits.
-                let mut reasons = std::collections::HashMap::new();
+                // Why each job waiting for review waits, and why a queued
+                // job no worker serves does.
+                let mut reasons = unserved;
                 for j in jobs.iter().filter(|j| j.state == JobState::WaitingReview) {
                     if let Some(d) = db.job(j.id).await? {
                         reasons.insert(j.id, output::review_reasons(d.review.as_ref()).join("; "));
@@ -173,4 +182,36 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// Queued jobs that no running worker serves (none runs, or none runs
+/// their bot's step kinds), and why: they wait for a worker that will.
+async fn unserved(
+    db: &dyn crate::jobs::JobStore,
+    jobs: &[crate::jobs::JobSummary],
+) -> anyhow::Result<std::collections::HashMap<i64, String>> {
+    let mut why = std::collections::HashMap::new();
+    if !jobs.iter().any(|j| j.state == JobState::Queued) {
+        return Ok(why);
+    }
+    let since = crate::jobs::now_ms() - crate::worker::roster::GONE_AFTER.as_millis() as i64;
+    let workers = db.workers(since).await?;
+    for job in jobs.iter().filter(|j| j.state == JobState::Queued) {
+        if workers.is_empty() {
+            why.insert(job.id, "no worker is running".to_string());
+        } else if !workers.iter().any(|w| w.bots.contains(&job.bot)) {
+            let kinds: std::collections::BTreeSet<&str> = workers
+                .iter()
+                .flat_map(|w| w.kinds.iter().map(String::as_str))
+                .collect();
+            why.insert(
+                job.id,
+                format!(
+                    "no running worker serves this bot: the running ones run {} steps",
+                    kinds.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+    Ok(why)
 }

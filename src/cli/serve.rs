@@ -30,6 +30,13 @@ pub(super) struct Roles {
     pub web: Option<crate::server::WebConfig>,
 }
 
+/// Where a process keeps documents and works on their copies.
+pub(super) struct Place {
+    pub documents: crate::document_store::Documents,
+    /// Each job's copy of its document, removed when its attempt ends.
+    pub scratch: std::path::PathBuf,
+}
+
 /// How long each kind of record is kept.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Retention {
@@ -40,6 +47,8 @@ pub(super) struct Retention {
     /// Idempotency keys, kept past their jobs so an old document seen
     /// again is still known.
     pub keys: Duration,
+    /// Documents no job refers to, since they were last put.
+    pub document_grace: Duration,
 }
 
 pub(super) async fn serve(
@@ -48,7 +57,9 @@ pub(super) async fn serve(
     secrets: Arc<Secrets>,
     args: &WorkerArgs,
     roles: Roles,
+    place: Place,
 ) -> anyhow::Result<u8> {
+    let Place { documents, scratch } = place;
     let Roles {
         workers,
         scheduler,
@@ -67,7 +78,7 @@ pub(super) async fn serve(
     let mut tasks = tokio::task::JoinSet::new();
     let web_started = web.is_some();
     if let Some(config) = web {
-        let app = crate::server::App::new(db.clone(), bots.clone(), config);
+        let app = crate::server::App::new(db.clone(), bots.clone(), config, documents.clone());
         let (_, server) = crate::server::start(app, shutdown.clone()).await?;
         tasks.spawn(async move {
             if let Ok(Err(e)) = server.await {
@@ -80,7 +91,8 @@ pub(super) async fn serve(
         tasks.spawn(s.run(shutdown.clone()));
         let notifier = Notifier::new(db.clone(), bots.clone(), secrets.clone(), &id);
         tasks.spawn(notifier.run(shutdown.clone()));
-        let folders = FolderIntake::new(db.clone(), &bots, &id).with_pauses(db.clone());
+        let folders =
+            FolderIntake::new(db.clone(), documents.clone(), &bots, &id).with_pauses(db.clone());
         if !folders.is_empty() {
             tasks.spawn(folders.run(shutdown.clone()));
         }
@@ -89,10 +101,39 @@ pub(super) async fn serve(
         tasks.spawn(rollup_loop(db.clone(), shutdown.clone()));
     }
     if let Some(retention) = retention {
-        tasks.spawn(prune_loop(db.clone(), retention, shutdown.clone()));
+        tasks.spawn(prune_loop(
+            db.clone(),
+            documents.clone(),
+            retention,
+            shutdown.clone(),
+        ));
     }
+    let served = if workers {
+        let served = tokio::task::spawn_blocking({
+            let asked = args.kinds.clone();
+            move || crate::bot::kinds::Served::check(&asked)
+        })
+        .await?;
+        let served = match served {
+            Ok(served) => served,
+            Err(why) => {
+                tracing::error!("{why}");
+                return Ok(exit::USAGE);
+            }
+        };
+        for (kind, why) in &served.missing {
+            tracing::warn!(
+                kind,
+                "this worker cannot run `{kind}` steps and leaves their jobs to other workers: {why}"
+            );
+        }
+        served
+    } else {
+        crate::bot::kinds::Served::default()
+    };
     let worker = workers.then(|| {
         let mut cfg = WorkerConfig::new(args.concurrency);
+        cfg.served = served;
         cfg.id = id.clone();
         if let Some(p) = args.prefetch {
             cfg.prefetch = p;
@@ -102,6 +143,8 @@ pub(super) async fn serve(
         cfg.poll_interval = args.poll_interval;
         cfg.grace = args.grace;
         cfg.secrets = secrets.clone();
+        cfg.documents = documents.clone();
+        cfg.scratch = scratch.clone();
         cfg.rescue_interval =
             (args.lease / 4).clamp(Duration::from_millis(200), Duration::from_secs(10));
         Worker::new(db.clone(), bots.clone(), cfg)
@@ -120,10 +163,11 @@ pub(super) async fn web(
     db: JobDb,
     bots: Arc<BotRegistry>,
     config: crate::server::WebConfig,
+    documents: crate::document_store::Documents,
 ) -> anyhow::Result<u8> {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let app = crate::server::App::new(db.clone(), bots, config);
+    let app = crate::server::App::new(db.clone(), bots, config, documents);
     let (_, server) = crate::server::start(app, shutdown.clone()).await?;
     let rollups = tokio::spawn(rollup_loop(db, shutdown));
     server.await??;
@@ -176,12 +220,17 @@ pub(super) struct Pruned {
     pub jobs: u64,
     pub days: u64,
     pub keys: u64,
+    pub documents: crate::document_store::Collected,
 }
 
 /// Delete what is past its retention: finished jobs in batches until none
 /// are left, daily figures, and keys whose jobs are gone. The days of the
 /// jobs are rolled up first, so their figures outlive them.
-pub(super) async fn prune_all(db: &JobDb, keep: &Retention) -> crate::jobs::Result<Pruned> {
+pub(super) async fn prune_all(
+    db: &JobDb,
+    documents: &dyn crate::documents::store::DocumentStore,
+    keep: &Retention,
+) -> anyhow::Result<Pruned> {
     let now = now_ms();
     crate::stats::rollup(db.as_ref(), now).await?;
     let days = db
@@ -191,7 +240,17 @@ pub(super) async fn prune_all(db: &JobDb, keep: &Retention) -> crate::jobs::Resu
     let keys = db
         .prune_keys(now.saturating_sub(keep.keys.as_millis() as i64))
         .await?;
-    Ok(Pruned { jobs, days, keys })
+    // The documents of the jobs just pruned go with them.
+    let documents =
+        crate::document_store::collect_garbage(documents, db.as_ref(), keep.document_grace)
+            .await
+            .map_err(anyhow::Error::msg)?;
+    Ok(Pruned {
+        jobs,
+        days,
+        keys,
+        documents,
+    })
 }
 
 /// Delete finished jobs older than `age`, in batches, until none are left.
@@ -209,19 +268,22 @@ async fn prune_jobs(db: &JobDb, age: Duration) -> crate::jobs::Result<u64> {
     }
 }
 
-async fn prune_loop(db: JobDb, keep: Retention, shutdown: CancellationToken) {
+async fn prune_loop(
+    db: JobDb,
+    documents: crate::document_store::Documents,
+    keep: Retention,
+    shutdown: CancellationToken,
+) {
     loop {
-        match prune_all(&db, &keep).await {
-            Ok(Pruned {
-                jobs: 0,
-                days: 0,
-                keys: 0,
-            }) => {}
+        match prune_all(&db, documents.as_ref(), &keep).await {
+            Ok(p) if p.jobs + p.days + p.keys + p.documents.deleted == 0 => {}
             Ok(p) => tracing::info!(
                 jobs = p.jobs,
                 daily_figures = p.days,
                 keys = p.keys,
-                "pruned finished jobs, daily figures and keys past retention"
+                documents = p.documents.deleted,
+                freed_bytes = p.documents.freed_bytes,
+                "pruned finished jobs, daily figures, keys and documents past retention"
             ),
             Err(e) => tracing::warn!(error = %e, "pruning finished jobs failed"),
         }

@@ -129,6 +129,12 @@ fn start_api(language: &str) -> Option<*mut sys::TessBaseAPI> {
     }
 }
 
+/// Whether the OCR engine starts here in English, the language scans are
+/// read in unless a template asks for others: tried, not assumed.
+pub fn available() -> Result<(), DocumentError> {
+    Engine::start("eng").map(drop)
+}
+
 impl Engine {
     fn start(languages: &str) -> Result<Engine, DocumentError> {
         let api = start_api(languages).ok_or_else(|| {

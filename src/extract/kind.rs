@@ -113,6 +113,12 @@ impl StepKind for ExtractKind {
         "extract"
     }
 
+    /// Scans are read with tesseract: a worker without it would fail every
+    /// scanned document.
+    fn available(&self) -> Result<(), String> {
+        crate::documents::ocr::available().map_err(|e| e.to_string())
+    }
+
     fn reference(&self) -> &'static str {
         REFERENCE
     }

@@ -137,7 +137,9 @@ impl Extraction {
     /// template, the review reasons, and how each template fared (`checks`:
     /// a reviewer of a document none matched sees which keywords were
     /// missing).
-    pub fn output(&self, file: &std::path::Path) -> Value {
+    /// The step's output: `file` is where the document was read, `sha256`
+    /// the hash that finds it in the document store from any machine.
+    pub fn output(&self, file: &std::path::Path, sha256: Option<&str>) -> Value {
         let values: serde_json::Map<String, Value> = self
             .fields
             .iter()
@@ -145,6 +147,7 @@ impl Extraction {
             .collect();
         serde_json::json!({
             "file": file,
+            "sha256": sha256,
             "template": self.template,
             "values": values,
             "fields": self.fields,

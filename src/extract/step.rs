@@ -107,13 +107,17 @@ impl Step for ExtractStep {
         let file = path.clone();
         // Reading and matching are CPU work: off the async threads.
         let result = tokio::task::spawn_blocking(move || {
-            extract_file(&file, &templates, &ReadOptions::default())
+            // The hash names the document for a reviewer on any machine.
+            let sha256 = std::fs::read(&file)
+                .ok()
+                .map(|bytes| crate::documents::store::sha256_hex(&bytes));
+            extract_file(&file, &templates, &ReadOptions::default()).map(|e| (e, sha256))
         })
         .await
         .map_err(|e| StepError::transient(format!("the extraction task failed: {e}")))?;
-        let extraction =
+        let (extraction, sha256) =
             result.map_err(|e| StepError::business(format!("{}: {e}", path.display())))?;
-        let output = extraction.output(&path);
+        let output = extraction.output(&path, sha256.as_deref());
         let hits = self.rule_hits(ctx, &output["values"], &job).await?;
         if !extraction.needs_review() && hits.is_empty() {
             return Ok(StepOutcome::Done(output));

@@ -42,8 +42,8 @@ pub use reviews::{
 };
 pub use storable::{KEY_MAX_BYTES, nul_at, printable, printable_value, stored_key};
 pub use store::{
-    AccessStore, AdminStore, Backend, IntakeStore, JobDb, JobStore, NoticeStore, QueueStore,
-    ReviewStore, ScheduleStore, StatsStore, Store,
+    AccessStore, AdminStore, Backend, DocumentRows, IntakeStore, JobDb, JobStore, NoticeStore,
+    QueueStore, ReviewStore, RosterStore, ScheduleStore, StatsStore, Store,
 };
 pub use transitions::{ChangeRequest, Decision, RowChange, Transition};
 

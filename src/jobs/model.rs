@@ -133,6 +133,38 @@ pub struct Enqueued {
     pub state: JobState,
 }
 
+/// A document kept in the job database: what it is, beside its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentRow {
+    /// SHA-256 of the content, lowercase hex: its name in every store.
+    pub sha256: String,
+    /// The name it came with (an attachment's, a dropped file's).
+    pub name: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// A running worker as it announces itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerRow {
+    pub id: String,
+    /// The step kinds it runs.
+    pub kinds: Vec<String>,
+    /// The bots whose jobs it claims.
+    pub bots: Vec<String>,
+    /// When it last said so (Unix ms).
+    pub seen_at: i64,
+}
+
+/// A kept document as garbage collection sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptDocument {
+    pub sha256: String,
+    pub size: u64,
+    /// When it was last put (Unix ms).
+    pub touched_at: i64,
+}
+
 /// A bot a worker is able to run, with its concurrency limit.
 #[derive(Debug, Clone)]
 pub struct BotClaim {

@@ -17,6 +17,7 @@ pub(super) trait JobRow {
     fn int(&self, column: &str) -> Result<i64>;
     fn int_opt(&self, column: &str) -> Result<Option<i64>>;
     fn flag(&self, column: &str) -> Result<bool>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>>;
 }
 
 macro_rules! job_row {
@@ -35,6 +36,9 @@ macro_rules! job_row {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
             fn flag(&self, column: &str) -> Result<bool> {
+                Ok(sqlx::Row::try_get(self, column)?)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>> {
                 Ok(sqlx::Row::try_get(self, column)?)
             }
         }
@@ -414,6 +418,39 @@ pub(super) fn bot_event(row: &impl JobRow) -> Result<BotEvent> {
         actor: row.text("actor")?,
         action: row.text("action")?,
         reason: row.text("reason")?,
+    })
+}
+
+/// A kept document and its content.
+pub(super) fn document(row: &impl JobRow) -> Result<(DocumentRow, Vec<u8>)> {
+    Ok((
+        DocumentRow {
+            sha256: row.text("sha256")?,
+            name: row.text("name")?,
+            media_type: row.text("media_type")?,
+            size: u64::try_from(row.int("size")?).unwrap_or(0),
+        },
+        row.bytes("content")?,
+    ))
+}
+
+pub(super) fn worker(row: &impl JobRow) -> Result<WorkerRow> {
+    let list = |column: &str| -> Result<Vec<String>> {
+        Ok(serde_json::from_str(&row.text(column)?).unwrap_or_default())
+    };
+    Ok(WorkerRow {
+        id: row.text("id")?,
+        kinds: list("kinds")?,
+        bots: list("bots")?,
+        seen_at: row.int("seen_at")?,
+    })
+}
+
+pub(super) fn kept_document(row: &impl JobRow) -> Result<KeptDocument> {
+    Ok(KeptDocument {
+        sha256: row.text("sha256")?,
+        size: u64::try_from(row.int("size")?).unwrap_or(0),
+        touched_at: row.int("touched_at")?,
     })
 }
 

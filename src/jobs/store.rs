@@ -11,7 +11,10 @@
 //! - [`AccessStore`]: users, API tokens and sessions;
 //! - [`ReviewStore`]: the review queue, claims, corrections, approvals;
 //! - [`StatsStore`]: the facts the figures of operations are made of,
-//!   and their daily roll-ups.
+//!   and their daily roll-ups;
+//! - [`DocumentRows`]: documents kept in the job database, and which
+//!   documents kept jobs refer to;
+//! - [`RosterStore`]: the workers running now and what they serve.
 //!
 //! [`JobStore`] is all of them; each back end implements every trait with
 //! the same guarantees and is run through the same tests.
@@ -383,6 +386,43 @@ pub trait ReviewStore: Store {
     async fn approvals_since(&self, since: i64, limit: u32) -> Result<Vec<Approval>>;
 }
 
+/// Documents kept in the job database (the `database` document store),
+/// and which documents, wherever they are kept, kept jobs still need.
+#[async_trait]
+pub trait DocumentRows: Store {
+    /// Keep a document; when it is kept already, only note that it was put
+    /// again now (so garbage collection leaves it for the job it is put for).
+    async fn put_document(&self, document: &DocumentRow, content: &[u8]) -> Result<()>;
+
+    /// A kept document and its content.
+    async fn document(&self, sha256: &str) -> Result<Option<(DocumentRow, Vec<u8>)>>;
+
+    /// Kept documents in hash order after `after` (`""`: from the first),
+    /// at most `limit`.
+    async fn documents_after(&self, after: &str, limit: u32) -> Result<Vec<KeptDocument>>;
+
+    /// Delete kept documents; returns how many were there.
+    async fn delete_documents(&self, sha256: &[String]) -> Result<u64>;
+
+    /// Which of these documents a job in the database refers to (its
+    /// input's `sha256`), in whatever store they are kept.
+    async fn documents_in_use(&self, sha256: &[String]) -> Result<Vec<String>>;
+}
+
+/// The workers running now: each says every few seconds which step kinds
+/// it runs and which bots' jobs it claims.
+#[async_trait]
+pub trait RosterStore: Store {
+    /// Say (again) what this worker serves.
+    async fn announce(&self, worker: &WorkerRow) -> Result<()>;
+
+    /// A worker that stops says so.
+    async fn retire(&self, worker: &str) -> Result<()>;
+
+    /// Workers heard from since `seen_since` (Unix ms), by id.
+    async fn workers(&self, seen_since: i64) -> Result<Vec<WorkerRow>>;
+}
+
 /// The whole job database: every use above, and its schema.
 #[async_trait]
 pub trait JobStore:
@@ -394,6 +434,8 @@ pub trait JobStore:
     + AccessStore
     + ReviewStore
     + StatsStore
+    + DocumentRows
+    + RosterStore
 {
     /// Apply pending migrations. Safe to call from several processes at once.
     async fn migrate(&self) -> Result<()>;

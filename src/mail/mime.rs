@@ -228,32 +228,7 @@ fn extension(media_type: &str) -> &'static str {
     }
 }
 
-/// A file name a sender chose, made safe to write: the last path component
-/// only (`../../etc/passwd` is `passwd`), no control characters, no leading
-/// dots, at most 200 bytes; `attachment` when nothing is left.
-pub fn safe_file_name(name: &str) -> String {
-    let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
-    let cleaned: String = last
-        .chars()
-        .filter(|c| !c.is_control())
-        .map(|c| {
-            if matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|') {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let mut cleaned = cleaned.trim().trim_start_matches('.').trim().to_string();
-    while cleaned.len() > 200 {
-        cleaned.pop();
-    }
-    if cleaned.is_empty() {
-        "attachment".into()
-    } else {
-        cleaned
-    }
-}
+pub use crate::documents::store::safe_file_name;
 
 #[cfg(test)]
 mod tests {

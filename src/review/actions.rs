@@ -198,7 +198,10 @@ pub fn pick_template(review: &Review, template: &Template, doc: &Document) -> Re
     ReviewUpdate {
         corrections: review.corrections.clone(),
         template: Some(Some(name.clone())),
-        extraction: Some(extraction.output(std::path::Path::new(file))),
+        extraction: Some(extraction.output(
+            std::path::Path::new(file),
+            review.extraction.get("sha256").and_then(Value::as_str),
+        )),
         events: vec![ReviewEvent {
             reason: format!("read the document with the template of {}", template.issuer),
             detail: json!({ "action": "template", "template": name, "issuer": template.issuer }),

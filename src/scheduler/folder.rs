@@ -6,8 +6,8 @@
 //! alone). Taking it is three steps, each safe to repeat:
 //!
 //! 1. hash its content and hard-link it to `processed/<hash>-<name>` (a copy
-//!    where links are not possible): the job's document, which never moves
-//!    again;
+//!    where links are not possible), the folder's record of what it took,
+//!    and put it into the document store, where the job finds it by hash;
 //! 2. enqueue the job, keyed `drop:<trigger>:<sha256>`: a second file with
 //!    the same content finds the first one's job instead of making its own;
 //! 3. remove the dropped file.
@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::bot::{BotRegistry, TriggerKind};
-use crate::documents::store;
+use crate::documents::store::{self, DocumentStore, StoredDocument};
 use crate::jobs::{IntakeStore, NewJob, ScheduleStore};
 
 /// Where taken files go, inside the watched folder.
@@ -122,6 +122,8 @@ enum StageError {
 /// Watches every folder trigger of the loaded bots.
 pub struct FolderIntake {
     db: Arc<dyn IntakeStore>,
+    /// Where each taken file is kept for its job, which names it by hash.
+    documents: Arc<dyn DocumentStore>,
     /// Where paused bots are read; their files wait in the folder.
     pauses: Option<Arc<dyn ScheduleStore>>,
     actor: String,
@@ -130,7 +132,12 @@ pub struct FolderIntake {
 }
 
 impl FolderIntake {
-    pub fn new(db: Arc<dyn IntakeStore>, bots: &BotRegistry, id: &str) -> FolderIntake {
+    pub fn new(
+        db: Arc<dyn IntakeStore>,
+        documents: Arc<dyn DocumentStore>,
+        bots: &BotRegistry,
+        id: &str,
+    ) -> FolderIntake {
         let mut watched = Vec::new();
         for bot in bots.iter() {
             for trigger in &bot.triggers {
@@ -161,6 +168,7 @@ impl FolderIntake {
         }
         FolderIntake {
             db,
+            documents,
             pauses: None,
             actor: format!("folder:{id}"),
             watched,
@@ -308,20 +316,29 @@ impl FolderIntake {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // A store that is away (S3 down) is like a database that is: the
+        // file waits in its folder, and nothing counts against it.
+        let kept = match self.keep(&staged, &name).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "cannot keep the file's document; will try again");
+                return Attempt::Later;
+            }
+        };
         let mut input = match &w.input {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        input.insert(
-            "file".into(),
-            serde_json::Value::String(staged.document.display().to_string()),
-        );
         input.insert("name".into(), serde_json::Value::String(name));
         input.insert(
             "sha256".into(),
             serde_json::Value::String(staged.sha256.clone()),
         );
         input.insert("size".into(), serde_json::Value::from(staged.size));
+        input.insert(
+            "media_type".into(),
+            serde_json::Value::String(kept.media_type),
+        );
         let job = NewJob {
             bot: w.bot.clone(),
             input: serde_json::Value::Object(input),
@@ -351,12 +368,34 @@ impl FolderIntake {
             tracing::warn!(bot = %w.bot, file = %file.display(), error = %e, "the job is queued but the dropped file cannot be removed");
         }
         if enqueued.created {
-            tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, document = %staged.document.display(), "file taken");
+            tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, document = %staged.sha256, "file taken");
             Attempt::Done(Taken::Job(enqueued.id))
         } else {
             tracing::info!(bot = %w.bot, file = %file.display(), job = enqueued.id, "same content as a file taken before; no new job");
             Attempt::Done(Taken::Duplicate(enqueued.id))
         }
+    }
+
+    /// Put a staged file into the document store, before its job is queued.
+    async fn keep(&self, staged: &Staged, name: &str) -> Result<StoredDocument, String> {
+        let path = staged.document.clone();
+        let content = tokio::task::spawn_blocking(move || std::fs::read(&path))
+            .await
+            .map_err(|e| format!("the intake task failed: {e}"))?
+            .map_err(|e| format!("cannot read {}: {e}", staged.document.display()))?;
+        let document = StoredDocument::of(&content, name, None);
+        if document.sha256 != staged.sha256 {
+            // Changed between hashing and reading: taken again once settled.
+            return Err(format!(
+                "{} changed while it was taken",
+                staged.document.display()
+            ));
+        }
+        self.documents
+            .put(&document, &content)
+            .await
+            .map_err(|e| format!("cannot keep the document: {e}"))?;
+        Ok(document)
     }
 
     /// Watch until `shutdown` fires.

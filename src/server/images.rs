@@ -26,6 +26,43 @@ impl PageImages {
         PageImages { dir }
     }
 
+    /// A job's document as a file here: the one the store keeps under the
+    /// hash the extraction (or else the job's input) names, copied into
+    /// the cache once; else the file the extraction or input names, for a
+    /// job run with a path. `None` when neither is to be had.
+    pub async fn local_copy(
+        &self,
+        store: &dyn crate::documents::store::DocumentStore,
+        extraction: Option<&serde_json::Value>,
+        input: &serde_json::Value,
+    ) -> Option<PathBuf> {
+        let field = |v: Option<&serde_json::Value>, key: &str| {
+            v.and_then(|v| v.get(key))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
+        let sha256 = field(extraction, "sha256").or_else(|| field(Some(input), "sha256"));
+        if let Some(sha256) = sha256.filter(|s| crate::documents::store::is_sha256(s)) {
+            let dir = self.dir.join("documents").join(&sha256);
+            if let Some(found) = std::fs::read_dir(&dir)
+                .ok()
+                .and_then(|mut entries| entries.find_map(|e| e.ok().map(|e| e.path())))
+            {
+                return Some(found);
+            }
+            match crate::document_store::fetch_copy(store, &sha256, &dir).await {
+                Ok(Some(copy)) => return Some(copy),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(document = %sha256, error = %e, "cannot read a job's document")
+                }
+            }
+        }
+        field(extraction, "file")
+            .or_else(|| field(Some(input), "file"))
+            .map(PathBuf::from)
+    }
+
     /// Page `number` (from 1) of the document at `path`.
     pub fn page(&self, path: &Path, number: u32) -> Result<PageImage, DocumentError> {
         let io = |e: std::io::Error| DocumentError::Io {

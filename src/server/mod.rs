@@ -90,12 +90,19 @@ pub struct App {
     config: Arc<WebConfig>,
     limiter: Arc<auth::LoginLimiter>,
     images: Arc<images::PageImages>,
+    /// Where jobs' documents are kept: the review page reads them here.
+    documents: crate::document_store::Documents,
     /// The metrics' counted sums, between scrapes.
     counted: Arc<tokio::sync::Mutex<crate::stats::metrics::CountedTotals>>,
 }
 
 impl App {
-    pub fn new(db: JobDb, bots: Arc<BotRegistry>, config: WebConfig) -> App {
+    pub fn new(
+        db: JobDb,
+        bots: Arc<BotRegistry>,
+        config: WebConfig,
+        documents: crate::document_store::Documents,
+    ) -> App {
         let templates = Arc::new(template_sets(&bots));
         let images = Arc::new(images::PageImages::new(config.cache_dir.clone()));
         App {
@@ -105,6 +112,7 @@ impl App {
             config: Arc::new(config),
             limiter: Arc::new(auth::LoginLimiter::default()),
             images,
+            documents,
             counted: Arc::default(),
         }
     }

@@ -44,12 +44,14 @@ pub async fn run(app: App, shutdown: CancellationToken) {
             let Ok(Some(review)) = app.db.review(item.job_id).await else {
                 continue;
             };
-            let Some(file) = review
-                .extraction
-                .get("file")
-                .or_else(|| review.input.get("file"))
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
+            let Some(file) = app
+                .images
+                .local_copy(
+                    app.documents.as_ref(),
+                    Some(&review.extraction),
+                    &review.input,
+                )
+                .await
             else {
                 continue;
             };

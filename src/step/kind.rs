@@ -30,6 +30,14 @@ pub trait StepKind: Sync {
     /// then reports the keys this kind did not ask for.
     fn read(&self, step: &mut TableReader<'_, '_>) -> Option<Arc<dyn StepConfig>>;
 
+    /// Whether this machine can run steps of this kind, found out by trying
+    /// (the browser started, the OCR engine loaded), not by assuming: a
+    /// worker claims only jobs whose every step it can run. `Err` says
+    /// what is missing and how to get it.
+    fn available(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The cases this kind runs through the contract every kind keeps
     /// (see `worker::contract`): the compiler asks each kind for them.
     #[cfg(test)]

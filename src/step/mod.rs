@@ -114,6 +114,9 @@ pub struct StepContext {
     /// own and remembering where it got to (a mailbox poll queues one job
     /// per document it finds). Nothing else of the queue is a step's business.
     pub intake: Intake,
+    /// Where the deployment keeps documents: intake puts what it takes
+    /// here and queues jobs that name it by hash.
+    pub documents: Arc<dyn crate::documents::store::DocumentStore>,
 }
 
 /// The job database as a step sees it.

@@ -203,25 +203,25 @@ async fn run_steps(
     writes: &mpsc::UnboundedSender<Write>,
 ) -> Option<Completion> {
     let first = usize::try_from(job.next_step).unwrap_or(0);
-    let mut outputs = match earlier_outputs(shared, job, first).await {
-        Ok(outputs) => outputs,
-        Err(error) => {
-            return Some(failure_completion(
-                job,
-                &bot.retry,
-                job.next_step,
-                error,
-                Vec::new(),
-            ));
-        }
+    let (mut outputs, input, _scratch) = match starting_point(shared, &bot, job, first).await {
+        Ok(start) => start,
+        Err(failed) => return Some(failed),
     };
     tracing::debug!(job = job.id, bot = %bot.name, attempt = job.attempt, from_step = first, "job started");
     let deadline = bot.timeouts.job.map(|t| Instant::now() + t);
     let mut last_output = None;
     for index in first..bot.runners.len() {
         let decl = &bot.steps[index];
-        let (end, mut record) =
-            run_step(shared, &bot, job, control, index, &outputs, deadline).await;
+        let (end, mut record) = run_step(
+            shared,
+            &bot,
+            (job, &input),
+            control,
+            index,
+            &outputs,
+            deadline,
+        )
+        .await;
         match end {
             StepEnd::Stopped(reason) => {
                 record.outcome = match reason {
@@ -315,6 +315,31 @@ async fn run_steps(
     })
 }
 
+/// What the job's steps start from: the outputs of the steps an earlier
+/// attempt finished, and the input with a copy of the job's document (the
+/// copy's folder goes when the returned scratch is dropped).
+async fn starting_point(
+    shared: &Shared,
+    bot: &Bot,
+    job: &ClaimedJob,
+    first: usize,
+) -> Result<
+    (
+        BTreeMap<String, serde_json::Value>,
+        serde_json::Value,
+        super::scratch::Scratch,
+    ),
+    Completion,
+> {
+    let failed = |error| failure_completion(job, &bot.retry, job.next_step, error, Vec::new());
+    let outputs = earlier_outputs(shared, job, first).await.map_err(failed)?;
+    let config = &shared.config;
+    let (input, scratch) = super::scratch::prepare(config.documents.as_ref(), &config.scratch, job)
+        .await
+        .map_err(failed)?;
+    Ok((outputs, input, scratch))
+}
+
 /// Outputs of the steps before `first` that an earlier attempt finished.
 async fn earlier_outputs(
     shared: &Shared,
@@ -342,7 +367,7 @@ async fn earlier_outputs(
 async fn run_step(
     shared: &Shared,
     bot: &Bot,
-    job: &ClaimedJob,
+    (job, input): (&ClaimedJob, &serde_json::Value),
     control: &JobControl,
     index: usize,
     outputs: &BTreeMap<String, serde_json::Value>,
@@ -365,12 +390,13 @@ async fn run_step(
         bot: bot.name.clone(),
         bot_dir: bot.dir.clone(),
         step_name: decl.name.clone(),
-        input: job.input.clone(),
+        input: input.clone(),
         outputs: outputs.clone(),
         secrets: Arc::new(shared.config.secrets.only(&bot.secrets)),
         cancel: control.token.child_token(),
         draining: shared.draining.clone(),
         intake: crate::step::Intake(shared.db.clone()),
+        documents: shared.config.documents.clone(),
     };
     let started = now_ms();
     let end = tokio::select! {

@@ -15,6 +15,8 @@
 #[cfg(test)]
 mod contract;
 mod execute;
+pub mod roster;
+mod scratch;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -55,6 +57,14 @@ pub struct WorkerConfig {
     pub grace: Duration,
     /// Where steps resolve `${secret:NAME}`.
     pub secrets: Arc<crate::config::secrets::Secrets>,
+    /// Where jobs' documents are kept (`input.sha256`).
+    pub documents: Arc<dyn crate::documents::store::DocumentStore>,
+    /// Where each job gets a folder for the copy of its document that its
+    /// steps read; removed when the attempt ends.
+    pub scratch: std::path::PathBuf,
+    /// The step kinds this worker runs: it claims only jobs of bots whose
+    /// every step is of one of them.
+    pub served: crate::bot::kinds::Served,
 }
 
 impl WorkerConfig {
@@ -70,6 +80,9 @@ impl WorkerConfig {
             rescue_interval: Duration::from_secs(5),
             grace: Duration::from_secs(30),
             secrets: Arc::new(crate::config::secrets::Secrets::from_env()),
+            documents: Arc::new(crate::documents::store::LocalStore::new("data/documents")),
+            scratch: std::env::temp_dir().join("clerk-scratch"),
+            served: crate::bot::kinds::Served::all(),
         }
     }
 }
@@ -249,7 +262,7 @@ impl Worker {
         if let Err(e) = shared.db.listen().await {
             tracing::warn!(error = %e, "cannot listen for new jobs; polling only");
         }
-        tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, bots = ?shared.bots.names(), "worker started");
+        tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, kinds = ?cfg.served.kinds, bots = ?roster::served_bots(&shared), "worker started");
 
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<ClaimedJob>();
         let (write_tx, write_rx) = mpsc::unbounded_channel::<Write>();
@@ -259,6 +272,7 @@ impl Worker {
         let committer = tokio::spawn(commit_loop(shared.clone(), write_rx));
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), background.clone()));
         let rescuer = tokio::spawn(rescue_loop(shared.clone(), background.clone()));
+        let roster = tokio::spawn(roster::announce_loop(shared.clone(), background.clone()));
 
         let slots = Arc::new(Semaphore::new(cfg.concurrency));
         let tracker = TaskTracker::new();
@@ -320,6 +334,7 @@ impl Worker {
         background.cancel();
         let _ = heartbeat.await;
         let _ = rescuer.await;
+        let _ = roster.await;
         let report = WorkerReport {
             completed: shared.completed.load(Ordering::SeqCst) as u64,
             released,
@@ -366,6 +381,13 @@ async fn claim_loop(
     let bots: Vec<BotClaim> = shared
         .bots
         .iter()
+        .filter(|b| {
+            let lacking = cfg.served.lacking(b);
+            if !lacking.is_empty() {
+                tracing::info!(bot = %b.name, kinds = ?lacking, "this worker does not run these step kinds; the bot's jobs wait for a worker that does");
+            }
+            lacking.is_empty()
+        })
         .map(|b| BotClaim {
             name: b.name.clone(),
             concurrency: b.concurrency,

@@ -273,6 +273,15 @@ pub struct Setup {
     pub db: JobDb,
 }
 
+impl Setup {
+    /// The local document store in the test's folder.
+    pub fn documents(&self) -> Arc<dyn clerk::documents::store::DocumentStore> {
+        Arc::new(clerk::documents::store::LocalStore::new(
+            self.t.path().join("documents"),
+        ))
+    }
+}
+
 pub async fn setup(kind: Kind, name: &str, manifest: &str) -> Setup {
     let t = TestDb::new(kind).await;
     let bots = write_bot(t.path(), name, manifest);
@@ -358,5 +367,75 @@ impl<const N: usize> Drop for Stopped<N> {
             }
             let _ = p.wait();
         }
+    }
+}
+
+/// A real S3-compatible server (s3s-fs, which scripts/setup.sh builds into
+/// .tools/) on a loopback port, over a folder of the test's, with one
+/// bucket; stopped when dropped.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+pub const S3_KEY: &str = "clerk-test-key";
+pub const S3_SECRET: &str = "clerk-test-secret";
+
+impl S3Server {
+    pub fn start() -> S3Server {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/bin/s3s-fs");
+        assert!(
+            binary.is_file(),
+            "{} is needed: run scripts/setup.sh",
+            binary.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bucket = "clerk".to_string();
+        std::fs::create_dir_all(dir.path().join(&bucket)).expect("bucket folder");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = std::process::Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", S3_KEY, "--secret-key", S3_SECRET])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "s3s-fs did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        S3Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            bucket,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// The variables a clerk process needs to use this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", S3_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

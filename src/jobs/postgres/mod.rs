@@ -18,12 +18,14 @@ use super::*;
 
 mod access;
 mod admin;
+mod documents;
 mod intake;
 mod notices;
 mod queue;
 mod reviews;
 mod schedules;
 mod stats;
+mod workers;
 
 /// The channel enqueues notify and idle workers listen on.
 const CHANNEL: &str = "clerk_jobs";
@@ -75,6 +77,16 @@ fn migrator() -> sqlx::migrate::Migrator {
             7,
             "job keys",
             include_str!("../migrations/postgres/0007_job_keys.sql"),
+        ),
+        (
+            8,
+            "documents",
+            include_str!("../migrations/postgres/0008_documents.sql"),
+        ),
+        (
+            9,
+            "workers",
+            include_str!("../migrations/postgres/0009_workers.sql"),
         ),
     ])
 }

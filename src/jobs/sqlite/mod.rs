@@ -24,12 +24,14 @@ use super::*;
 
 mod access;
 mod admin;
+mod documents;
 mod intake;
 mod notices;
 mod queue;
 mod reviews;
 mod schedules;
 mod stats;
+mod workers;
 
 const SELECT_CLAIMED: &str = "RETURNING id, bot, input, attempt, errors, lost, max_attempts, next_step, run_after, created_at";
 
@@ -85,6 +87,16 @@ fn migrator() -> sqlx::migrate::Migrator {
             7,
             "job keys",
             include_str!("../migrations/sqlite/0007_job_keys.sql"),
+        ),
+        (
+            8,
+            "documents",
+            include_str!("../migrations/sqlite/0008_documents.sql"),
+        ),
+        (
+            9,
+            "workers",
+            include_str!("../migrations/sqlite/0009_workers.sql"),
         ),
     ])
 }

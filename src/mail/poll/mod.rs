@@ -38,7 +38,7 @@ pub use trigger::{After, MailboxConfig, PollConfig, PollTarget, REFERENCE, read_
 
 use super::imap::{self, Account};
 use super::mime::{AttachmentFilter, Mail, parse};
-use crate::documents::store;
+use crate::documents::store::{self, DocumentStore, StoredDocument};
 use crate::jobs::NewJob;
 use crate::step::{Step, StepContext, StepError, StepOutcome};
 
@@ -62,7 +62,6 @@ struct Intake {
     trigger: String,
     /// Input of every document job, besides the document.
     input: Value,
-    store: PathBuf,
     filter: AttachmentFilter,
     /// `user@host/folder`, as the jobs' input names it.
     mailbox: String,
@@ -85,9 +84,7 @@ impl MailboxPollStep {
         trigger: &str,
         input: Value,
     ) -> MailboxPollStep {
-        let store = target.dir.join(&config.store);
         let intake = Intake {
-            store: std::path::absolute(&store).unwrap_or(store),
             target: target.bot.clone(),
             max_attempts: target.max_attempts,
             max_lost: target.max_lost,
@@ -110,26 +107,9 @@ impl MailboxPollStep {
 }
 
 impl Intake {
-    /// Parse a batch of messages and save their documents; runs on a
-    /// blocking thread.
-    fn take_all(&self, fetched: &[imap::Fetched], poll_bot: &str) -> Result<Vec<Taken>, StepError> {
-        let taken: Vec<Taken> = fetched.iter().map(|m| self.take(m, poll_bot)).collect();
-        let incoming: Vec<store::Incoming> = taken
-            .iter()
-            .flat_map(|t| &t.documents)
-            .map(|d| store::Incoming {
-                sha256: &d.sha256,
-                name: &d.name,
-                bytes: &d.bytes,
-            })
-            .collect();
-        store::put_all(&self.store, &incoming).map_err(|e| {
-            StepError::transient(format!(
-                "cannot save documents in {}: {e}",
-                self.store.display()
-            ))
-        })?;
-        Ok(taken)
+    /// Parse a batch of messages into their jobs; runs on a blocking thread.
+    fn take_all(&self, fetched: &[imap::Fetched], poll_bot: &str) -> Vec<Taken> {
+        fetched.iter().map(|m| self.take(m, poll_bot)).collect()
     }
 
     /// Parse a message into the jobs of its documents.
@@ -152,12 +132,10 @@ impl Intake {
             .unwrap_or_else(|| store::sha256_hex(&message.raw));
         let mut jobs = Vec::new();
         for document in &mail.documents {
-            let path = store::path_for(&self.store, &document.sha256, &document.name);
             let mut input = match &self.input {
                 Value::Object(map) => map.clone(),
                 _ => serde_json::Map::new(),
             };
-            input.insert("file".into(), json!(path.display().to_string()));
             input.insert("name".into(), json!(document.name));
             input.insert("sha256".into(), json!(document.sha256));
             input.insert("size".into(), json!(document.bytes.len()));
@@ -288,6 +266,28 @@ fn imap_failure(e: imap::ImapError) -> StepError {
 }
 
 /// Run blocking IMAP work off the async threads.
+/// Keep a batch's documents in the store, together, before any of their
+/// jobs is queued.
+async fn save(documents: &dyn DocumentStore, taken: &[Taken]) -> Result<(), StepError> {
+    let incoming: Vec<(StoredDocument, &[u8])> = taken
+        .iter()
+        .flat_map(|t| &t.documents)
+        .map(|d| {
+            let stored = StoredDocument {
+                sha256: d.sha256.clone(),
+                name: d.name.clone(),
+                media_type: d.media_type.clone(),
+                size: d.bytes.len() as u64,
+            };
+            (stored, d.bytes.as_slice())
+        })
+        .collect();
+    documents
+        .put_all(&incoming)
+        .await
+        .map_err(|e| StepError::transient(format!("cannot save documents: {e}")))
+}
+
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
 ) -> Result<T, StepError> {
@@ -338,6 +338,7 @@ impl Step for MailboxPollStep {
         .await?;
         let mut round = Round {
             db,
+            documents: ctx.documents.clone(),
             poll_bot: ctx.bot.clone(),
             checkpoint_name,
             validity,
@@ -418,6 +419,8 @@ struct Totals {
 /// One poll job's state between batches.
 struct Round {
     db: Arc<dyn crate::jobs::IntakeStore>,
+    /// Where the documents go before their jobs are queued.
+    documents: Arc<dyn crate::documents::store::DocumentStore>,
     poll_bot: String,
     checkpoint_name: String,
     validity: u32,
@@ -466,7 +469,12 @@ impl MailboxPollStep {
             };
             let intake = self.intake.clone();
             let poll_bot = round.poll_bot.clone();
-            let saving = blocking(move || intake.take_all(&fetched, &poll_bot));
+            let documents = round.documents.clone();
+            let saving = tokio::spawn(async move {
+                let taken = blocking(move || Ok(intake.take_all(&fetched, &poll_bot))).await?;
+                save(documents.as_ref(), &taken).await?;
+                Ok::<_, StepError>(taken)
+            });
             let fetching = match (batches.get(index + 1), session.take()) {
                 (Some(next), Some(s)) => Some(fetch(s, next.clone())),
                 (_, s) => {
@@ -480,7 +488,7 @@ impl MailboxPollStep {
                 session = Some(s);
                 ahead = Some(fetched);
             }
-            let taken = taken?;
+            let taken = taken.map_err(joined)??;
             let s = session.take().ok_or_else(lost)?;
             session = Some(self.settle(round, s, taken, batch, started).await?);
         }

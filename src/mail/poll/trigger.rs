@@ -40,8 +40,6 @@ pub struct MailboxConfig {
     pub move_to: String,
     pub failed_to: String,
     pub filter: AttachmentFilter,
-    /// Where documents are saved, relative to the bot's folder.
-    pub store: PathBuf,
     /// Certificates to trust besides the system's, relative to the bot's
     /// folder.
     pub ca_file: Option<PathBuf>,
@@ -87,9 +85,9 @@ pub fn read_mailbox(t: &mut TableReader) -> Option<MailboxConfig> {
         filter.max_size = u64::from(mb.0) * 1024 * 1024;
     }
     filter.body = t.optional::<bool>("body").unwrap_or(false);
-    let store = t
-        .optional::<String>("store")
-        .unwrap_or_else(|| "mail".into());
+    // Documents go to the deployment's document store; the folder older
+    // bot files name is accepted and not used.
+    let _ = t.optional::<String>("store");
     let timeout = t.optional_or("timeout", Duration::from_secs(30), Ok);
     let ca_file = t.optional::<String>("ca_file").map(PathBuf::from);
     let idle = t.optional::<bool>("idle").unwrap_or(false);
@@ -109,7 +107,6 @@ pub fn read_mailbox(t: &mut TableReader) -> Option<MailboxConfig> {
         move_to,
         failed_to,
         filter,
-        store: PathBuf::from(store),
         ca_file,
         idle,
         timeout: timeout?,
@@ -182,8 +179,8 @@ pub const REFERENCE: &str = r#"A job for every document attached to a message in
   TIFF.
 - `max_mb`: largest document taken, in MB, default 25.
 - `body`: whether the message's text is a document too, default false.
-- `store`: the folder documents are saved in, relative to the bot's
-  folder, default `"mail"`.
+- `store`: no longer used, accepted so older bot files load: documents
+  are kept in clerk's document store (`clerk serve --documents`).
 - `timeout`: limit on connecting and on each server answer, default
   `"30s"`.
 - `ca_file`: optional, a PEM file of certificates to trust besides the
@@ -192,9 +189,11 @@ pub const REFERENCE: &str = r#"A job for every document attached to a message in
 A mailbox trigger becomes a poll bot of its own,
 `<bot>:mailbox:<user>@<host>/<folder>`, whose jobs poll the mailbox one at
 a time across all workers. Each document becomes one job, keyed
-`mail:<trigger>:<Message-ID>:<sha256>` with the input `{"file", "name",
-"sha256", "size", "media_type", "mail": {"from", "subject", "date",
-"message_id", "mailbox", "uid"}}` plus the trigger's `input`. Messages are
+`mail:<trigger>:<Message-ID>:<sha256>` with the input `{"name", "sha256",
+"size", "media_type", "mail": {"from", "subject", "date", "message_id",
+"mailbox", "uid"}}` plus the trigger's `input`; the document is kept in
+the document store, and the job's steps get a copy as `input.file`.
+Messages are
 moved only after their jobs are queued, so a re-poll, a crash or a changed
 UIDVALIDITY makes no second job.
 "#;

@@ -219,11 +219,14 @@ pub(crate) async fn save_review(
             .ok_or_else(|| {
                 ApiError::bad_request(format!("no template {name:?} for this bot's step"))
             })?;
-        let file = review
-            .extraction
-            .get("file")
-            .and_then(Value::as_str)
-            .map(std::path::PathBuf::from)
+        let file = app
+            .images
+            .local_copy(
+                app.documents.as_ref(),
+                Some(&review.extraction),
+                &review.input,
+            )
+            .await
             .ok_or_else(|| ApiError::bad_request("the review names no document to read again"))?;
         let doc = tokio::task::spawn_blocking(move || {
             crate::documents::read_file(&file, &crate::documents::ReadOptions::default())

@@ -299,26 +299,18 @@ pub async fn page(
     respond(StatusCode::OK, layout(&title, &caller, body))
 }
 
-/// The document a job read: the extraction's file, else the input's.
+/// The document a job read, as a file here: kept in the store under the
+/// extraction's hash, else the file it names.
 async fn document_of(app: &App, id: i64) -> Result<PathBuf, ApiError> {
     let job = app
         .db
         .job(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
-    let from_review = app.db.review(id).await?.and_then(|r| {
-        r.extraction
-            .get("file")
-            .and_then(Value::as_str)
-            .map(PathBuf::from)
-    });
-    from_review
-        .or_else(|| {
-            job.input
-                .get("file")
-                .and_then(Value::as_str)
-                .map(PathBuf::from)
-        })
+    let extraction = app.db.review(id).await?.map(|r| r.extraction);
+    app.images
+        .local_copy(app.documents.as_ref(), extraction.as_ref(), &job.input)
+        .await
         .ok_or_else(|| ApiError::not_found(format!("job {id} names no document")))
 }
 

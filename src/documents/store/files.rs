@@ -1,20 +1,9 @@
-//! Where intake keeps the documents its jobs refer to: files named by their
-//! content (`<first 12 hex digits of the SHA-256>-<name>`), written whole or
-//! not at all, so taking the same document twice finds it already there.
+//! Files named by their content (`<first 12 hex digits of the
+//! SHA-256>-<name>`), written whole or not at all, so taking the same
+//! document twice finds it already there: a folder trigger's `processed/`
+//! and the local document store write them this way.
 
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
-
-/// A digest in lowercase hex.
-pub fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The hex SHA-256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
 
 /// Longest name kept for a document file, in bytes: with the hash in
 /// front and `.partial` behind, it stays within the 255 bytes file
@@ -153,7 +142,7 @@ mod tests {
     fn documents_saved_together_land_once_under_their_content_names() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (b"first document".as_slice(), b"second".as_slice());
-        let (sha_a, sha_b) = (sha256_hex(a), sha256_hex(b));
+        let (sha_a, sha_b) = (super::super::sha256_hex(a), super::super::sha256_hex(b));
         let existing = put(dir.path(), &sha_b, "b.pdf", |p| std::fs::write(p, b)).unwrap();
         let incoming = [
             Incoming {

@@ -1,0 +1,67 @@
+//! `clerk documents`: the document store.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::DocumentsCommand;
+use super::exit;
+
+pub(super) async fn documents(cmd: DocumentsCommand) -> anyhow::Result<u8> {
+    match cmd {
+        DocumentsCommand::Migrate { db, to, keep, json } => {
+            let store = db.open().await?;
+            let from = db.documents(&store)?;
+            let target = to.open(&db.data_dir, &store).map_err(anyhow::Error::msg)?;
+            if from.describe() == target.describe() {
+                anyhow::bail!(
+                    "the documents are {} already: give --to another store",
+                    from.describe()
+                );
+            }
+            let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
+                let bar = ProgressBar::new_spinner();
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar
+            } else {
+                ProgressBar::hidden()
+            };
+            let done = crate::document_store::migrate(from.as_ref(), target.as_ref(), keep, |m| {
+                bar.set_message(format!(
+                    "{} copied, {} there already, {} removed",
+                    m.copied, m.present, m.removed
+                ));
+                bar.tick();
+            })
+            .await;
+            bar.finish_and_clear();
+            let done = done.map_err(anyhow::Error::msg)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "from": from.describe(),
+                        "to": target.describe(),
+                        "copied": done.copied,
+                        "present": done.present,
+                        "removed": done.removed,
+                        "bytes": done.bytes,
+                    })
+                );
+            } else {
+                println!(
+                    "copied {} documents ({}) from {} to {}; {} were there already; {} removed from {}",
+                    done.copied,
+                    super::output::bytes(done.bytes),
+                    from.describe(),
+                    target.describe(),
+                    done.present,
+                    done.removed,
+                    from.describe()
+                );
+            }
+            Ok(exit::OK)
+        }
+    }
+}

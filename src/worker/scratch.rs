@@ -1,0 +1,84 @@
+//! The job's document as a file: a job names its document by hash
+//! (`input.sha256`); before its steps run, the worker copies the document
+//! from the store into a folder of the job's own and gives the steps that
+//! copy as `input.file`. The folder is removed when the attempt ends, how
+//! ever it ends.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::documents::store::{DocumentStore, is_sha256};
+use crate::jobs::ClaimedJob;
+use crate::step::StepError;
+
+/// A job's scratch folder, removed when dropped.
+#[derive(Debug, Default)]
+pub(super) struct Scratch {
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a job's scratch folder");
+        }
+    }
+}
+
+/// The input the job's steps see, and the scratch folder that holds its
+/// document's copy. A job with no `sha256` (a manual run given a path)
+/// keeps its input as it is; one whose document the store lacks keeps its
+/// `file` if that file is here (a job queued before documents were kept in
+/// a store), and fails (to be retried) otherwise.
+pub(super) async fn prepare(
+    store: &dyn DocumentStore,
+    root: &std::path::Path,
+    job: &ClaimedJob,
+) -> Result<(Value, Scratch), StepError> {
+    let Some(sha256) = job.input.get("sha256").and_then(Value::as_str) else {
+        return Ok((job.input.clone(), Scratch::default()));
+    };
+    let local = job
+        .input
+        .get("file")
+        .and_then(Value::as_str)
+        .map(PathBuf::from)
+        .filter(|f| f.is_file());
+    if !is_sha256(sha256) {
+        return match local {
+            Some(_) => Ok((job.input.clone(), Scratch::default())),
+            None => Err(StepError::business(format!(
+                "the job's input.sha256 {sha256:?} is not a SHA-256, and it names no file"
+            ))),
+        };
+    }
+    // Absolute: steps resolve relative paths against their bot's folder.
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let dir = root.join(format!("job-{}-{}", job.id, job.attempt));
+    let scratch = Scratch {
+        dir: Some(dir.clone()),
+    };
+    let copy = crate::document_store::fetch_copy(store, sha256, &dir)
+        .await
+        .map_err(|e| StepError::transient(format!("cannot fetch the job's document: {e}")))?;
+    let file = match (copy, local) {
+        (Some(copy), _) => copy,
+        (None, Some(local)) => local,
+        (None, None) => {
+            return Err(StepError::transient(format!(
+                "the job's document {sha256} is not in the document store ({}): \
+                 was it put into another store, or deleted by hand?",
+                store.describe()
+            )));
+        }
+    };
+    let mut input = job.input.clone();
+    if let Value::Object(map) = &mut input {
+        map.insert("file".into(), Value::String(file.display().to_string()));
+    }
+    Ok((input, scratch))
+}

@@ -1,0 +1,159 @@
+//! Workers by capability: a worker that does not run browser steps leaves
+//! a browser bot's job queued (and `clerk runs list` says no running worker
+//! serves it) while it runs the jobs it can; a browser-capable worker that
+//! starts later takes the job.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use clerk::bot::kinds::Served;
+use clerk::jobs::JobState;
+use common::{
+    Kind, RunningWorker, enqueue_ids, fast_config, load_bots, new_job, wait_for, write_bot,
+};
+
+const BROWSER_BOT: &str = r##"
+name = "look"
+[[steps]]
+name = "read"
+kind = "browser"
+action_timeout = "10s"
+actions = [
+  { goto = "data:text/html,<p id=greeting>hello from the page</p>" },
+  { read = "#greeting", into = "greeting" },
+]
+"##;
+
+const COMMAND_BOT: &str = r#"
+name = "plain"
+[[steps]]
+name = "noop"
+kind = "command"
+argv = ["true"]
+"#;
+
+/// `clerk runs list --json` of the test's database.
+fn runs_list(url: &str) -> Vec<serde_json::Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["runs", "list", "--json", "--database", url])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
+}
+
+async fn a_browser_job_waits_for_a_worker_that_runs_browsers(kind: Kind) {
+    let t = common::TestDb::new(kind).await;
+    let bots = write_bot(t.path(), "look", BROWSER_BOT);
+    write_bot(t.path(), "plain", COMMAND_BOT);
+    let registry = load_bots(&bots);
+    let db = t.open().await;
+
+    let mut cfg = fast_config(2);
+    cfg.served = Served::check(&["command".to_string()]).expect("command steps run anywhere");
+    let plain_worker = RunningWorker::start(db.clone(), registry.clone(), cfg);
+    let look = enqueue_ids(
+        &db,
+        &[new_job(
+            registry.get("look").unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+    let plain = enqueue_ids(
+        &db,
+        &[new_job(
+            registry.get("plain").unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+
+    // The job it can run is run; the browser job waits, and says why.
+    let ended = wait_for(
+        &db,
+        plain,
+        &[JobState::Succeeded, JobState::Failed],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ended, JobState::Succeeded);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        db.job(look).await.unwrap().unwrap().summary.state,
+        JobState::Queued
+    );
+    let runs = runs_list(&t.url);
+    let listed = runs.iter().find(|r| r["id"] == look).unwrap();
+    let why = listed["unserved"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("no running worker serves this bot") && why.contains("command"),
+        "{listed:#}"
+    );
+    assert!(
+        runs.iter()
+            .find(|r| r["id"] == plain)
+            .unwrap()
+            .get("unserved")
+            .is_none()
+    );
+
+    // A worker that runs browsers (checked: chromium answers) takes it.
+    let mut cfg = fast_config(1);
+    cfg.served =
+        Served::check(&["browser".to_string()]).expect("scripts/setup.sh installs chromium");
+    let browser_worker = RunningWorker::start(db.clone(), registry.clone(), cfg);
+    let ended = wait_for(
+        &db,
+        look,
+        &[JobState::Succeeded, JobState::Failed, JobState::Dead],
+        Duration::from_secs(60),
+    )
+    .await;
+    let detail = db.job(look).await.unwrap().unwrap();
+    assert_eq!(
+        ended,
+        JobState::Succeeded,
+        "{:?}",
+        detail.summary.last_error
+    );
+    assert!(
+        detail
+            .output
+            .unwrap()
+            .to_string()
+            .contains("hello from the page")
+    );
+    let runs = runs_list(&t.url);
+    assert!(
+        runs.iter().all(|r| r.get("unserved").is_none()),
+        "{runs:#?}"
+    );
+    browser_worker.shutdown().await;
+    plain_worker.shutdown().await;
+}
+
+both_backends!(a_browser_job_waits_for_a_worker_that_runs_browsers);
+
+#[test]
+fn a_kind_that_is_no_kind_is_refused_with_the_kinds_there_are() {
+    let e = Served::check(&["browsr".to_string()]).unwrap_err();
+    assert!(
+        e.contains("`browsr` is no step kind") && e.contains("browser"),
+        "{e}"
+    );
+    // `ocr` is the extract kind: reading scans needs tesseract, tried here.
+    let served = Served::check(&["ocr".to_string(), "command".to_string()]).unwrap();
+    assert_eq!(served.kinds, ["extract", "command"]);
+}
