@@ -16,5 +16,8 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -d "$pg_url"; then
 fi
 
 cargo build --all-targets --locked
+# The deploy files, read by their own tools (systemd-analyze, the
+# Kubernetes schemas).
+deploy/check.sh target/debug/clerk
 # Unit and integration tests (the crate has no doctests to run).
 cargo test --locked --lib --bins --tests
