@@ -24,6 +24,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# The several-machines test drops 200 invoices made by the fixture
+# generator (reportlab, in a private virtualenv; DejaVu fonts).
+ensure_packages fonts-dejavu-core
+ensure_venv .venv-fixtures fixtures/requirements.txt
+
 # The S3 document store is tested against a real S3-compatible server,
 # s3s-fs (an S3 API over a folder), built from crates.io into .tools/.
 if [ ! -x .tools/bin/s3s-fs ]; then

@@ -404,6 +404,15 @@ async fn chaos(backend: Backend) {
             ("ERP_PASSWORD".into(), erp::PASSWORD.into()),
             ("IMAP_PASSWORD".into(), dovecot::PASSWORD.into()),
             ("RUST_LOG".into(), "clerk=info".into()),
+            // Every process has a data folder of its own: the documents
+            // are shared through the job database.
+            (
+                "CLERK_DOCUMENTS".into(),
+                match backend {
+                    Backend::Postgres => "database".into(),
+                    Backend::Sqlite => "local".into(),
+                },
+            ),
         ],
         logs: dir.path().to_path_buf(),
     };

@@ -259,6 +259,7 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> WorkerReport {
         let shared = self.shared;
         let cfg = shared.config.clone();
+        scratch::sweep(shared.db.as_ref(), &cfg.scratch).await;
         if let Err(e) = shared.db.listen().await {
             tracing::warn!(error = %e, "cannot listen for new jobs; polling only");
         }

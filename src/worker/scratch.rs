@@ -82,3 +82,36 @@ pub(super) async fn prepare(
     }
     Ok((input, scratch))
 }
+
+/// Remove the scratch folders a worker killed before it could (SIGKILL,
+/// a crash) left behind: those of attempts the job database no longer has
+/// running. Folders of attempts still running are another process's on
+/// the same data folder, and stay.
+pub(super) async fn sweep(db: &dyn crate::jobs::JobStore, root: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((id, attempt)) = name
+            .strip_prefix("job-")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(id, attempt)| {
+                Some((id.parse::<i64>().ok()?, attempt.parse::<i64>().ok()?))
+            })
+        else {
+            continue;
+        };
+        let running = match db.job(id).await {
+            Ok(Some(job)) => {
+                job.summary.state == crate::jobs::JobState::Running
+                    && job.summary.attempt == attempt
+            }
+            Ok(None) => false,
+            Err(_) => continue,
+        };
+        if !running && let Err(e) = std::fs::remove_dir_all(entry.path()) {
+            tracing::warn!(dir = %entry.path().display(), error = %e, "cannot remove a scratch folder left behind");
+        }
+    }
+}
