@@ -315,7 +315,8 @@ every = "1s""#,
             }
         }) {
             let said = job.summary.last_error.clone().unwrap_or_default();
-            if job.input.get("file").is_none() {
+            // A document job names its document by hash.
+            if job.input.get("sha256").is_none() {
                 ("no-document".to_string(), said)
             } else {
                 ("job".to_string(), said)

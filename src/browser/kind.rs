@@ -258,6 +258,10 @@ impl StepKind for BrowserKind {
         let path = super::launch::executable(None).map_err(|e| e.message)?;
         let mut child = std::process::Command::new(&path)
             .arg("--version")
+            // As when it browses: what it needs to run, not the worker's
+            // secrets.
+            .env_clear()
+            .envs(crate::config::secrets::child_environment())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -184,34 +184,14 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
-/// Queued jobs that no running worker serves (none runs, or none runs
-/// their bot's step kinds), and why: they wait for a worker that will.
+/// Queued jobs that no running worker serves, and why.
 async fn unserved(
     db: &dyn crate::jobs::JobStore,
     jobs: &[crate::jobs::JobSummary],
 ) -> anyhow::Result<std::collections::HashMap<i64, String>> {
-    let mut why = std::collections::HashMap::new();
     if !jobs.iter().any(|j| j.state == JobState::Queued) {
-        return Ok(why);
+        return Ok(Default::default());
     }
-    let since = crate::jobs::now_ms() - crate::worker::roster::GONE_AFTER.as_millis() as i64;
-    let workers = db.workers(since).await?;
-    for job in jobs.iter().filter(|j| j.state == JobState::Queued) {
-        if workers.is_empty() {
-            why.insert(job.id, "no worker is running".to_string());
-        } else if !workers.iter().any(|w| w.bots.contains(&job.bot)) {
-            let kinds: std::collections::BTreeSet<&str> = workers
-                .iter()
-                .flat_map(|w| w.kinds.iter().map(String::as_str))
-                .collect();
-            why.insert(
-                job.id,
-                format!(
-                    "no running worker serves this bot: the running ones run {} steps",
-                    kinds.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            );
-        }
-    }
-    Ok(why)
+    let since = crate::jobs::now_ms() - crate::jobs::WORKER_GONE_AFTER.as_millis() as i64;
+    Ok(crate::jobs::unserved(&db.workers(since).await?, jobs))
 }

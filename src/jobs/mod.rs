@@ -18,6 +18,7 @@ mod model;
 mod postgres;
 mod retry;
 mod reviews;
+mod roster;
 mod rows;
 mod sqlite;
 mod storable;
@@ -40,6 +41,7 @@ pub use retry::{RetryPolicy, backoff_delay};
 pub use reviews::{
     Approval, Review, ReviewEvent, ReviewFilter, ReviewItem, ReviewOutcome, ReviewUpdate,
 };
+pub use roster::{WORKER_ANNOUNCE_EVERY, WORKER_GONE_AFTER, unserved};
 pub use storable::{KEY_MAX_BYTES, nul_at, printable, printable_value, stored_key};
 pub use store::{
     AccessStore, AdminStore, Backend, DocumentRows, IntakeStore, JobDb, JobStore, NoticeStore,

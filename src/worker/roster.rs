@@ -1,21 +1,13 @@
-//! A worker says what it serves: at start and every [`ANNOUNCE_EVERY`], the
+//! A worker says what it serves: at start and every ten seconds, the
 //! step kinds it runs and the bots whose jobs it claims go into the job
 //! database's roster, and it takes itself off when it stops. `clerk runs
 //! list` reads the roster to show a queued job no live worker serves.
 
 use std::sync::Arc;
-use std::time::Duration;
-
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use crate::jobs::{WorkerRow, now_ms};
-
-/// How often a worker says it is still there.
-pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
-
-/// A worker not heard from for this long is taken for gone.
-pub const GONE_AFTER: Duration = Duration::from_secs(45);
+use crate::jobs::{WORKER_ANNOUNCE_EVERY as ANNOUNCE_EVERY, WorkerRow, now_ms};
 
 /// The bots this worker claims jobs of: those whose every step kind it runs.
 pub(super) fn served_bots(shared: &Shared) -> Vec<String> {

@@ -3,6 +3,8 @@
 //! durations, errors, audit trail, review history and kept artifacts.
 //! Operators retry and cancel from here.
 
+use std::collections::HashMap;
+
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -11,7 +13,10 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{ago, error_page, layout, page_caller, respond};
-use crate::jobs::{JobDetail, JobState, JobSummary, ListFilter, Role, now_ms, time_text};
+use crate::jobs::{
+    JobDetail, JobState, JobSummary, ListFilter, Role, WORKER_GONE_AFTER, now_ms, time_text,
+    unserved,
+};
 use crate::server::App;
 use crate::server::api::jobs::parse_time;
 use crate::server::auth::Caller;
@@ -103,7 +108,7 @@ fn state_badge(state: JobState) -> Markup {
     html! { span class={ "state " (state.as_str()) } { (state.as_str().replace('_', " ")) } }
 }
 
-fn rows(jobs: &[JobSummary], now: i64) -> Markup {
+fn rows(jobs: &[JobSummary], unserved: &HashMap<i64, String>, now: i64) -> Markup {
     html! {
         @for j in jobs {
             tr {
@@ -117,7 +122,11 @@ fn rows(jobs: &[JobSummary], now: i64) -> Markup {
                     (Some(s), None) => { (took(now - s)) " so far" },
                     _ => "",
                 } }
-                td.error { (j.last_error.as_deref().map(|e| e.chars().take(160).collect::<String>()).unwrap_or_default()) }
+                @if let Some(why) = unserved.get(&j.id) {
+                    td.unserved { (why) }
+                } @else {
+                    td.error { (j.last_error.as_deref().map(|e| e.chars().take(160).collect::<String>()).unwrap_or_default()) }
+                }
             }
         }
     }
@@ -141,6 +150,15 @@ pub async fn list(
         Err(e) => return error_page(StatusCode::SERVICE_UNAVAILABLE, &caller, &e.to_string()),
     };
     let now = now_ms();
+    // A queued job no running worker serves says so, not silently stuck.
+    let unserved = match app
+        .db
+        .workers(now - WORKER_GONE_AFTER.as_millis() as i64)
+        .await
+    {
+        Ok(workers) => unserved(&workers, &jobs),
+        Err(_) => HashMap::new(),
+    };
     let bots: Vec<&str> = app.bots.iter().map(|b| b.name.as_str()).collect();
     let state = given(&f.state);
     let body = html! {
@@ -180,7 +198,7 @@ pub async fn list(
             } @else {
                 table.queue.runs {
                     thead { tr { th { "Job" } th { "Bot" } th { "State" } th { "Attempt" } th { "Created" } th { "Took" } th { "Last error" } } }
-                    tbody { (rows(&jobs, now)) }
+                    tbody { (rows(&jobs, &unserved, now)) }
                 }
                 p.count { (jobs.len()) " run(s) shown, newest first; updated " (time_text(now)) "."
                     @if jobs.len() as u32 == PAGE {

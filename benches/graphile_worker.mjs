@@ -1,0 +1,82 @@
+// graphile-worker beside clerk's queue benchmark: the same 20,000 no-op
+// jobs on the same PostgreSQL, drained by one graphile-worker process with
+// its batching (a local queue of 500, completions batched), timed until
+// the last job's row is gone; then pickup latency into an idle worker.
+// Run by benches/queue_peer.sh, which installs graphile-worker into
+// benches/.node from the npm registry.
+//
+//   node benches/graphile_worker.mjs URL JOBS CONCURRENCY SAMPLES
+import { makeWorkerUtils, run } from "graphile-worker";
+import pg from "pg";
+
+const [url, jobsArg, concurrencyArg, samplesArg] = process.argv.slice(2);
+const jobs = Number(jobsArg ?? 20000);
+const concurrency = Number(concurrencyArg ?? 16);
+const samples = Number(samplesArg ?? 300);
+
+const utils = await makeWorkerUtils({ connectionString: url });
+await utils.migrate();
+const pool = new pg.Pool({ connectionString: url, max: 2 });
+const left = async () =>
+  Number((await pool.query("SELECT count(*) AS n FROM graphile_worker.jobs")).rows[0].n);
+
+const started = new Map();
+let ran = 0;
+const taskList = {
+  noop: async (payload) => {
+    ran += 1;
+    if (payload && payload.sample !== undefined) started.set(payload.sample, performance.now());
+  },
+};
+const preset = {
+  worker: {
+    localQueue: { size: 500 },
+    completeJobBatchDelay: 0,
+    failJobBatchDelay: 0,
+  },
+};
+
+let t = performance.now();
+for (let i = 0; i < jobs; i += 1000) {
+  const batch = Array.from({ length: Math.min(1000, jobs - i) }, () => ({
+    identifier: "noop",
+    payload: {},
+  }));
+  await utils.addJobs(batch);
+}
+const enqueue = jobs / ((performance.now() - t) / 1000);
+
+t = performance.now();
+const runner = await run({
+  connectionString: url,
+  concurrency,
+  noHandleSignals: true,
+  pollInterval: 1000,
+  taskList,
+  preset,
+  logger: undefined,
+});
+while ((await left()) > 0) await new Promise((r) => setTimeout(r, 5));
+const drain = jobs / ((performance.now() - t) / 1000);
+
+// Pickup latency: one job at a time into the idle worker.
+const latencies = [];
+for (let i = 0; i < samples; i++) {
+  const before = performance.now();
+  await utils.addJob("noop", { sample: i });
+  while (!started.has(i)) await new Promise((r) => setImmediate(r));
+  latencies.push(started.get(i) - before);
+}
+latencies.sort((a, b) => a - b);
+const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))];
+console.log(
+  `graphile-worker ${concurrency} concurrent, local queue 500, batched completions: ` +
+    `enqueue ${enqueue.toFixed(0)} jobs/s  drain ${drain.toFixed(0)} jobs/s  (${jobs} jobs, ${ran - samples} ran)`,
+);
+console.log(
+  `graphile-worker pickup latency into an idle worker (${samples} single jobs): ` +
+    `p50 ${pct(50).toFixed(2)} ms  p90 ${pct(90).toFixed(2)} ms  p99 ${pct(99).toFixed(2)} ms`,
+);
+await runner.stop();
+await utils.release();
+await pool.end();
