@@ -157,3 +157,39 @@ async fn a_local_store_moves_into_s3_and_garbage_is_collected_there() {
     let (document, _) = s3.get(&needed).await.unwrap().unwrap();
     assert_eq!(document.name, "invoice.pdf");
 }
+
+/// Jobs queued before documents were kept in a store name a file beside
+/// their hash: moving to a shared store takes their documents along, and
+/// names the jobs whose file is gone.
+async fn jobs_that_name_a_file_bring_their_documents_along(kind: Kind) {
+    let s = setup(kind, "docs", BOT).await;
+    let database = DatabaseStore::new(s.db.clone());
+    let bot = s.registry.get("docs").unwrap();
+    let kept = s.t.path().join("processed-a.pdf");
+    std::fs::write(&kept, b"%PDF-1.4 queued before the store").unwrap();
+    let sha = clerk::documents::store::sha256_hex(b"%PDF-1.4 queued before the store");
+    let gone = s.t.path().join("gone.pdf");
+    let jobs = [
+        new_job(bot, json!({ "file": kept, "sha256": sha, "name": "a.pdf" })),
+        new_job(
+            bot,
+            json!({ "file": gone, "sha256": "ab".repeat(32), "name": "gone.pdf" }),
+        ),
+        // A manual run with a path and no hash is left as it is.
+        new_job(bot, json!({ "file": kept })),
+    ];
+    let ids = common::enqueue_ids(&s.db, &jobs).await;
+    let (adopted, missing) = clerk::document_store::adopt_job_files(s.db.as_ref(), &database)
+        .await
+        .unwrap();
+    assert_eq!((adopted, missing), (1, vec![ids[1]]));
+    let (document, _) = database.get(&sha).await.unwrap().unwrap();
+    assert_eq!(document.name, "a.pdf");
+    // Again: nothing more to do.
+    let again = clerk::document_store::adopt_job_files(s.db.as_ref(), &database)
+        .await
+        .unwrap();
+    assert_eq!(again, (0, vec![ids[1]]));
+}
+
+both_backends!(jobs_that_name_a_file_bring_their_documents_along);

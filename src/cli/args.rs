@@ -644,8 +644,12 @@ pub enum DocumentsCommand {
     /// Move every document of the store `--documents` names into another,
     /// each copied, read back and checked before it is removed where it
     /// was. Safe to stop and run again: nothing is lost or copied twice.
-    /// Start the workers with the new `--documents` once it is done
-    /// (until then they still find documents not yet moved).
+    /// Then start every process with the new `--documents`. A job that a
+    /// worker still on the old store takes meanwhile does not find its
+    /// document and is retried; `--keep` copies instead of moving, for a
+    /// switch without such retries. Documents of unfinished jobs queued
+    /// before documents were kept in a store (they name a file on this
+    /// machine) are put into the new store too.
     #[command(
         after_help = "Example: move a single machine's documents into PostgreSQL\n\n  \
         clerk documents migrate --database postgres://clerk@db/clerk --to database"

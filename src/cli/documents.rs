@@ -35,8 +35,15 @@ pub(super) async fn documents(cmd: DocumentsCommand) -> anyhow::Result<u8> {
                 bar.tick();
             })
             .await;
-            bar.finish_and_clear();
             let done = done.map_err(anyhow::Error::msg)?;
+            // Jobs queued before documents were kept in a store name a file
+            // here; their documents go to the new store too.
+            bar.set_message("documents of unfinished jobs that name a file");
+            let (adopted, missing) =
+                crate::document_store::adopt_job_files(store.as_ref(), target.as_ref())
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+            bar.finish_and_clear();
             if json {
                 println!(
                     "{}",
@@ -47,6 +54,8 @@ pub(super) async fn documents(cmd: DocumentsCommand) -> anyhow::Result<u8> {
                         "present": done.present,
                         "removed": done.removed,
                         "bytes": done.bytes,
+                        "from_job_files": adopted,
+                        "jobs_without_their_file": missing,
                     })
                 );
             } else {
@@ -59,6 +68,19 @@ pub(super) async fn documents(cmd: DocumentsCommand) -> anyhow::Result<u8> {
                     done.present,
                     done.removed,
                     from.describe()
+                );
+                if adopted > 0 {
+                    println!(
+                        "put {adopted} documents of unfinished jobs that named a file here into {}",
+                        target.describe()
+                    );
+                }
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "warning: {} unfinished jobs name a file that is gone or changed, and only this machine's workers could have read it: {:?}",
+                    missing.len(),
+                    missing
                 );
             }
             Ok(exit::OK)

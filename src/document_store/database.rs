@@ -23,7 +23,7 @@ impl DatabaseStore {
 #[async_trait]
 impl DocumentStore for DatabaseStore {
     fn describe(&self) -> String {
-        "in the job database".into()
+        "the job database".into()
     }
 
     async fn put(&self, document: &StoredDocument, content: &[u8]) -> StoreResult<()> {

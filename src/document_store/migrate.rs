@@ -83,3 +83,66 @@ pub async fn migrate(
     }
     Ok(done)
 }
+
+/// Put into `to` the documents of unfinished jobs queued before documents
+/// were kept in a store: they name a file on this machine (`input.file`)
+/// beside their hash, and a worker elsewhere could not read it. Each file
+/// is put only if it still hashes to what the job says. Returns how many
+/// documents were put, and the jobs whose file is gone or changed.
+pub async fn adopt_job_files(
+    db: &dyn crate::jobs::JobStore,
+    to: &dyn DocumentStore,
+) -> Result<(u64, Vec<i64>), String> {
+    use crate::jobs::{JobState, ListFilter};
+    let mut adopted = 0;
+    let mut missing = Vec::new();
+    for state in [JobState::Queued, JobState::Running, JobState::WaitingReview] {
+        let mut before = None;
+        loop {
+            let filter = ListFilter {
+                state: Some(state),
+                limit: 500,
+                before_id: before,
+                ..Default::default()
+            };
+            let page = db.list(&filter).await.map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            for summary in &page {
+                let Some(job) = db.job(summary.id).await.map_err(|e| e.to_string())? else {
+                    continue;
+                };
+                let (Some(sha256), Some(file)) = (
+                    job.input.get("sha256").and_then(serde_json::Value::as_str),
+                    job.input.get("file").and_then(serde_json::Value::as_str),
+                ) else {
+                    continue;
+                };
+                if to.get(sha256).await.map_err(|e| e.to_string())?.is_some() {
+                    continue;
+                }
+                match std::fs::read(file) {
+                    Ok(content) if sha256_hex(&content) == sha256 => {
+                        let name = std::path::Path::new(file)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        let name = job
+                            .input
+                            .get("name")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or(&name);
+                        let document =
+                            crate::documents::store::StoredDocument::of(&content, name, None);
+                        to.put(&document, &content)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        adopted += 1;
+                    }
+                    _ => missing.push(job.summary.id),
+                }
+            }
+        }
+    }
+    Ok((adopted, missing))
+}

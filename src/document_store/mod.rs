@@ -19,7 +19,7 @@ use crate::jobs::JobDb;
 
 pub use collect::{Collected, collect_garbage};
 pub use database::DatabaseStore;
-pub use migrate::{Migrated, migrate};
+pub use migrate::{Migrated, adopt_job_files, migrate};
 
 /// A store for a deployment's documents, shared by every part that reads
 /// or keeps them.
