@@ -210,6 +210,19 @@ async fn runs_are_listed_shown_and_retried_from_the_pages(kind: Kind) {
     );
     assert!(!list.body.contains(&format!("href=\"/runs/{}\"", ids[0])));
 
+    // A queued job with no worker running to take it says so.
+    let bot = o.s.registry.get("ops").unwrap();
+    let waiting = common::enqueue_ids(&o.s.db, &[common::new_job(bot, json!({}))]).await[0];
+    let queued = send(a, "GET", "/runs?state=queued", &[("Cookie", &vc)], None).await;
+    assert!(
+        queued.body.contains(&format!("href=\"/runs/{waiting}\""))
+            && queued
+                .body
+                .contains("<td class=\"unserved\">no worker is running</td>"),
+        "{}",
+        queued.body
+    );
+
     // A browser step's kept files: the screenshot shown, the page's HTML
     // only downloaded, and no name that leaves the folder.
     let kept =
