@@ -1,7 +1,7 @@
 //! Files named by their content (`<first 12 hex digits of the
 //! SHA-256>-<name>`), written whole or not at all, so taking the same
-//! document twice finds it already there: a folder trigger's `processed/`
-//! and the local document store write them this way.
+//! document twice finds it already there: a folder trigger's `processed/`,
+//! its record of what it took, is written this way.
 
 use std::path::{Path, PathBuf};
 
@@ -71,55 +71,6 @@ pub fn private(path: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
-/// One document for [`put_all`]: its hash, its name and its bytes.
-pub struct Incoming<'a> {
-    pub sha256: &'a str,
-    pub name: &'a str,
-    pub bytes: &'a [u8],
-}
-
-/// [`put`] for many documents at once: every missing document is written
-/// to its partial file before any is flushed (the disk writes them out
-/// together, and each flush then finds its file mostly written), then all
-/// are renamed into place and the folder is flushed once. Returns each
-/// document's path, in order. (Flushing the whole file system instead,
-/// with `syncfs`, took twice as long: it also writes out every other
-/// program's files.)
-pub fn put_all(dir: &Path, documents: &[Incoming]) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut paths = Vec::with_capacity(documents.len());
-    let mut partials: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let result = (|| {
-        for d in documents {
-            let path = path_for(dir, d.sha256, d.name);
-            let in_batch = partials.iter().any(|(_, p)| *p == path);
-            if !path.exists() && !in_batch {
-                let partial = dir.join(format!(".{}-{}.partial", &d.sha256[..12], d.name));
-                std::fs::write(&partial, d.bytes)?;
-                partials.push((partial, path.clone()));
-            }
-            paths.push(path);
-        }
-        if partials.is_empty() {
-            return Ok(());
-        }
-        for (partial, _) in &partials {
-            std::fs::File::open(partial)?.sync_all()?;
-        }
-        for (partial, path) in &partials {
-            std::fs::rename(partial, path)?;
-        }
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = result {
-        for (partial, _) in &partials {
-            let _ = std::fs::remove_file(partial);
-        }
-        return Err(e);
-    }
-    Ok(paths)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,45 +90,24 @@ mod tests {
     }
 
     #[test]
-    fn documents_saved_together_land_once_under_their_content_names() {
+    fn a_document_is_put_once_under_its_content_name() {
         let dir = tempfile::tempdir().unwrap();
-        let (a, b) = (b"first document".as_slice(), b"second".as_slice());
-        let (sha_a, sha_b) = (super::super::sha256_hex(a), super::super::sha256_hex(b));
-        let existing = put(dir.path(), &sha_b, "b.pdf", |p| std::fs::write(p, b)).unwrap();
-        let incoming = [
-            Incoming {
-                sha256: &sha_a,
-                name: "a.pdf",
-                bytes: a,
-            },
-            Incoming {
-                sha256: &sha_b,
-                name: "b.pdf",
-                bytes: b,
-            },
-            // The same document twice in one batch is written once.
-            Incoming {
-                sha256: &sha_a,
-                name: "a.pdf",
-                bytes: a,
-            },
-        ];
-        let paths = put_all(dir.path(), &incoming).unwrap();
-        assert_eq!(paths[1], existing);
-        assert_eq!(paths[0], paths[2]);
-        assert_eq!(std::fs::read(&paths[0]).unwrap(), a);
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        let content = b"first document".as_slice();
+        let sha = super::super::sha256_hex(content);
+        let path = put(dir.path(), &sha, "a.pdf", |p| std::fs::write(p, content)).unwrap();
+        // Put again: found, not written.
+        let again = put(dir.path(), &sha, "a.pdf", |_| {
+            Err(std::io::Error::other("written twice"))
+        })
+        .unwrap();
+        assert_eq!(path, again);
+        assert_eq!(std::fs::read(&path).unwrap(), content);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        names.sort();
         // No partial file is left behind.
-        let mut wanted = vec![
-            format!("{}-a.pdf", &sha_a[..12]),
-            format!("{}-b.pdf", &sha_b[..12]),
-        ];
-        wanted.sort();
-        assert_eq!(names, wanted);
+        assert_eq!(names, [format!("{}-a.pdf", &sha[..12])]);
     }
 }

@@ -17,7 +17,7 @@ mod s3;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-pub use files::{Incoming, path_for, private, put, put_all};
+pub use files::{path_for, private, put};
 pub use local::LocalStore;
 pub use s3::S3Store;
 
