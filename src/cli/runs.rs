@@ -126,7 +126,7 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
                     ..Default::default()
                 })
                 .await?;
-            let unserved = unserved(db.as_ref(), &jobs).await?;
+            let unserved = crate::jobs::unserved(db.as_ref(), &jobs).await?;
             if json {
                 let mut list = serde_json::to_value(&jobs)?;
                 for item in list.as_array_mut().into_iter().flatten() {
@@ -182,16 +182,4 @@ pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
-}
-
-/// Queued jobs that no running worker serves, and why.
-async fn unserved(
-    db: &dyn crate::jobs::JobStore,
-    jobs: &[crate::jobs::JobSummary],
-) -> anyhow::Result<std::collections::HashMap<i64, String>> {
-    if !jobs.iter().any(|j| j.state == JobState::Queued) {
-        return Ok(Default::default());
-    }
-    let since = crate::jobs::now_ms() - crate::jobs::WORKER_GONE_AFTER.as_millis() as i64;
-    Ok(crate::jobs::unserved(&db.workers(since).await?, jobs))
 }

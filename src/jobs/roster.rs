@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::model::{JobState, JobSummary, WorkerRow};
+use super::{Result, RosterStore, now_ms};
 
 /// How often a worker says it is still there.
 pub const WORKER_ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
@@ -14,8 +15,18 @@ pub const WORKER_ANNOUNCE_EVERY: Duration = Duration::from_secs(10);
 pub const WORKER_GONE_AFTER: Duration = Duration::from_secs(45);
 
 /// Why each queued job of `jobs` waits with no worker to take it, by job
-/// id; `workers` are those heard from within [`WORKER_GONE_AFTER`].
-pub fn unserved(workers: &[WorkerRow], jobs: &[JobSummary]) -> HashMap<i64, String> {
+/// id, as the roster says now.
+pub async fn unserved(db: &dyn RosterStore, jobs: &[JobSummary]) -> Result<HashMap<i64, String>> {
+    if !jobs.iter().any(|j| j.state == JobState::Queued) {
+        return Ok(HashMap::new());
+    }
+    let since = now_ms() - WORKER_GONE_AFTER.as_millis() as i64;
+    Ok(unserved_among(&db.workers(since).await?, jobs))
+}
+
+/// [`unserved`] with `workers` those heard from within
+/// [`WORKER_GONE_AFTER`].
+fn unserved_among(workers: &[WorkerRow], jobs: &[JobSummary]) -> HashMap<i64, String> {
     let mut why = HashMap::new();
     for job in jobs.iter().filter(|j| j.state == JobState::Queued) {
         if workers.is_empty() {
@@ -74,19 +85,19 @@ mod tests {
             job(2, "digest", JobState::Queued),
             job(3, "book", JobState::Failed),
         ];
-        let none = unserved(&[], &jobs);
+        let none = unserved_among(&[], &jobs);
         assert_eq!(none.len(), 2);
         assert_eq!(none[&1], "no worker is running");
         let workers = [
             worker(&["email", "command"], &["digest"]),
             worker(&["command"], &["digest"]),
         ];
-        let why = unserved(&workers, &jobs);
+        let why = unserved_among(&workers, &jobs);
         assert_eq!(why.len(), 1, "{why:?}");
         assert_eq!(
             why[&1],
             "no running worker serves this bot: the running ones run command, email steps"
         );
-        assert!(unserved(&[worker(&["browser"], &["book", "digest"])], &jobs).is_empty());
+        assert!(unserved_among(&[worker(&["browser"], &["book", "digest"])], &jobs).is_empty());
     }
 }

@@ -13,10 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{ago, error_page, layout, page_caller, respond};
-use crate::jobs::{
-    JobDetail, JobState, JobSummary, ListFilter, Role, WORKER_GONE_AFTER, now_ms, time_text,
-    unserved,
-};
+use crate::jobs::{JobDetail, JobState, JobSummary, ListFilter, Role, now_ms, time_text, unserved};
 use crate::server::App;
 use crate::server::api::jobs::parse_time;
 use crate::server::auth::Caller;
@@ -151,14 +148,7 @@ pub async fn list(
     };
     let now = now_ms();
     // A queued job no running worker serves says so, not silently stuck.
-    let unserved = match app
-        .db
-        .workers(now - WORKER_GONE_AFTER.as_millis() as i64)
-        .await
-    {
-        Ok(workers) => unserved(&workers, &jobs),
-        Err(_) => HashMap::new(),
-    };
+    let unserved = unserved(app.db.as_ref(), &jobs).await.unwrap_or_default();
     let bots: Vec<&str> = app.bots.iter().map(|b| b.name.as_str()).collect();
     let state = given(&f.state);
     let body = html! {
