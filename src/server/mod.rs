@@ -117,6 +117,18 @@ impl App {
         }
     }
 
+    /// The document a job read, as a file on this machine (see
+    /// [`images::PageImages::local_copy`]).
+    async fn document_file(
+        &self,
+        extraction: Option<&serde_json::Value>,
+        input: &serde_json::Value,
+    ) -> Option<std::path::PathBuf> {
+        self.images
+            .local_copy(self.documents.as_ref(), extraction, input)
+            .await
+    }
+
     /// The templates of a bot's step, if it is an extract step.
     fn templates_of(&self, bot: &str, step: &str) -> Arc<Vec<Template>> {
         self.templates

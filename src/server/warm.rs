@@ -45,12 +45,7 @@ pub async fn run(app: App, shutdown: CancellationToken) {
                 continue;
             };
             let Some(file) = app
-                .images
-                .local_copy(
-                    app.documents.as_ref(),
-                    Some(&review.extraction),
-                    &review.input,
-                )
+                .document_file(Some(&review.extraction), &review.input)
                 .await
             else {
                 continue;

@@ -220,12 +220,7 @@ pub(crate) async fn save_review(
                 ApiError::bad_request(format!("no template {name:?} for this bot's step"))
             })?;
         let file = app
-            .images
-            .local_copy(
-                app.documents.as_ref(),
-                Some(&review.extraction),
-                &review.input,
-            )
+            .document_file(Some(&review.extraction), &review.input)
             .await
             .ok_or_else(|| ApiError::bad_request("the review names no document to read again"))?;
         let doc = tokio::task::spawn_blocking(move || {

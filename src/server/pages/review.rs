@@ -308,8 +308,7 @@ async fn document_of(app: &App, id: i64) -> Result<PathBuf, ApiError> {
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id} does not exist")))?;
     let extraction = app.db.review(id).await?.map(|r| r.extraction);
-    app.images
-        .local_copy(app.documents.as_ref(), extraction.as_ref(), &job.input)
+    app.document_file(extraction.as_ref(), &job.input)
         .await
         .ok_or_else(|| ApiError::not_found(format!("job {id} names no document")))
 }
