@@ -1,7 +1,5 @@
 //! `clerk documents`: the document store.
 
-use indicatif::{ProgressBar, ProgressStyle};
-
 use super::args::DocumentsCommand;
 use super::exit;
 
@@ -17,16 +15,7 @@ pub(super) async fn documents(cmd: DocumentsCommand) -> anyhow::Result<u8> {
                     from.describe()
                 );
             }
-            let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
-                let bar = ProgressBar::new_spinner();
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} {msg} {elapsed}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar
-            } else {
-                ProgressBar::hidden()
-            };
+            let bar = super::parallel::spinner("{spinner} {msg} {elapsed}", !json);
             let done = crate::document_store::migrate(from.as_ref(), target.as_ref(), keep, |m| {
                 bar.set_message(format!(
                     "{} copied, {} there already, {} removed",

@@ -1,7 +1,6 @@
 //! `clerk events export`: the job log for process mining.
 
 use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{BotsFolder, Database};
 use super::exit;
@@ -78,16 +77,7 @@ pub(super) async fn events(cmd: EventsCommand) -> anyhow::Result<u8> {
             .map(|s| s.kind.to_string())
     };
     let (from, to) = period.millis();
-    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let bar = ProgressBar::new_spinner();
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} {pos} jobs read {per_sec}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = super::parallel::spinner("{spinner} {pos} jobs read {per_sec}", true);
     let mut log = Log::default();
     let mut after = 0;
     loop {

@@ -8,6 +8,21 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::documents::ReadOptions;
 
+/// A spinner with a count or message (`template`), shown only when
+/// `wanted` and stderr is a terminal.
+pub fn spinner(template: &str, wanted: bool) -> ProgressBar {
+    if wanted && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    }
+}
+
 /// A progress bar over documents, shown only for several files on a
 /// terminal.
 pub fn progress_bar(files: usize) -> ProgressBar {
