@@ -8,10 +8,12 @@
 //!   cargo bench --bench operations
 //!   cargo bench --bench operations -- --jobs 100000 --today 2000 --rounds 10 --backends sqlite
 
+mod common;
+
 use std::path::Path;
 use std::time::Instant;
 
-use clerk::jobs::{self, JobDb, now_ms};
+use clerk::jobs::now_ms;
 use clerk::stats::{self, Period, metrics};
 
 struct Args {
@@ -109,32 +111,6 @@ fn history_sql(backend: &str, n: i64, today: i64, now: i64) -> Vec<String> {
     ]
 }
 
-async fn fresh(backend: &str, pg_admin: &str, tmp: &Path) -> (JobDb, String) {
-    let url = if backend == "postgres" {
-        use sqlx::Connection;
-        let name = "clerk_bench_operations";
-        let mut conn = sqlx::PgConnection::connect(pg_admin)
-            .await
-            .expect("connect to PostgreSQL");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("create the database");
-        }
-        let base = pg_admin.rsplit_once('/').map_or(pg_admin, |(b, _)| b);
-        format!("{base}/{name}")
-    } else {
-        format!("sqlite://{}", tmp.join("operations.db").display())
-    };
-    let db = jobs::connect(&url).await.expect("open");
-    db.migrate().await.expect("migrate");
-    (db, url)
-}
-
 async fn seed(backend: &str, url: &str, statements: &[String]) {
     for sql in statements {
         if backend == "postgres" {
@@ -199,7 +175,7 @@ where
 
 async fn bench(backend: &str, a: &Args, tmp: &Path) {
     let now = now_ms();
-    let (db, url) = fresh(backend, &a.pg, tmp).await;
+    let (db, url) = common::fresh_db(backend, &a.pg, tmp, "clerk_bench_operations").await;
     let t = Instant::now();
     seed(backend, &url, &history_sql(backend, a.jobs, a.today, now)).await;
     println!(

@@ -10,6 +10,8 @@
 //! and measure from just before the enqueue call to the moment the step
 //! starts.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clerk::bot::{Bot, BotRegistry, RetryPolicy, StepDecl, Timeouts};
-use clerk::jobs::{self, JobDb, NewJob};
+use clerk::jobs::{self, NewJob};
 use clerk::step::{Step, StepContext, StepError, StepOutcome};
 use clerk::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -134,37 +136,6 @@ fn bot(step: Arc<Noop>) -> Arc<BotRegistry> {
     Arc::new(BotRegistry::new([Arc::new(bot)]))
 }
 
-/// A fresh, empty job database of the given kind.
-async fn fresh_db(backend: &str, pg_admin: &str, tmp: &std::path::Path, tag: &str) -> JobDb {
-    let url = if backend == "postgres" {
-        use sqlx::Connection;
-        let name = format!("clerk_bench_{tag}");
-        let mut conn = sqlx::PgConnection::connect(pg_admin)
-            .await
-            .expect("connect to PostgreSQL");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("drop");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .expect("create");
-        let base = pg_admin
-            .rsplit_once('/')
-            .map(|(b, _)| b)
-            .unwrap_or(pg_admin);
-        format!("{base}/{name}")
-    } else {
-        format!("sqlite://{}", tmp.join(format!("{tag}.db")).display())
-    };
-    let db = jobs::connect(&url).await.expect("open");
-    db.migrate().await.expect("migrate");
-    db
-}
-
 fn new_job() -> NewJob {
     NewJob {
         bot: "noop".into(),
@@ -194,13 +165,8 @@ async fn throughput(
     tmp: &std::path::Path,
 ) {
     let prefetch = if prefetch == 0 { concurrency } else { prefetch };
-    let db = fresh_db(
-        backend,
-        &args.pg,
-        tmp,
-        &format!("{backend}_t{concurrency}_{prefetch}"),
-    )
-    .await;
+    let name = format!("clerk_bench_{backend}_t{concurrency}_{prefetch}");
+    let (db, _) = common::fresh_db(backend, &args.pg, tmp, &name).await;
     let step = Arc::new(Noop::default());
     step.target.store(args.jobs, Ordering::SeqCst);
     let registry = bot(step.clone());
@@ -240,7 +206,8 @@ async fn throughput(
 }
 
 async fn latency(backend: &str, args: &Args, tmp: &std::path::Path) {
-    let db = fresh_db(backend, &args.pg, tmp, &format!("{backend}_latency")).await;
+    let name = format!("clerk_bench_{backend}_latency");
+    let (db, _) = common::fresh_db(backend, &args.pg, tmp, &name).await;
     let step = Arc::new(Noop::default());
     step.record.store(true, Ordering::SeqCst);
     step.target.store(usize::MAX, Ordering::SeqCst);

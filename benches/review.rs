@@ -14,6 +14,8 @@
 //! Each figure is the server's own time (its `Server-Timing` header), with
 //! the time the client saw beside it.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use clerk::bot::{Bot, BotRegistry, RetryPolicy, StepDecl, Timeouts};
-use clerk::jobs::{self, JobDb, JobState, NewJob, Role};
+use clerk::jobs::{JobState, NewJob, Role};
 use clerk::step::{Step, StepContext, StepError, StepOutcome};
 use clerk::worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -158,32 +160,6 @@ fn two_page_scan(dir: &Path) -> PathBuf {
     out
 }
 
-async fn fresh_db(backend: &str, pg_admin: &str, tmp: &Path) -> JobDb {
-    let url = if backend == "postgres" {
-        use sqlx::Connection;
-        let name = "clerk_bench_review";
-        let mut conn = sqlx::PgConnection::connect(pg_admin)
-            .await
-            .expect("connect to PostgreSQL");
-        for sql in [
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-            format!("CREATE DATABASE {name}"),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&mut conn)
-                .await
-                .expect("create the database");
-        }
-        let base = pg_admin.rsplit_once('/').map_or(pg_admin, |(b, _)| b);
-        format!("{base}/{name}")
-    } else {
-        format!("sqlite://{}", tmp.join("review.db").display())
-    };
-    let db = jobs::connect(&url).await.expect("open");
-    db.migrate().await.expect("migrate");
-    db
-}
-
 /// One GET: the server's time (ms) from `Server-Timing`, the client's, the
 /// status and the body's size.
 fn get(addr: SocketAddr, path: &str, token: &str) -> (f64, f64, u16, usize) {
@@ -248,7 +224,7 @@ async fn timed(label: &str, addr: SocketAddr, path: &str, token: &str, rounds: u
 }
 
 async fn bench(backend: &str, args: &Args, tmp: &Path) {
-    let db = fresh_db(backend, &args.pg, tmp).await;
+    let (db, _) = common::fresh_db(backend, &args.pg, tmp, "clerk_bench_review").await;
     let mut bots = scan_bot(tmp);
     bots.push(bulk_bot());
     let registry = Arc::new(BotRegistry::new(bots));

@@ -12,6 +12,8 @@
 //! invoices in target/invoices-200 (made by the nodes test or
 //! `fixtures/generate.py --many 200`), else the 20 fixture invoices.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use clerk::document_store::{DatabaseStore, fetch_copy};
 use clerk::documents::store::{DocumentStore, LocalStore, S3Store, StoredDocument};
-use clerk::jobs::{self, JobDb, NewJob};
+use clerk::jobs::{JobDb, NewJob};
 
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
@@ -123,28 +125,6 @@ impl Drop for S3 {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A fresh database on the PostgreSQL server `admin` points at.
-async fn fresh_db(admin: &str, name: &str) -> (String, JobDb) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("PostgreSQL");
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await
-            .expect("database");
-    }
-    let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-    let url = format!("{base}/{name}");
-    let db = jobs::connect(&url).await.expect("connect");
-    db.migrate().await.expect("migrate");
-    (url, db)
 }
 
 /// The store a `--documents` value names, and the value.
@@ -274,11 +254,8 @@ async fn main() {
     for kind in &args.stores {
         let dir = tempfile::tempdir().expect("temp dir");
         write_bot(&dir.path().join("bots"));
-        let (url, db) = fresh_db(
-            &args.pg,
-            &format!("clerk_bench_stores_{}", std::process::id()),
-        )
-        .await;
+        let name = format!("clerk_bench_stores_{}", std::process::id());
+        let (db, url) = common::fresh_db("postgres", &args.pg, dir.path(), &name).await;
         let (store, documents) = open_store(kind, dir.path(), &db, &s3);
         let mut jobs = Vec::new();
         for (name, content) in &contents {
