@@ -265,7 +265,6 @@ fn imap_failure(e: imap::ImapError) -> StepError {
     }
 }
 
-/// Run blocking IMAP work off the async threads.
 /// Keep a batch's documents in the store, together, before any of their
 /// jobs is queued.
 async fn save(documents: &dyn DocumentStore, taken: &[Taken]) -> Result<(), StepError> {
@@ -288,6 +287,7 @@ async fn save(documents: &dyn DocumentStore, taken: &[Taken]) -> Result<(), Step
         .map_err(|e| StepError::transient(format!("cannot save documents: {e}")))
 }
 
+/// Run blocking IMAP work off the async threads.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
 ) -> Result<T, StepError> {

@@ -117,7 +117,7 @@ pub fn read_mailbox(t: &mut TableReader) -> Option<MailboxConfig> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollTarget {
     pub bot: String,
-    /// Where the documents' `store` folder starts.
+    /// The bot's folder, where a relative `ca_file` starts.
     pub dir: PathBuf,
     pub max_attempts: u32,
     pub max_lost: u32,
