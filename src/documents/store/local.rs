@@ -11,6 +11,7 @@ use async_trait::async_trait;
 
 use super::{DocumentStore, Kept, StoreError, StoreResult, StoredDocument, is_sha256};
 
+#[derive(Clone)]
 pub struct LocalStore {
     root: PathBuf,
 }
@@ -214,7 +215,7 @@ async fn blocking<T: Send + 'static>(
     store: &LocalStore,
     work: impl FnOnce(&LocalStore) -> StoreResult<T> + Send + 'static,
 ) -> StoreResult<T> {
-    let copy = LocalStore::new(store.root.clone());
+    let copy = store.clone();
     tokio::task::spawn_blocking(move || work(&copy))
         .await
         .map_err(|e| store.error("the file task failed", e))?
