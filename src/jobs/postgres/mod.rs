@@ -6,6 +6,7 @@
 //! `unnest`, so claiming, completing or enqueueing a hundred jobs costs one
 //! round trip, not a hundred.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -88,6 +89,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "workers",
             include_str!("../migrations/postgres/0009_workers.sql"),
         ),
+        (
+            10,
+            "event key",
+            include_str!("../migrations/postgres/0010_event_key.sql"),
+        ),
     ])
 }
 
@@ -99,18 +105,19 @@ fn migrator() -> sqlx::migrate::Migrator {
 pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM now()) * 1000)::bigint";
 
 const CLAIM_SQL: &str = "
-WITH picked AS (
-    SELECT id FROM jobs
-    WHERE state = 'queued' AND run_after <= (EXTRACT(EPOCH FROM now()) * 1000)::bigint
-        AND bot = ANY($2)
-    ORDER BY run_after, id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
+WITH claimed AS (
     UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4,
         lease_expires_at = (EXTRACT(EPOCH FROM now()) * 1000)::bigint + $5,
         started_at = COALESCE(j.started_at, $1), attempt_started_at = $1, updated_at = $1
-    FROM picked WHERE j.id = picked.id
+    WHERE j.id = ANY(ARRAY(
+        SELECT id FROM jobs
+        WHERE state = 'queued' AND run_after <= (EXTRACT(EPOCH FROM now()) * 1000)::bigint
+            AND bot = ANY(ARRAY(
+                SELECT b FROM unnest($2::text[]) AS b
+                WHERE NOT EXISTS (SELECT 1 FROM bot_pauses p WHERE b = p.bot OR starts_with(b, p.bot || ':'))))
+        ORDER BY run_after, id
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED))
     RETURNING j.id, j.bot, j.input::text AS input, j.attempt, j.errors, j.lost, j.max_attempts,
         j.next_step, j.run_after, j.created_at
 ), event_rows AS (
@@ -119,7 +126,32 @@ WITH picked AS (
 )
 SELECT * FROM claimed";
 
-const COMPLETE_SQL: &str = "
+/// Inserting a batch's step records, for the jobs a statement's `held`
+/// CTE returned: a job the worker no longer holds gets none. The records
+/// travel as nine arrays, parameters `$first` to `$first + 8`.
+fn step_rows(first: usize, held: &str) -> String {
+    let p: Vec<String> = (first..first + 9).map(|i| format!("${i}")).collect();
+    format!(
+        "INSERT INTO step_runs (job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output)
+    SELECT s.job_id, s.attempt, s.idx, s.name, s.started_at, s.finished_at, s.outcome, s.error, s.output::jsonb
+    FROM unnest({}::bigint[], {}::bigint[], {}::bigint[], {}::text[], {}::bigint[], {}::bigint[], {}::text[],
+                {}::text[], {}::text[])
+        AS s(job_id, attempt, idx, name, started_at, finished_at, outcome, error, output)
+    WHERE s.job_id IN (SELECT id FROM {held})
+    ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
+        outcome = excluded.outcome, error = excluded.error, output = excluded.output",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+    )
+}
+
+/// A batch of completions in one statement, so in one round trip and
+/// atomic without a transaction around it: the jobs' new states, their
+/// attempts' ends, the audit events and the last steps' records; idle
+/// workers are woken when a job was queued again and is due at once (the
+/// count is selected because a CTE that nothing reads is never run).
+static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
 WITH c AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
                          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
@@ -140,18 +172,33 @@ WITH c AS (
 ), event_rows AS (
     INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
     SELECT id, $12, $13, 'running', state, reason FROM done
+), step_rows AS (
+    {}
+), wake AS (
+    SELECT pg_notify('{CHANNEL}', '') FROM done WHERE state = 'queued' AND run_after <= $12 LIMIT 1
 )
-SELECT id, state, run_after FROM done";
+SELECT id, state, run_after, (SELECT count(*) FROM wake) AS woken FROM done",
+        step_rows(14, "done")
+    )
+});
 
-const STEPS_SQL: &str = "
-INSERT INTO step_runs (job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output)
-SELECT s.job_id, s.attempt, s.idx, s.name, s.started_at, s.finished_at, s.outcome, s.error, s.output::jsonb
-FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],
-            $8::text[], $9::text[])
-    AS s(job_id, attempt, idx, name, started_at, finished_at, outcome, error, output)
-WHERE s.job_id = ANY($10)
-ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
-    outcome = excluded.outcome, error = excluded.error, output = excluded.output";
+/// A batch of finished steps of jobs that go on running, in one statement:
+/// where each job resumes, and the steps' records.
+static SAVE_STEPS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "
+WITH held AS (
+    UPDATE jobs j SET next_step = GREATEST(j.next_step, s.next), updated_at = $4
+    FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(id, attempt, next)
+    WHERE j.id = s.id AND j.attempt = s.attempt AND j.worker = $5 AND j.state = 'running'
+    RETURNING j.id
+), step_rows AS (
+    {}
+)
+SELECT id FROM held",
+        step_rows(6, "held")
+    )
+});
 
 const ENQUEUE_SQL: &str = "
 WITH ins AS (
@@ -207,12 +254,11 @@ impl StepArrays {
         self.output.push(s.output.as_ref().map(|v| v.to_string()));
     }
 
-    async fn insert(self, tx: &mut Transaction<'static, Postgres>, held: &[i64]) -> Result<()> {
-        if self.job_id.is_empty() || held.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(STEPS_SQL)
-            .bind(self.job_id)
+    fn bind<'q>(
+        self,
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.job_id)
             .bind(self.attempt)
             .bind(self.idx)
             .bind(self.name)
@@ -221,10 +267,6 @@ impl StepArrays {
             .bind(self.outcome)
             .bind(self.error)
             .bind(self.output)
-            .bind(held)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
     }
 }
 

@@ -12,10 +12,6 @@ impl QueueStore for PgStore {
         if limit == 0 || bots.is_empty() {
             return Ok(Vec::new());
         }
-        let paused: Vec<String> = sqlx::query_scalar("SELECT bot FROM bot_pauses")
-            .fetch_all(&self.pool)
-            .await?;
-        let bots = facts::unpaused(bots, &paused);
         let now = now_ms();
         let lease_ms = duration_ms(lease);
         let free: Vec<String> = bots
@@ -77,27 +73,23 @@ impl QueueStore for PgStore {
         if saves.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let held: Vec<i64> = sqlx::query_scalar(
-            "UPDATE jobs j SET next_step = GREATEST(j.next_step, s.next), updated_at = $4
-             FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS s(id, attempt, next)
-             WHERE j.id = s.id AND j.attempt = s.attempt AND j.worker = $5 AND j.state = 'running'
-             RETURNING j.id",
-        )
-        .bind(saves.iter().map(|s| s.job_id).collect::<Vec<_>>())
-        .bind(saves.iter().map(|s| s.attempt).collect::<Vec<_>>())
-        .bind(saves.iter().map(|s| s.step.index + 1).collect::<Vec<_>>())
-        .bind(now)
-        .bind(worker)
-        .fetch_all(&mut *tx)
-        .await?;
         let mut steps = StepArrays::default();
         for s in saves {
             steps.push(s.job_id, s.attempt, &s.step);
         }
-        steps.insert(&mut tx, &held).await?;
-        tx.commit().await?;
+        let query = sqlx::query(SAVE_STEPS_SQL.as_str())
+            .bind(saves.iter().map(|s| s.job_id).collect::<Vec<_>>())
+            .bind(saves.iter().map(|s| s.attempt).collect::<Vec<_>>())
+            .bind(saves.iter().map(|s| s.step.index + 1).collect::<Vec<_>>())
+            .bind(now_ms())
+            .bind(worker);
+        let held: Vec<i64> = steps
+            .bind(query)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(saves.iter().map(|s| held.contains(&s.job_id)).collect())
     }
 
@@ -105,9 +97,9 @@ impl QueueStore for PgStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(COMPLETE_SQL)
+        let texts =
+            |f: fn(&Completion) -> Option<String>| completions.iter().map(f).collect::<Vec<_>>();
+        let query = sqlx::query(COMPLETE_SQL.as_str())
             .bind(completions.iter().map(|c| c.job_id).collect::<Vec<_>>())
             .bind(completions.iter().map(|c| c.attempt).collect::<Vec<_>>())
             .bind(
@@ -119,24 +111,9 @@ impl QueueStore for PgStore {
             .bind(completions.iter().map(|c| c.run_after).collect::<Vec<_>>())
             .bind(completions.iter().map(|c| c.errors).collect::<Vec<_>>())
             .bind(completions.iter().map(|c| c.next_step).collect::<Vec<_>>())
-            .bind(
-                completions
-                    .iter()
-                    .map(|c| c.error.clone())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                completions
-                    .iter()
-                    .map(|c| c.output.as_ref().map(|v| v.to_string()))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(
-                completions
-                    .iter()
-                    .map(|c| c.review.as_ref().map(|v| v.to_string()))
-                    .collect::<Vec<_>>(),
-            )
+            .bind(texts(|c| c.error.clone()))
+            .bind(texts(|c| c.output.as_ref().map(Value::to_string)))
+            .bind(texts(|c| c.review.as_ref().map(Value::to_string)))
             .bind(
                 completions
                     .iter()
@@ -149,29 +126,21 @@ impl QueueStore for PgStore {
                     .map(|c| c.reason.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(now)
-            .bind(worker)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut held = Vec::with_capacity(rows.len());
-        let mut requeued = false;
-        for row in &rows {
-            held.push(row.try_get::<i64, _>("id")?);
-            let state: String = row.try_get("state")?;
-            let run_after: i64 = row.try_get("run_after")?;
-            requeued |= state == "queued" && run_after <= now;
-        }
+            .bind(now_ms())
+            .bind(worker);
         let mut steps = StepArrays::default();
         for c in completions {
             for s in &c.steps {
                 steps.push(c.job_id, c.attempt, s);
             }
         }
-        steps.insert(&mut tx, &held).await?;
-        if requeued {
-            notify(&mut tx).await?;
-        }
-        tx.commit().await?;
+        let held: Vec<i64> = steps
+            .bind(query)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?;
         Ok(completions
             .iter()
             .map(|c| held.contains(&c.job_id))
