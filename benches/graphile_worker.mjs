@@ -63,24 +63,36 @@ const runner = await run({
 while ((await left()) > 0) await new Promise((r) => setTimeout(r, 5));
 const drain = jobs / ((performance.now() - t) / 1000);
 
-// Pickup latency: one job at a time into the idle worker.
-const latencies = [];
-for (let i = 0; i < samples; i++) {
-  const before = performance.now();
-  await utils.addJob("noop", { sample: i });
-  while (!started.has(i)) await new Promise((r) => setImmediate(r));
-  latencies.push(started.get(i) - before);
-}
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))];
+// Pickup latency: one job at a time into the idle worker, back to back
+// (the next job as soon as the last one started) and after 10 ms of quiet,
+// as clerk's benchmark measures it.
+const pickup = async (first, gap) => {
+  const latencies = [];
+  for (let i = first; i < first + samples; i++) {
+    if (gap) await new Promise((r) => setTimeout(r, gap));
+    const before = performance.now();
+    await utils.addJob("noop", { sample: i });
+    // The task notes when it started, so this wait's coarse timer does
+    // not blur the figure; spinning would take a core from the processes
+    // measured.
+    while (!started.has(i)) await new Promise((r) => setTimeout(r, 1));
+    latencies.push(started.get(i) - before);
+  }
+  latencies.sort((a, b) => a - b);
+  return (p) => latencies[Math.min(latencies.length - 1, Math.floor((latencies.length * p) / 100))];
+};
+const backToBack = await pickup(0, 0);
+const afterQuiet = await pickup(samples, 10);
 console.log(
   `graphile-worker ${concurrency} concurrent, local queue 500, batched completions: ` +
-    `enqueue ${enqueue.toFixed(0)} jobs/s  drain ${drain.toFixed(0)} jobs/s  (${jobs} jobs, ${ran - samples} ran)`,
+    `enqueue ${enqueue.toFixed(0)} jobs/s  drain ${drain.toFixed(0)} jobs/s  (${jobs} jobs, ${ran - 2 * samples} ran)`,
 );
-console.log(
-  `graphile-worker pickup latency into an idle worker (${samples} single jobs): ` +
-    `p50 ${pct(50).toFixed(2)} ms  p90 ${pct(90).toFixed(2)} ms  p99 ${pct(99).toFixed(2)} ms`,
-);
+for (const [how, pct] of [["back to back", backToBack], ["after 10 ms quiet", afterQuiet]]) {
+  console.log(
+    `graphile-worker pickup latency into an idle worker, ${how} (${samples} single jobs): ` +
+      `p50 ${pct(50).toFixed(2)} ms  p90 ${pct(90).toFixed(2)} ms  p99 ${pct(99).toFixed(2)} ms`,
+  );
+}
 await runner.stop();
 await utils.release();
 await pool.end();
