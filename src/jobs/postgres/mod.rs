@@ -254,6 +254,21 @@ impl StepArrays {
         self.output.push(s.output.as_ref().map(|v| v.to_string()));
     }
 
+    /// Run `query`, a statement that returns the ids of the jobs the
+    /// worker holds and inserts these records of theirs (`step_rows`),
+    /// with the records as its last parameters; the ids.
+    async fn held_after(
+        self,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+        pool: &PgPool,
+    ) -> Result<Vec<i64>> {
+        let rows = self.bind(query).fetch_all(pool).await?;
+        Ok(rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
     fn bind<'q>(
         self,
         q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,

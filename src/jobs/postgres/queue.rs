@@ -83,13 +83,7 @@ impl QueueStore for PgStore {
             .bind(saves.iter().map(|s| s.step.index + 1).collect::<Vec<_>>())
             .bind(now_ms())
             .bind(worker);
-        let held: Vec<i64> = steps
-            .bind(query)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<std::result::Result<_, _>>()?;
+        let held = steps.held_after(query, &self.pool).await?;
         Ok(saves.iter().map(|s| held.contains(&s.job_id)).collect())
     }
 
@@ -134,13 +128,7 @@ impl QueueStore for PgStore {
                 steps.push(c.job_id, c.attempt, s);
             }
         }
-        let held: Vec<i64> = steps
-            .bind(query)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| row.try_get("id"))
-            .collect::<std::result::Result<_, _>>()?;
+        let held = steps.held_after(query, &self.pool).await?;
         Ok(completions
             .iter()
             .map(|c| held.contains(&c.job_id))
