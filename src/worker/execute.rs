@@ -88,6 +88,7 @@ pub(super) async fn run_job(
             Vec::new(),
         )),
     };
+    shared.finished(job.id);
     match completion {
         Some(c) => {
             if writes.send(Write::Done(c)).is_err() {

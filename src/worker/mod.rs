@@ -141,6 +141,8 @@ struct Held {
     /// When the lease ends at the latest, by this process's monotonic
     /// clock: counted from before the claim or renewal was sent.
     lease_until: Instant,
+    /// Its steps are over and its result waits for the committer.
+    finished: bool,
 }
 
 /// What a finished run of the worker did.
@@ -188,6 +190,29 @@ impl Shared {
             .map(|h| h.iter().map(|(id, h)| (*id, h.attempt)).collect())
             .unwrap_or_default()
     }
+    /// The held jobs whose leases still need renewing: not those whose
+    /// result waits for the committer. Renewing those would lock the very
+    /// rows the committer is writing, and each would wait for the other;
+    /// with hundreds of jobs held, a drain spent most of its time so.
+    fn renewable(&self) -> Vec<(i64, i64)> {
+        self.held
+            .lock()
+            .map(|h| {
+                h.iter()
+                    .filter(|(_, held)| !held.finished)
+                    .map(|(id, held)| (*id, held.attempt))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// Job `id` ran its steps; its result goes to the committer next.
+    fn finished(&self, id: i64) {
+        if let Ok(mut h) = self.held.lock()
+            && let Some(held) = h.get_mut(&id)
+        {
+            held.finished = true;
+        }
+    }
     fn control(&self, id: i64) -> Option<Arc<JobControl>> {
         self.held
             .lock()
@@ -204,13 +229,13 @@ impl Shared {
             }
         }
     }
-    /// Held jobs whose lease ends before `by`.
+    /// Held jobs still running whose lease ends before `by`.
     fn expiring(&self, by: Instant) -> Vec<(i64, Arc<JobControl>)> {
         self.held
             .lock()
             .map(|h| {
                 h.iter()
-                    .filter(|(_, held)| held.lease_until <= by)
+                    .filter(|(_, held)| !held.finished && held.lease_until <= by)
                     .map(|(id, held)| (*id, held.control.clone()))
                     .collect()
             })
@@ -436,6 +461,7 @@ async fn claim_loop(
                                 attempt: j.attempt,
                                 control: Arc::new(JobControl::default()),
                                 lease_until: asked + cfg.lease,
+                                finished: false,
                             },
                         );
                     }
@@ -635,7 +661,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(cfg.heartbeat) => {}
         }
-        let held = shared.held_list();
+        let held = shared.renewable();
         if held.is_empty() {
             continue;
         }
