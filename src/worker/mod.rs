@@ -184,17 +184,13 @@ struct Shared {
 }
 
 impl Shared {
-    fn held_list(&self) -> Vec<(i64, i64)> {
-        self.held
-            .lock()
-            .map(|h| h.iter().map(|(id, h)| (*id, h.attempt)).collect())
-            .unwrap_or_default()
-    }
-    /// The held jobs whose leases still need renewing: not those whose
-    /// result waits for the committer. Renewing those would lock the very
-    /// rows the committer is writing, and each would wait for the other;
-    /// with hundreds of jobs held, a drain spent most of its time so.
-    fn renewable(&self) -> Vec<(i64, i64)> {
+    /// The held jobs whose steps are not over (waiting or running), with
+    /// their attempts: the ones to renew and, at shutdown, to interrupt.
+    /// Not those whose result waits for the committer: renewing them would
+    /// lock the very rows the committer is writing, and each would wait for
+    /// the other; with hundreds of jobs held, a drain spent most of its
+    /// time so.
+    fn unfinished(&self) -> Vec<(i64, i64)> {
         self.held
             .lock()
             .map(|h| {
@@ -343,7 +339,7 @@ impl Worker {
             .await
             .is_err()
         {
-            let left = shared.held_list();
+            let left = shared.unfinished();
             tracing::warn!(
                 jobs = left.len(),
                 "grace period over; interrupting running jobs"
@@ -661,7 +657,7 @@ async fn heartbeat_loop(shared: Arc<Shared>, stop: CancellationToken) {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(cfg.heartbeat) => {}
         }
-        let held = shared.renewable();
+        let held = shared.unfinished();
         if held.is_empty() {
             continue;
         }

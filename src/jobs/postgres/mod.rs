@@ -104,6 +104,9 @@ fn migrator() -> sqlx::migrate::Migrator {
 /// the comparisons can use the indexes.
 pub(super) const DB_NOW_MS: &str = "(EXTRACT(EPOCH FROM now()) * 1000)::bigint";
 
+/// Claim up to `$3` due jobs of the bots `$2` that are not paused. A pause
+/// holds a bot and its mailbox polls (`<bot>:<trigger>`), the rule of
+/// `facts::belongs_to`, here in SQL so the claim stays one round trip.
 const CLAIM_SQL: &str = "
 WITH claimed AS (
     UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4,
@@ -130,17 +133,24 @@ SELECT * FROM claimed";
 /// CTE returned: a job the worker no longer holds gets none. The records
 /// travel as nine arrays, parameters `$first` to `$first + 8`.
 fn step_rows(first: usize, held: &str) -> String {
-    let p: Vec<String> = (first..first + 9).map(|i| format!("${i}")).collect();
+    // In the order `StepArrays::bind` binds them.
+    const TYPES: [&str; 9] = [
+        "bigint", "bigint", "bigint", "text", "bigint", "bigint", "text", "text", "text",
+    ];
+    let arrays: Vec<String> = TYPES
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("${}::{ty}[]", first + i))
+        .collect();
     format!(
         "INSERT INTO step_runs (job_id, attempt, step_index, step_name, started_at, finished_at, outcome, error, output)
     SELECT s.job_id, s.attempt, s.idx, s.name, s.started_at, s.finished_at, s.outcome, s.error, s.output::jsonb
-    FROM unnest({}::bigint[], {}::bigint[], {}::bigint[], {}::text[], {}::bigint[], {}::bigint[], {}::text[],
-                {}::text[], {}::text[])
+    FROM unnest({})
         AS s(job_id, attempt, idx, name, started_at, finished_at, outcome, error, output)
     WHERE s.job_id IN (SELECT id FROM {held})
     ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
         outcome = excluded.outcome, error = excluded.error, output = excluded.output",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+        arrays.join(", ")
     )
 }
 
