@@ -147,10 +147,11 @@ impl QueueStore for PgStore {
         // Only the attempts the worker holds: a job it gave up on, or one a
         // process of the same name held before, is left to expire. Leases
         // are timed by the database's clock, the one every node shares.
+        let fence = held_by("h", "$2");
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs j SET lease_expires_at = {DB_NOW_MS} + $1
              FROM unnest($3::bigint[], $4::bigint[]) AS h(id, attempt)
-             WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $2 AND j.state = 'running'
+             WHERE j.id = h.id AND {fence}
              RETURNING j.id, j.attempt, j.cancel_requested"
         )))
         .bind(duration_ms(lease))
@@ -168,12 +169,13 @@ impl QueueStore for PgStore {
         }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let released: Vec<(i64, i64)> = sqlx::query_as(
+        let fence = held_by("h", "$4");
+        let released: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs j SET state = 'queued', run_after = $3, worker = NULL, lease_expires_at = NULL, updated_at = $3
              FROM unnest($1::bigint[], $2::bigint[]) AS h(id, attempt)
-             WHERE j.id = h.id AND j.attempt = h.attempt AND j.worker = $4 AND j.state = 'running'
-             RETURNING j.id, j.attempt",
-        )
+             WHERE j.id = h.id AND {fence}
+             RETURNING j.id, j.attempt"
+        )))
         .bind(held.iter().map(|h| h.0).collect::<Vec<_>>())
         .bind(held.iter().map(|h| h.1).collect::<Vec<_>>())
         .bind(now)

@@ -81,9 +81,15 @@ impl StatsStore for PgStore {
     }
 
     async fn first_job_at(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(created_at) FROM jobs")
-            .fetch_one(&self.pool)
-            .await?)
+        // The creation-time index is a block-range one, which cannot give
+        // a minimum: the first job by id bounds it from above, and the
+        // ranges that may hold anything older are few.
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM jobs
+             WHERE created_at <= (SELECT created_at FROM jobs ORDER BY id LIMIT 1)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     async fn daily(&self, from_day: i64, to_day: i64) -> Result<Vec<DailyRow>> {

@@ -1,0 +1,117 @@
+//! The plans PostgreSQL picks for the batch statements, checked on a real
+//! server with the statistics a busy queue usually has: gathered while no
+//! job ran. A plan that compares every running job with every row of a
+//! batch is correct but grows with the square of the load, so only a test
+//! that reads the plan notices it.
+
+use super::*;
+
+const COMPLETE_TYPES: &str = "bigint[], bigint[], text[], bigint[], bigint[], bigint[], text[], text[], text[], text[], text[], bigint, text, \
+     bigint[], bigint[], bigint[], text[], bigint[], bigint[], text[], text[], text[]";
+const SAVE_TYPES: &str = "bigint[], bigint[], bigint[], bigint, text, \
+     bigint[], bigint[], bigint[], text[], bigint[], bigint[], text[], text[], text[]";
+
+/// The generic plan (the one a prepared statement settles on) of `sql`,
+/// as indented JSON text.
+async fn generic_plan(conn: &mut sqlx::PgConnection, sql: &str, types: &str) -> String {
+    let arity = types.split(',').count();
+    for setup in [
+        "SET plan_cache_mode = force_generic_plan".to_string(),
+        format!("PREPARE batch({types}) AS {sql}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+    }
+    let nulls = vec!["NULL"; arity].join(", ");
+    let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (FORMAT JSON) EXECUTE batch({nulls})"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .expect("explain");
+    sqlx::raw_sql("DEALLOCATE batch")
+        .execute(&mut *conn)
+        .await
+        .expect("deallocate");
+    serde_json::to_string_pretty(&plan).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn batches_find_their_jobs_by_id_whatever_the_statistics_say() {
+    use sqlx::Connection;
+    let admin = std::env::var("CLERK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("clerk_plans_{:08x}", rand::random::<u32>());
+    let mut server = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL is needed for this test");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut server)
+        .await
+        .expect("create database");
+    let url = format!(
+        "{}/{name}",
+        admin.rsplit_once('/').map_or(&*admin, |(b, _)| b)
+    );
+
+    let store = PgStore::connect(&url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    // Enough jobs that reading them all costs more than finding a batch.
+    let jobs: Vec<NewJob> = (0..1000)
+        .map(|_| NewJob {
+            bot: "b".into(),
+            input: serde_json::json!({}),
+            idempotency_key: None,
+            max_attempts: 3,
+            max_lost: 3,
+            run_after: None,
+            created_by: "test".into(),
+            refused: None,
+        })
+        .collect();
+    for _ in 0..5 {
+        store.enqueue(&jobs).await.expect("enqueue");
+    }
+    let mut conn = store.pool.acquire().await.expect("connection");
+    // Statistics of an idle queue: nothing runs.
+    sqlx::raw_sql("ANALYZE jobs")
+        .execute(&mut *conn)
+        .await
+        .expect("analyze");
+    let bots = [BotClaim {
+        name: "b".into(),
+        concurrency: None,
+    }];
+    let held = store
+        .claim("w", &bots, 30, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    assert_eq!(held.len(), 30);
+
+    for (what, sql, types) in [
+        ("completion", COMPLETE_SQL.as_str(), COMPLETE_TYPES),
+        ("step save", SAVE_STEPS_SQL.as_str(), SAVE_TYPES),
+    ] {
+        let plan = generic_plan(&mut conn, sql, types).await;
+        assert!(
+            plan.contains("\"Index Name\": \"jobs_pkey\""),
+            "a {what} should find each job by its id:\n{plan}"
+        );
+        assert!(
+            !plan.contains("\"Index Name\": \"jobs_running\""),
+            "a {what} should not walk the running jobs:\n{plan}"
+        );
+    }
+
+    drop(conn);
+    store.pool.close().await;
+    store.claim_pool.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut server)
+    .await
+    .expect("drop database");
+}
