@@ -7,7 +7,10 @@
 //! Throughput: enqueue N no-op jobs (in batches), then time one worker
 //! process with C concurrent slots draining them, until every completion is
 //! committed; the share of the machine's CPU time that was busy meanwhile
-//! says whether the drain was bound by work or by waiting. Latency: into an
+//! says whether the drain was bound by work or by waiting, and on
+//! PostgreSQL the WAL written per job says how much work each job costs
+//! the server, a figure that does not drift with the machine's speed.
+//! Latency: into an
 //! idle worker, enqueue single jobs one at a time and measure from just
 //! before the enqueue call to the moment the step starts, twice: back to
 //! back, the next job as soon as the last one started (how
@@ -170,7 +173,7 @@ async fn throughput(
 ) {
     let prefetch = if prefetch == 0 { concurrency } else { prefetch };
     let name = format!("clerk_bench_{backend}_t{concurrency}_{prefetch}");
-    let (db, _) = common::fresh_db(backend, &args.pg, tmp, &name).await;
+    let (db, url) = common::fresh_db(backend, &args.pg, tmp, &name).await;
     let step = Arc::new(Noop::default());
     step.target.store(args.jobs, Ordering::SeqCst);
     let registry = bot(step.clone());
@@ -182,6 +185,7 @@ async fn throughput(
     let enqueue_s = t0.elapsed().as_secs_f64();
 
     let stop = CancellationToken::new();
+    let wal0 = wal_position(&url).await;
     let cpu0 = cpu_times();
     let t1 = Instant::now();
     let handle = tokio::spawn(
@@ -192,6 +196,10 @@ async fn throughput(
     let report = handle.await.expect("worker");
     let drain_s = t1.elapsed().as_secs_f64();
     let busy = cpu_busy(cpu0, cpu_times());
+    let wal = match (wal0, wal_position(&url).await) {
+        (Some(a), Some(b)) => format!(", WAL {:.0} bytes/job", (b - a) / args.jobs as f64),
+        _ => String::new(),
+    };
     let done = db
         .list(&jobs::ListFilter {
             state: Some(jobs::JobState::Succeeded),
@@ -202,7 +210,7 @@ async fn throughput(
         .expect("list");
     assert!(!done.is_empty());
     println!(
-        "{backend:<9} workers={concurrency:<3} prefetch={prefetch:<4} jobs={:<6} enqueue {:>8.0} jobs/s   drain {:>8.0} jobs/s   ({} completions committed in {:.2}s, CPU {busy})",
+        "{backend:<9} workers={concurrency:<3} prefetch={prefetch:<4} jobs={:<6} enqueue {:>8.0} jobs/s   drain {:>8.0} jobs/s   ({} completions committed in {:.2}s, CPU {busy}{wal})",
         args.jobs,
         args.jobs as f64 / enqueue_s,
         report.completed as f64 / drain_s,
@@ -256,6 +264,25 @@ async fn latency(backend: &str, args: &Args, tmp: &std::path::Path) {
     }
     stop.cancel();
     let _ = handle.await;
+}
+
+/// PostgreSQL's WAL insert position in bytes; none on SQLite. Read around
+/// a drain, the difference is what the drain wrote (and whatever else the
+/// server did meanwhile, so run it on a quiet server): unlike the drain
+/// rate, it does not drift with the machine's speed, so it shows small
+/// changes to the statements that timing cannot.
+async fn wal_position(url: &str) -> Option<f64> {
+    use sqlx::Connection;
+    if !url.starts_with("postgres") {
+        return None;
+    }
+    let mut conn = sqlx::PgConnection::connect(url).await.ok()?;
+    sqlx::query_scalar::<_, f64>(
+        "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::float8",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .ok()
 }
 
 /// The machine's CPU time so far, all and idle (with I/O wait), in ticks
