@@ -293,12 +293,13 @@ impl StepArrays {
 
     /// Run `query`, a statement that returns the ids of the jobs the
     /// worker holds and inserts these records of theirs (`step_rows`),
-    /// with the records as its last parameters; the ids.
+    /// with the records as its last parameters; the ids, as a set (a batch
+    /// is matched against it row by row).
     async fn held_after(
         self,
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
         pool: &PgPool,
-    ) -> Result<Vec<i64>> {
+    ) -> Result<std::collections::HashSet<i64>> {
         let rows = self.bind(query).fetch_all(pool).await?;
         Ok(rows
             .iter()
