@@ -155,7 +155,8 @@ SELECT * FROM claimed";
 /// CTE returned: a job the worker no longer holds gets none (matched
 /// against an array of them, not joined, for the reason of `held_by`).
 /// The records travel as nine arrays, parameters `$first` to `$first + 8`.
-fn step_rows(first: usize, held: &str) -> String {
+/// `on_conflict` says what a record meets that is already written.
+fn step_rows(first: usize, held: &str, on_conflict: &str) -> String {
     // In the order `StepArrays::bind` binds them.
     const TYPES: [&str; 9] = [
         "bigint", "bigint", "bigint", "text", "bigint", "bigint", "text", "text", "text",
@@ -171,11 +172,16 @@ fn step_rows(first: usize, held: &str) -> String {
     FROM unnest({})
         AS s(job_id, attempt, idx, name, started_at, finished_at, outcome, error, output)
     WHERE s.job_id = ANY(ARRAY(SELECT id FROM {held}))
-    ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
-        outcome = excluded.outcome, error = excluded.error, output = excluded.output",
+    {on_conflict}",
         arrays.join(", ")
     )
 }
+
+/// A step save sent again because its answer was lost meets its own
+/// records, already written.
+const STEP_RESAVED: &str =
+    "ON CONFLICT (job_id, attempt, step_index) DO UPDATE SET finished_at = excluded.finished_at,
+        outcome = excluded.outcome, error = excluded.error, output = excluded.output";
 
 /// A batch of completions in one statement, so in one round trip and
 /// atomic without a transaction around it: the jobs' new states, their
@@ -214,7 +220,10 @@ WITH c AS (
 )
 SELECT id, state, run_after, (SELECT count(*) FROM wake) AS woken FROM done",
         held_by("c", "$13"),
-        step_rows(14, "done")
+        // A completion carries only the step that ended its attempt, which
+        // no save wrote; sent again, it finds its job no longer running.
+        // So a plain insert, without a speculative one's cost.
+        step_rows(14, "done", "")
     )
 });
 
@@ -233,7 +242,7 @@ WITH held AS (
 )
 SELECT id FROM held",
         held_by("s", "$5"),
-        step_rows(6, "held")
+        step_rows(6, "held", STEP_RESAVED)
     )
 });
 
