@@ -6,6 +6,9 @@
 
 use super::*;
 
+// The parameters' types, in the order the store binds them. PostgreSQL
+// cannot deduce them from the statements alone (it reads `$12` of a
+// completion both as text and as bigint); clerk's binds give them.
 const COMPLETE_TYPES: &str = "bigint[], bigint[], text[], bigint[], bigint[], bigint[], text[], text[], text[], text[], text[], bigint, text, \
      bigint[], bigint[], bigint[], text[], bigint[], bigint[], text[], text[], text[]";
 const SAVE_TYPES: &str = "bigint[], bigint[], bigint[], bigint, text, \
