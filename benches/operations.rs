@@ -88,9 +88,16 @@ fn history_sql(backend: &str, n: i64, today: i64, now: i64) -> Vec<String> {
                 CASE WHEN i % 20 = 0 THEN 'no template matched invoice ' || i WHEN i % 50 = 1 THEN 'lease expired' ELSE NULL END
          FROM {seq}"
     );
+    // Stored events, as an older release wrote every one of them (on
+    // PostgreSQL, `events` is a view over these and the attempts).
+    let events = if backend == "postgres" {
+        "job_events"
+    } else {
+        "events"
+    };
     let event = |at: &str, actor: &str, from: &str, to: &str, filter: &str| {
         format!(
-            "INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
+            "INSERT INTO {events} (job_id, at, actor, from_state, to_state, reason)
              SELECT i, {at}, {actor}, {from}, {to}, 'bench' FROM {seq} WHERE {filter}"
         )
     };

@@ -187,6 +187,7 @@ async fn throughput(
     let stop = CancellationToken::new();
     let wal0 = wal_position(&url).await;
     let cpu0 = cpu_times();
+    let own0 = own_cpu_ticks();
     let t1 = Instant::now();
     let handle = tokio::spawn(
         Worker::new(db.clone(), registry, worker_config(concurrency, prefetch)).run(stop.clone()),
@@ -195,7 +196,12 @@ async fn throughput(
     stop.cancel();
     let report = handle.await.expect("worker");
     let drain_s = t1.elapsed().as_secs_f64();
-    let busy = cpu_busy(cpu0, cpu_times());
+    let busy = cpu_busy(
+        cpu0,
+        cpu_times(),
+        own_cpu_ticks().saturating_sub(own0),
+        report.completed as usize,
+    );
     let wal = match (wal0, wal_position(&url).await) {
         (Some(a), Some(b)) => format!(", WAL {:.0} bytes/job", (b - a) / args.jobs as f64),
         _ => String::new(),
@@ -285,8 +291,9 @@ async fn wal_position(url: &str) -> Option<f64> {
     .ok()
 }
 
-/// The machine's CPU time so far, all and idle (with I/O wait), in ticks
-/// from /proc/stat; zero where there is none.
+/// The machine's CPU time so far from /proc/stat, in ticks: all of it,
+/// and the busy part (neither idle, nor waiting on I/O, nor stolen by the
+/// host); zeros where there is none.
 fn cpu_times() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: Vec<u64> = stat
@@ -297,20 +304,46 @@ fn cpu_times() -> (u64, u64) {
         .skip(1)
         .filter_map(|t| t.parse().ok())
         .collect();
-    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
-    (ticks.iter().sum(), idle)
+    let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = at(0) + at(1) + at(2) + at(5) + at(6);
+    (ticks.iter().take(8).sum(), busy)
 }
 
-/// The busy share of the CPU time between two readings, in words.
-fn cpu_busy(before: (u64, u64), after: (u64, u64)) -> String {
+/// This process's CPU time so far (user and system), in ticks from
+/// /proc/self/stat; zero where there is none.
+fn own_cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: utime and stime are the 14th and 15th of the line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
+/// The busy share of the machine between two readings, and the busy CPU
+/// time per job in microseconds, in words. The machine's speed drifts (the
+/// host takes time back), so a drain's rate swings by a third from run to
+/// run; the CPU time a job costs, all processes together, swings far less,
+/// and on a machine the queue keeps busy it is what bounds the rate.
+fn cpu_busy(before: (u64, u64), after: (u64, u64), own: u64, jobs: usize) -> String {
     let all = after.0.saturating_sub(before.0);
-    let idle = after.1.saturating_sub(before.1);
-    if all == 0 {
+    let busy = after.1.saturating_sub(before.1);
+    if all == 0 || jobs == 0 {
         return "busy: unknown".into();
     }
+    // /proc/stat counts in USER_HZ, 100 per second on Linux.
+    let per_job_us = |ticks: u64| ticks as f64 * 10_000.0 / jobs as f64;
     format!(
-        "{:.0}% busy",
-        100.0 * (all - idle.min(all)) as f64 / all as f64
+        "{:.0}% busy, {:.0} µs CPU/job of which the worker {:.0}",
+        100.0 * busy as f64 / all as f64,
+        per_job_us(busy),
+        per_job_us(own)
     )
 }
 

@@ -24,7 +24,10 @@ fresh() {
 }
 
 # This machine's speed drifts by a third within an hour, so the two take
-# turns, several rounds, and the summary compares their medians.
+# turns, several rounds, and the summary compares their medians. It also
+# compares the busy CPU time per drained job (every process on the
+# machine, so the server's share too), which drifts far less than the
+# rate and bounds it on a machine the queue keeps busy.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cp benches/graphile_worker.mjs "$node_dir/run.mjs"  # beside its node_modules, where imports resolve
@@ -39,11 +42,15 @@ for round in $(seq 1 "$rounds"); do
 done
 median() { sort -n | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 drain() { grep "^$1" "$log" | grep -o 'drain *[0-9]*' | awk '{print $2}' | median; }
+cpu() { grep "^$1" "$log" | grep -o '[0-9]* µs CPU/job' | awk '{print $1}' | median; }
 pickup() { grep "^$1.*pickup.*$2" "$log" | grep -o 'p50 [0-9.]*' | awk '{print $2}' | median; }
 g=$(drain graphile-worker)
 c=$(drain postgres)
 echo "== medians of $rounds rounds"
 printf 'drain:  graphile-worker %s jobs/s, clerk %s jobs/s, clerk/graphile-worker %.2f\n' "$g" "$c" "$(awk -v c="$c" -v g="$g" 'BEGIN { print c / g }')"
+gc=$(cpu graphile-worker)
+cc=$(cpu postgres)
+printf 'CPU per job, all processes:  graphile-worker %s µs, clerk %s µs, graphile-worker/clerk %.2f\n' "$gc" "$cc" "$(awk -v c="$cc" -v g="$gc" 'BEGIN { print g / c }')"
 for how in "back to back" "after 10 ms quiet"; do
   printf 'pickup p50, %s:  graphile-worker %s ms, clerk %s ms\n' "$how" "$(pickup graphile-worker "$how")" "$(pickup postgres "$how")"
 done

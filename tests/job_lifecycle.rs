@@ -298,6 +298,13 @@ argv = ["sh", "-c", "touch started; sleep 30; touch finished"]
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The claim is in the trail while the attempt runs.
+    let claim = db.job(running).await.unwrap().unwrap().events;
+    assert_eq!(
+        claim.last().map(|e| e.reason.as_str()),
+        Some("claimed, attempt 1"),
+        "{claim:#?}"
+    );
     assert_eq!(
         db.cancel(running, "test").await.unwrap(),
         CancelOutcome::Requested
@@ -316,6 +323,31 @@ argv = ["sh", "-c", "touch started; sleep 30; touch finished"]
     );
     let d = db.job(running).await.unwrap().unwrap();
     assert_eq!(d.attempts[0].outcome.as_deref(), Some("cancelled"));
+    // The trail in the order it happened, the request made while the
+    // attempt ran between the attempt's start and its end.
+    let worker = d.attempts[0].worker.as_str();
+    let trail: Vec<_> = d
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.actor.as_str(),
+                e.from_state.as_deref(),
+                e.to_state.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        vec![
+            ("test", None, "queued"),
+            (worker, Some("queued"), "running"),
+            ("test", Some("running"), "running"),
+            (worker, Some("running"), "cancelled"),
+        ],
+        "{:#?}",
+        d.events
+    );
     // A finished job cannot be cancelled, and says why.
     let err = db.cancel(running, "test").await.unwrap_err().to_string();
     assert!(err.contains("cancelled"), "{err}");
@@ -404,6 +436,19 @@ argv = ["sh", "-c", "echo ok"]
         .collect();
     assert_eq!(outcomes, vec!["lost", "lost"]);
     assert_eq!(d.lost, 2);
+    // Each attempt's start by the worker that claimed it, its end by the
+    // rescuer that found it lost.
+    let trail: Vec<_> = d
+        .events
+        .iter()
+        .map(|e| (e.actor.as_str(), e.to_state.as_str(), e.reason.as_str()))
+        .collect();
+    assert_eq!(trail.len(), 5, "{trail:#?}");
+    assert_eq!(trail[1], ("ghost", "running", "claimed, attempt 1"));
+    assert_eq!(trail[3], ("ghost", "running", "claimed, attempt 2"));
+    assert_eq!((trail[2].0, trail[2].1), ("test", "queued"));
+    assert_eq!((trail[4].0, trail[4].1), ("test", "dead"));
+    assert!(trail[4].2.contains("lost"), "{trail:#?}");
 }
 
 /// Two schedulers (separate connections, as two processes would have) race

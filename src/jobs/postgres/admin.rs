@@ -96,7 +96,7 @@ impl AdminStore for PgStore {
                     FOR UPDATE SKIP LOCKED)
                 RETURNING id, state
              ), k AS (UPDATE job_keys SET state = gone.state FROM gone WHERE job_keys.job_id = gone.id),
-             e AS (DELETE FROM events WHERE job_id IN (SELECT id FROM gone)),
+             e AS (DELETE FROM job_events WHERE job_id IN (SELECT id FROM gone)),
              a AS (DELETE FROM attempts WHERE job_id IN (SELECT id FROM gone)),
              s AS (DELETE FROM step_runs WHERE job_id IN (SELECT id FROM gone)),
              n AS (DELETE FROM notifications WHERE job_id IN (SELECT id FROM gone)),

@@ -101,6 +101,11 @@ fn migrator() -> sqlx::migrate::Migrator {
             "created range",
             include_str!("../migrations/postgres/0011_created_range.sql"),
         ),
+        (
+            12,
+            "attempt events",
+            include_str!("../migrations/postgres/0012_attempt_events.sql"),
+        ),
     ])
 }
 
@@ -129,11 +134,14 @@ pub(super) fn held_by(batch: &str, worker: &str) -> String {
 /// Claim up to `$3` due jobs of the bots `$2` that are not paused. A pause
 /// holds a bot and its mailbox polls (`<bot>:<trigger>`), the rule of
 /// `facts::belongs_to`, here in SQL so the claim stays one round trip.
+/// The claim's event is the job row itself (who, since when, which
+/// attempt), with its place among the job's events (`claim_seq`; the
+/// `events` view reads it, migration 12).
 const CLAIM_SQL: &str = "
-WITH claimed AS (
     UPDATE jobs j SET state = 'running', attempt = j.attempt + 1, worker = $4,
         lease_expires_at = (EXTRACT(EPOCH FROM now()) * 1000)::bigint + $5,
-        started_at = COALESCE(j.started_at, $1), attempt_started_at = $1, updated_at = $1
+        started_at = COALESCE(j.started_at, $1), attempt_started_at = $1, updated_at = $1,
+        claim_seq = nextval('job_events_id_seq')
     WHERE j.id = ANY(ARRAY(
         SELECT id FROM jobs
         WHERE state = 'queued' AND run_after <= (EXTRACT(EPOCH FROM now()) * 1000)::bigint
@@ -144,12 +152,7 @@ WITH claimed AS (
         LIMIT $3
         FOR UPDATE SKIP LOCKED))
     RETURNING j.id, j.bot, j.input::text AS input, j.attempt, j.errors, j.lost, j.max_attempts,
-        j.next_step, j.run_after, j.created_at
-), event_rows AS (
-    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
-    SELECT id, $1, $4, 'queued', 'running', 'claimed, attempt ' || attempt FROM claimed
-)
-SELECT * FROM claimed";
+        j.next_step, j.run_after, j.created_at";
 
 /// Inserting a batch's step records, for the jobs a statement's `held`
 /// CTE returned: a job the worker no longer holds gets none (matched
@@ -185,7 +188,7 @@ const STEP_RESAVED: &str =
 
 /// A batch of completions in one statement, so in one round trip and
 /// atomic without a transaction around it: the jobs' new states, their
-/// attempts' ends, the audit events and the last steps' records; idle
+/// attempts' ends (which are their events too) and the last steps' records; idle
 /// workers are woken when a job was queued again and is due at once (the
 /// count is selected because a CTE that nothing reads is never run).
 static COMPLETE_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -202,17 +205,17 @@ WITH c AS (
         finished_at = CASE WHEN c.state IN ('succeeded', 'failed', 'dead', 'cancelled') THEN $12 END
     FROM c
     WHERE j.id = c.id AND {}
-    RETURNING j.id, c.attempt, c.state, c.error, c.outcome, c.reason, c.run_after, j.attempt_started_at
+    RETURNING j.id, c.attempt, c.state, c.error, c.outcome, c.reason, c.run_after, j.attempt_started_at,
+        j.claim_seq
 ), attempt_rows AS (
     -- A plain insert: `done` admits only the attempt running now, and an
     -- attempt's row is written once, when it ends (here, or by a release
     -- or a rescue, which take the job out of running first). No
     -- speculative insertion, so one WAL record and an index probe less.
-    INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
-    SELECT id, attempt, $13, COALESCE(attempt_started_at, $12), $12, outcome, error FROM done
-), event_rows AS (
-    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
-    SELECT id, $12, $13, 'running', state, reason FROM done
+    INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error,
+                          claim_seq, end_seq, ended_by, to_state, reason)
+    SELECT id, attempt, $13, COALESCE(attempt_started_at, $12), $12, outcome, error,
+           claim_seq, nextval('job_events_id_seq'), $13, state, reason FROM done
 ), step_rows AS (
     {}
 ), wake AS (
@@ -263,7 +266,7 @@ WITH ins AS (
     SELECT bot, idempotency_key, id, $8 FROM ins WHERE idempotency_key IS NOT NULL
     ON CONFLICT (bot, key) DO NOTHING
 ), event_rows AS (
-    INSERT INTO events (job_id, at, actor, from_state, to_state, reason)
+    INSERT INTO job_events (job_id, at, actor, from_state, to_state, reason)
     SELECT id, $8, created_by, e.from_state, e.to_state, e.reason
     FROM ins CROSS JOIN LATERAL (VALUES
         (1, NULL, 'queued', 'enqueued'),
@@ -396,29 +399,6 @@ impl PgStore {
     }
 }
 
-async fn event(
-    tx: &mut Transaction<'static, Postgres>,
-    job_id: i64,
-    at: i64,
-    actor: &str,
-    from: Option<JobState>,
-    to: JobState,
-    reason: &str,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(job_id)
-    .bind(at)
-    .bind(actor)
-    .bind(from.map(|s| s.as_str()))
-    .bind(to.as_str())
-    .bind(reason)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 /// Write a decided change of state into the audit trail, with its details.
 async fn record(
     tx: &mut Transaction<'static, Postgres>,
@@ -429,7 +409,7 @@ async fn record(
     detail: Option<&Value>,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO events (job_id, at, actor, from_state, to_state, reason, detail)
+        "INSERT INTO job_events (job_id, at, actor, from_state, to_state, reason, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
     )
     .bind(job_id)
@@ -444,29 +424,42 @@ async fn record(
     Ok(())
 }
 
-/// Record how an attempt ended. The attempt's row is written once, when it
-/// ends; while it runs, the job row itself tells who runs it since when.
-async fn end_attempt(
-    tx: &mut Transaction<'static, Postgres>,
+/// How an attempt ended, taken out of running by someone other than a
+/// completion (a release, a rescue): who ran it, how it ended, and the
+/// event of its end (`ended_by` took the job from running to `to`). The
+/// attempt's row is written once, when it ends; while it runs, the job
+/// row itself tells who runs it since when. The job row is read after
+/// its own update, which keeps the attempt's start.
+struct AttemptEnd<'a> {
     job_id: i64,
     attempt: i64,
-    worker: &str,
-    now: i64,
+    worker: &'a str,
+    ended_by: &'a str,
+    at: i64,
     outcome: Outcome,
-    error: Option<&str>,
-) -> Result<()> {
+    to: JobState,
+    reason: &'a str,
+}
+
+async fn end_attempt(tx: &mut Transaction<'static, Postgres>, end: &AttemptEnd<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error)
-         SELECT id, $1, $2, COALESCE(attempt_started_at, $3), $3, $4, $5 FROM jobs WHERE id = $6
+        "INSERT INTO attempts (job_id, attempt, worker, started_at, finished_at, outcome, error,
+                               claim_seq, end_seq, ended_by, to_state, reason)
+         SELECT id, $1, $2, COALESCE(attempt_started_at, $3), $3, $4, $5,
+                claim_seq, nextval('job_events_id_seq'), $7, $8, $5 FROM jobs WHERE id = $6
          ON CONFLICT (job_id, attempt) DO UPDATE SET finished_at = excluded.finished_at,
-             outcome = excluded.outcome, error = excluded.error",
+             outcome = excluded.outcome, error = excluded.error, claim_seq = excluded.claim_seq,
+             end_seq = excluded.end_seq, ended_by = excluded.ended_by,
+             to_state = excluded.to_state, reason = excluded.reason",
     )
-    .bind(attempt)
-    .bind(worker)
-    .bind(now)
-    .bind(outcome.as_str())
-    .bind(error)
-    .bind(job_id)
+    .bind(end.attempt)
+    .bind(end.worker)
+    .bind(end.at)
+    .bind(end.outcome.as_str())
+    .bind(end.reason)
+    .bind(end.job_id)
+    .bind(end.ended_by)
+    .bind(end.to.as_str())
     .execute(&mut **tx)
     .await?;
     Ok(())

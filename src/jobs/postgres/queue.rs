@@ -182,27 +182,18 @@ impl QueueStore for PgStore {
         .bind(worker)
         .fetch_all(&mut *tx)
         .await?;
-        for &(id, attempt) in &released {
-            end_attempt(
-                &mut tx,
-                id,
+        for &(job_id, attempt) in &released {
+            let end = AttemptEnd {
+                job_id,
                 attempt,
                 worker,
-                now,
-                Outcome::Interrupted,
-                Some(reason),
-            )
-            .await?;
-            event(
-                &mut tx,
-                id,
-                now,
-                worker,
-                Some(JobState::Running),
-                JobState::Queued,
+                ended_by: worker,
+                at: now,
+                outcome: Outcome::Interrupted,
+                to: JobState::Queued,
                 reason,
-            )
-            .await?;
+            };
+            end_attempt(&mut tx, &end).await?;
         }
         if !released.is_empty() {
             notify(&mut tx).await?;
@@ -248,26 +239,17 @@ impl QueueStore for PgStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            end_attempt(
-                &mut tx,
-                id,
+            let end = AttemptEnd {
+                job_id: id,
                 attempt,
-                worker.as_deref().unwrap_or("unknown"),
-                now,
-                Outcome::Lost,
-                Some(&reason),
-            )
-            .await?;
-            event(
-                &mut tx,
-                id,
-                now,
-                actor,
-                Some(JobState::Running),
-                state,
-                &reason,
-            )
-            .await?;
+                worker: worker.as_deref().unwrap_or("unknown"),
+                ended_by: actor,
+                at: now,
+                outcome: Outcome::Lost,
+                to: state,
+                reason: &reason,
+            };
+            end_attempt(&mut tx, &end).await?;
             out.push(Rescued {
                 id,
                 bot: row.try_get("bot")?,

@@ -3,6 +3,14 @@ use super::*;
 /// Jobs that finished in `[$1, $2)`.
 const FINISHED: &str = "jobs.finished_at >= $1 AND jobs.finished_at < $2 AND jobs.state IN ('succeeded', 'failed', 'dead', 'cancelled')";
 
+/// The trails of the jobs that finished in `[$1, $2)`, by job and in order.
+pub(super) fn finished_trail_sql() -> String {
+    format!(
+        "SELECT e.job_id, e.at, e.actor LIKE 'rescuer:%' AS by_rescuer, e.from_state, e.to_state, e.detail IS NOT NULL AS review_action
+         FROM jobs JOIN events e ON e.job_id = jobs.id WHERE {FINISHED} ORDER BY e.job_id, e.id"
+    )
+}
+
 #[async_trait]
 impl StatsStore for PgStore {
     async fn finished_facts(&self, from: i64, to: i64) -> Result<Vec<JobFact>> {
@@ -18,14 +26,11 @@ impl StatsStore for PgStore {
         .bind(to)
         .fetch_all(&mut *read)
         .await?;
-        let trail = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT e.job_id, e.at, e.actor LIKE 'rescuer:%' AS by_rescuer, e.from_state, e.to_state, e.detail IS NOT NULL AS review_action
-             FROM jobs JOIN events e ON e.job_id = jobs.id WHERE {FINISHED} ORDER BY e.job_id, e.id"
-        )))
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *read)
-        .await?;
+        let trail = sqlx::query(sqlx::AssertSqlSafe(finished_trail_sql()))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *read)
+            .await?;
         read.commit().await?;
         rows::job_facts(&jobs, &trail)
     }
