@@ -137,15 +137,21 @@ async fn batches_and_trails_find_their_jobs_by_id_whatever_the_statistics_say() 
         .execute(&mut *conn)
         .await
         .expect("analyze");
+    let some: Vec<i64> = held.iter().take(20).map(|job| job.id).collect();
+    let mut read = conn.begin().await.expect("begin");
+    sqlx::query(stats::TRAILS_BY_INDEX)
+        .execute(&mut *read)
+        .await
+        .expect("set");
     let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "EXPLAIN (FORMAT JSON) {}",
-        stats::finished_trail_sql()
+        stats::TRAILS_SQL
     )))
-    .bind(0_i64)
-    .bind(1_i64)
-    .fetch_one(&mut *conn)
+    .bind(some)
+    .fetch_one(&mut *read)
     .await
     .expect("explain");
+    read.rollback().await.expect("rollback");
     let plan = serde_json::to_string_pretty(&plan).unwrap_or_default();
     for index in ["job_events_pkey", "attempts_pkey", "jobs_running"] {
         assert!(

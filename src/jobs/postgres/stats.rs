@@ -3,13 +3,19 @@ use super::*;
 /// Jobs that finished in `[$1, $2)`.
 const FINISHED: &str = "jobs.finished_at >= $1 AND jobs.finished_at < $2 AND jobs.state IN ('succeeded', 'failed', 'dead', 'cancelled')";
 
-/// The trails of the jobs that finished in `[$1, $2)`, by job and in order.
-pub(super) fn finished_trail_sql() -> String {
-    format!(
-        "SELECT e.job_id, e.at, e.actor LIKE 'rescuer:%' AS by_rescuer, e.from_state, e.to_state, e.detail IS NOT NULL AS review_action
-         FROM jobs JOIN events e ON e.job_id = jobs.id WHERE {FINISHED} ORDER BY e.job_id, e.id"
-    )
-}
+/// The trails of the jobs `$1`, by job and in order.
+pub(super) const TRAILS_SQL: &str =
+    "SELECT job_id, at, actor LIKE 'rescuer:%' AS by_rescuer, from_state, to_state,
+        detail IS NOT NULL AS review_action
+     FROM events WHERE job_id = ANY($1) ORDER BY job_id, id";
+
+/// Trails are read by the jobs' ids, each part of `events` through its
+/// index. Left to choose, PostgreSQL read the events whole for a day's
+/// thousands of jobs, pricing each index probe as a read from disk: 95–135
+/// ms for 3,000 jobs among 300,000 against 28 ms by index, and every day
+/// of a first roll-up paid it. The setting holds for this read's
+/// transaction only.
+pub(super) const TRAILS_BY_INDEX: &str = "SET LOCAL enable_seqscan = off";
 
 #[async_trait]
 impl StatsStore for PgStore {
@@ -26,9 +32,13 @@ impl StatsStore for PgStore {
         .bind(to)
         .fetch_all(&mut *read)
         .await?;
-        let trail = sqlx::query(sqlx::AssertSqlSafe(finished_trail_sql()))
-            .bind(from)
-            .bind(to)
+        let ids = jobs
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<std::result::Result<Vec<i64>, _>>()?;
+        sqlx::query(TRAILS_BY_INDEX).execute(&mut *read).await?;
+        let trail = sqlx::query(TRAILS_SQL)
+            .bind(ids)
             .fetch_all(&mut *read)
             .await?;
         read.commit().await?;
