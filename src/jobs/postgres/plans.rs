@@ -5,6 +5,8 @@
 //! that reads the plan notices it. Likewise the `events` view: read whole
 //! for each day's figures, it would be correct and slow.
 
+use sqlx::Arguments;
+
 use super::*;
 
 // The parameters' types, in the order the store binds them. PostgreSQL
@@ -39,6 +41,30 @@ async fn generic_plan(conn: &mut sqlx::PgConnection, sql: &str, types: &str) -> 
         .execute(&mut *conn)
         .await
         .expect("deallocate");
+    serde_json::to_string_pretty(&plan).unwrap_or_default()
+}
+
+/// The plan of `sql` with `args`, read as the stats read it (sequential
+/// scans off for the transaction), as indented JSON text.
+async fn plan_read_by_index(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    args: sqlx::postgres::PgArguments,
+) -> String {
+    use sqlx::Connection;
+    let mut read = conn.begin().await.expect("begin");
+    sqlx::query(stats::READ_BY_INDEX)
+        .execute(&mut *read)
+        .await
+        .expect("set");
+    let plan: Value = sqlx::query_scalar_with(
+        sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {sql}")),
+        args,
+    )
+    .fetch_one(&mut *read)
+    .await
+    .expect("explain");
+    read.rollback().await.expect("rollback");
     serde_json::to_string_pretty(&plan).unwrap_or_default()
 }
 
@@ -138,21 +164,9 @@ async fn batches_and_trails_find_their_jobs_by_id_whatever_the_statistics_say() 
         .await
         .expect("analyze");
     let some: Vec<i64> = held.iter().take(20).map(|job| job.id).collect();
-    let mut read = conn.begin().await.expect("begin");
-    sqlx::query(stats::TRAILS_BY_INDEX)
-        .execute(&mut *read)
-        .await
-        .expect("set");
-    let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "EXPLAIN (FORMAT JSON) {}",
-        stats::TRAILS_SQL
-    )))
-    .bind(some)
-    .fetch_one(&mut *read)
-    .await
-    .expect("explain");
-    read.rollback().await.expect("rollback");
-    let plan = serde_json::to_string_pretty(&plan).unwrap_or_default();
+    let mut trails = sqlx::postgres::PgArguments::default();
+    trails.add(some).expect("bind");
+    let plan = plan_read_by_index(&mut conn, stats::TRAILS_SQL, trails).await;
     for index in ["job_events_pkey", "attempts_pkey", "jobs_running"] {
         assert!(
             plan.contains(&format!("\"Index Name\": \"{index}\"")),
@@ -162,6 +176,15 @@ async fn batches_and_trails_find_their_jobs_by_id_whatever_the_statistics_say() 
     assert!(
         !plan.contains("\"Node Type\": \"Seq Scan\""),
         "the trail should read no table whole:\n{plan}"
+    );
+    let mut day = sqlx::postgres::PgArguments::default();
+    day.add(0_i64).expect("bind");
+    day.add(1_i64).expect("bind");
+    let plan = plan_read_by_index(&mut conn, &stats::step_facts_sql(), day).await;
+    assert!(
+        plan.contains("\"Index Name\": \"step_runs_pkey\"")
+            && !plan.contains("\"Node Type\": \"Seq Scan\""),
+        "a day's step records should be read by job:\n{plan}"
     );
 
     drop(conn);
