@@ -1,8 +1,12 @@
 //! Page images for the review page: a PDF page rendered with pdftoppm (as
 //! JPEG), a scan's page as it is (a TIFF page turned into a PNG), kept in a cache
 //! folder by the document's SHA-256 and the page, so a page is rendered once.
+//! Each use of an entry marks it used (its modification time); entries
+//! unused for a while are swept away, so the folder does not grow with
+//! every document ever reviewed.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use crate::documents::DocumentError;
 
@@ -48,6 +52,7 @@ impl PageImages {
                 .ok()
                 .and_then(|mut entries| entries.find_map(|e| e.ok().map(|e| e.path())))
             {
+                mark_used(&found);
                 return Some(found);
             }
             match crate::document_store::fetch_copy(store, &sha256, &dir).await {
@@ -88,6 +93,7 @@ impl PageImages {
                 };
                 let cached = self.dir.join(format!("{sha}-{number}-{DPI}.{extension}"));
                 if let Ok(image) = std::fs::read(&cached) {
+                    mark_used(&cached);
                     return Ok(PageImage {
                         bytes: image,
                         media_type,
@@ -128,6 +134,7 @@ impl PageImages {
         let sha = crate::documents::store::sha256_hex(&bytes);
         let cached = self.dir.join(format!("{sha}.words.json"));
         if let Ok(json) = std::fs::read_to_string(&cached) {
+            mark_used(&cached);
             return Ok(json);
         }
         let doc = crate::documents::read_file(path, &crate::documents::ReadOptions::default())?;
@@ -149,5 +156,94 @@ impl PageImages {
             .and_then(|()| std::fs::write(&partial, &json))
             .and_then(|()| std::fs::rename(&partial, &cached));
         Ok(json)
+    }
+
+    /// Remove the entries not used for `unused_for`: rendered pages, read
+    /// words and documents' copies. What it freed, as (entries, bytes).
+    pub fn sweep(&self, unused_for: Duration) -> (u64, u64) {
+        let Some(before) = SystemTime::now().checked_sub(unused_for) else {
+            return (0, 0);
+        };
+        let unused = |path: &Path| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < before)
+        };
+        let (mut entries, mut bytes) = (0, 0);
+        for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_file() && unused(&path) {
+                let size = entry.metadata().map_or(0, |m| m.len());
+                if std::fs::remove_file(&path).is_ok() {
+                    entries += 1;
+                    bytes += size;
+                }
+            }
+        }
+        // A document's copy is a folder named by its hash holding the file.
+        let copies = self.dir.join("documents");
+        for entry in std::fs::read_dir(&copies).into_iter().flatten().flatten() {
+            let files: Vec<(PathBuf, u64)> = std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|f| (f.path(), f.metadata().map_or(0, |m| m.len())))
+                .collect();
+            if files.iter().all(|(f, _)| unused(f)) && std::fs::remove_dir_all(entry.path()).is_ok()
+            {
+                entries += 1;
+                bytes += files.iter().map(|(_, size)| size).sum::<u64>();
+            }
+        }
+        (entries, bytes)
+    }
+}
+
+/// Note that a cache entry was used now; a sweep keeps it for longer.
+fn mark_used(path: &Path) {
+    let _ = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(SystemTime::now()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(path: &Path, by: Duration) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - by).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_sweep_removes_what_was_not_used_and_keeps_what_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = PageImages::new(dir.path().to_path_buf());
+        let day = Duration::from_secs(86_400);
+        let old_page = dir.path().join(format!("{}-1-110.jpg", "a".repeat(64)));
+        let new_words = dir.path().join(format!("{}.words.json", "b".repeat(64)));
+        std::fs::write(&old_page, b"jpeg").unwrap();
+        std::fs::write(&new_words, b"[]").unwrap();
+        age(&old_page, 8 * day);
+        // Two documents' copies, both made long ago; one is used again.
+        let (used, unused) = ("c".repeat(64), "d".repeat(64));
+        for sha in [&used, &unused] {
+            let copy = dir.path().join("documents").join(sha);
+            std::fs::create_dir_all(&copy).unwrap();
+            std::fs::write(copy.join("invoice.pdf"), b"%PDF-").unwrap();
+            age(&copy.join("invoice.pdf"), 8 * day);
+        }
+        let store = crate::documents::store::LocalStore::new(dir.path().join("store"));
+        let input = serde_json::json!({ "sha256": used });
+        let found = images.local_copy(&store, None, &input).await.unwrap();
+        assert!(found.ends_with("invoice.pdf"));
+
+        assert_eq!(images.sweep(7 * day), (2, 9));
+        assert!(!old_page.exists());
+        assert!(new_words.exists());
+        assert!(found.exists(), "the copy used just now stays");
+        assert!(!dir.path().join("documents").join(&unused).exists());
+        assert_eq!(images.sweep(7 * day), (0, 0));
     }
 }

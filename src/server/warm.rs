@@ -19,13 +19,36 @@ const EVERY: Duration = Duration::from_secs(10);
 /// Documents prepared per look; the rest wait for the next.
 const PER_LOOK: u32 = 50;
 
-/// Prepare the documents of waiting reviews until `shutdown`.
+/// How often the cache is swept of what no one used for [`UNUSED_FOR`].
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+const UNUSED_FOR: Duration = Duration::from_secs(7 * 86_400);
+
+/// Prepare the documents of waiting reviews until `shutdown`, and sweep
+/// the cache now and then. After a sweep every waiting document is
+/// prepared again, which marks its entries used: they stay, and what
+/// only finished jobs' pages held goes.
 pub async fn run(app: App, shutdown: CancellationToken) {
     let mut done: HashSet<(i64, PathBuf)> = HashSet::new();
+    let mut swept = std::time::Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}
+        }
+        if swept.elapsed() >= SWEEP_EVERY {
+            swept = std::time::Instant::now();
+            let images = app.images.clone();
+            if let Ok((entries, bytes)) =
+                tokio::task::spawn_blocking(move || images.sweep(UNUSED_FOR)).await
+                && entries > 0
+            {
+                tracing::info!(
+                    entries,
+                    bytes,
+                    "page cache: removed what was not used for a week"
+                );
+            }
+            done.clear();
         }
         let filter = ReviewFilter {
             limit: PER_LOOK,
