@@ -1,7 +1,8 @@
 //! Workers by capability: a worker that does not run browser steps leaves
 //! a browser bot's job queued (and `clerk runs list` says no running worker
 //! serves it) while it runs the jobs it can; a browser-capable worker that
-//! starts later takes the job.
+//! starts later takes the job. A worker whose OCR lacks the languages a
+//! bot's templates read scans in leaves that bot to others too.
 
 mod common;
 
@@ -156,4 +157,100 @@ fn a_kind_that_is_no_kind_is_refused_with_the_kinds_there_are() {
     // `ocr` is the extract kind: reading scans needs tesseract, tried here.
     let served = Served::check(&["ocr".to_string(), "command".to_string()]).unwrap();
     assert_eq!(served.kinds, ["extract", "command"]);
+}
+
+/// An extract bot whose one template reads scans in Italian, which
+/// scripts/setup.sh does not install (`tesseract-ocr-ita`).
+const ITALIAN_BOT: &str = r#"
+name = "fatture"
+[[steps]]
+name = "extract"
+kind = "extract"
+templates = "templates"
+"#;
+
+const ITALIAN_TEMPLATE: &str = "issuer: Fornitore Italiano SRL
+keywords:
+  - Fornitore Italiano
+fields:
+  invoice_number: Fattura\\s+(\\S+)
+options:
+  languages:
+    - it
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_leaves_a_bot_whose_templates_need_ocr_languages_it_lacks() {
+    let t = common::TestDb::new(Kind::Sqlite).await;
+    let bots = write_bot(t.path(), "fatture", ITALIAN_BOT);
+    let templates = bots.join("fatture/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("fornitore.yml"), ITALIAN_TEMPLATE).unwrap();
+    write_bot(t.path(), "plain", COMMAND_BOT);
+    let registry = load_bots(&bots);
+
+    // Tried on this machine: the extract kind runs (English loads), the
+    // Italian template's step does not, and the reason names the package.
+    let served = Served::check(&[]).expect("every kind named nothing");
+    assert!(served.kinds.contains(&"extract"), "{served:?}");
+    let why = served
+        .cannot_run(registry.get("fatture").unwrap())
+        .join("; ");
+    assert!(
+        why.contains("step `extract`") && why.contains("tesseract-ocr-ita"),
+        "{why}"
+    );
+    assert!(served.cannot_run(registry.get("plain").unwrap()).is_empty());
+    // The example bot's templates ask for German, French and Dutch, which
+    // the setup installs: a worker here runs it.
+    let example = load_bots(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bots"));
+    assert_eq!(
+        served.cannot_run(example.get("invoice-intake").unwrap()),
+        Vec::<String>::new()
+    );
+
+    // Such a worker does not claim the bot's job, and `clerk runs list`
+    // says no running worker serves it.
+    let db = t.open().await;
+    let mut cfg = fast_config(2);
+    cfg.served = served;
+    let worker = RunningWorker::start(db.clone(), registry.clone(), cfg);
+    let waiting = enqueue_ids(
+        &db,
+        &[new_job(
+            registry.get("fatture").unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+    let plain = enqueue_ids(
+        &db,
+        &[new_job(
+            registry.get("plain").unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+    let ended = wait_for(
+        &db,
+        plain,
+        &[JobState::Succeeded, JobState::Failed],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ended, JobState::Succeeded);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        db.job(waiting).await.unwrap().unwrap().summary.state,
+        JobState::Queued
+    );
+    let runs = runs_list(&t.url);
+    let listed = runs.iter().find(|r| r["id"] == waiting).unwrap();
+    assert!(
+        listed["unserved"]
+            .as_str()
+            .is_some_and(|w| w.contains("no running worker serves this bot")),
+        "{listed:#}"
+    );
+    worker.shutdown().await;
 }

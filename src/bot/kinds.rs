@@ -33,6 +33,9 @@ pub struct Served {
     /// Kinds this machine cannot run, and why; left out when no kinds were
     /// asked for.
     pub missing: Vec<(&'static str, String)>,
+    /// Whether the kinds were tried on this machine ([`Served::check`]);
+    /// then each bot's steps are tried too ([`Served::cannot_run`]).
+    pub tried: bool,
 }
 
 impl Served {
@@ -65,7 +68,10 @@ impl Served {
         if !named {
             wanted = KINDS.to_vec();
         }
-        let mut served = Served::default();
+        let mut served = Served {
+            tried: true,
+            ..Served::default()
+        };
         for kind in wanted {
             match kind.available() {
                 Ok(()) => served.kinds.push(kind.name()),
@@ -86,6 +92,7 @@ impl Served {
         Served {
             kinds: KINDS.iter().map(|k| k.name()).collect(),
             missing: Vec::new(),
+            tried: false,
         }
     }
 
@@ -102,6 +109,31 @@ impl Served {
             }
         }
         lacking
+    }
+
+    /// Why this worker does not run `bot`'s jobs (nothing: it does): the
+    /// kinds of its steps it does not run and, where the kinds were tried,
+    /// what a step of a kind it runs needs and this machine lacks.
+    pub fn cannot_run(&self, bot: &super::Bot) -> Vec<String> {
+        let lacking = self.lacking(bot);
+        let mut why = Vec::new();
+        if !lacking.is_empty() {
+            why.push(format!(
+                "this worker does not run {} steps",
+                lacking.join(", ")
+            ));
+        }
+        if self.tried {
+            for step in &bot.steps {
+                if let Some(kind) = get(step.kind)
+                    && self.kinds.contains(&step.kind)
+                    && let Err(e) = kind.can_run(step.config.as_ref(), &bot.dir)
+                {
+                    why.push(format!("step `{}`: {e}", step.name));
+                }
+            }
+        }
+        why
     }
 }
 

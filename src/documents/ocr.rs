@@ -9,6 +9,7 @@
 //! caller allows more than one thread; engines are pooled, so a thread
 //! never loads a model another has already loaded.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -125,14 +126,66 @@ fn start_api(language: &str) -> Option<*mut sys::TessBaseAPI> {
             sys::TessBaseAPIDelete(api);
             return None;
         }
+        // Tesseract starts when any one of several languages loads and
+        // only prints that the others failed: a scan would then be read
+        // without them, umlauts and accents lost, and no one told.
+        if !loaded_all(api, language) {
+            sys::TessBaseAPIEnd(api);
+            sys::TessBaseAPIDelete(api);
+            return None;
+        }
         Some(api)
     }
+}
+
+/// Whether every language of `languages` (codes joined by `+`) is among
+/// those `api` loaded.
+///
+/// # Safety
+/// `api` is a handle initialised by `TessBaseAPIInit3`.
+unsafe fn loaded_all(api: *mut sys::TessBaseAPI, languages: &str) -> bool {
+    let mut loaded: Vec<String> = Vec::new();
+    // SAFETY: the array is NULL-terminated and ours to free, with its
+    // strings, by TessDeleteTextArray.
+    unsafe {
+        let array = sys::TessBaseAPIGetLoadedLanguagesAsVector(api);
+        if array.is_null() {
+            return false;
+        }
+        let mut at = array;
+        while !(*at).is_null() {
+            loaded.push(std::ffi::CStr::from_ptr(*at).to_string_lossy().into_owned());
+            at = at.add(1);
+        }
+        sys::TessDeleteTextArray(array);
+    }
+    languages
+        .split('+')
+        .filter(|l| !l.is_empty())
+        .all(|l| loaded.iter().any(|have| have == l))
 }
 
 /// Whether the OCR engine starts here in English, the language scans are
 /// read in unless a template asks for others: tried, not assumed.
 pub fn available() -> Result<(), DocumentError> {
-    Engine::start("eng").map(drop)
+    languages_available("eng")
+}
+
+/// Whether the OCR engine starts here in `languages` (tesseract codes
+/// joined by `+`, as [`tesseract_languages`] gives them): tried once per
+/// process, for starting tesseract loads its models.
+pub fn languages_available(languages: &str) -> Result<(), DocumentError> {
+    static TRIED: std::sync::OnceLock<Mutex<HashMap<String, Result<(), DocumentError>>>> =
+        std::sync::OnceLock::new();
+    let tried = TRIED.get_or_init(Mutex::default);
+    if let Some(known) = tried.lock().ok().and_then(|t| t.get(languages).cloned()) {
+        return known;
+    }
+    let result = Engine::start(languages).map(drop);
+    if let Ok(mut t) = tried.lock() {
+        t.insert(languages.to_string(), result.clone());
+    }
+    result
 }
 
 impl Engine {

@@ -119,6 +119,36 @@ impl StepKind for ExtractKind {
         crate::documents::ocr::available().map_err(|e| e.to_string())
     }
 
+    /// A template that reads scans in other languages than English needs
+    /// their OCR data here; a worker without it would fail those scans.
+    fn can_run(&self, config: &dyn StepConfig, bot_dir: &Path) -> Result<(), String> {
+        let Some(config) = config.downcast_ref::<ExtractConfig>() else {
+            return Ok(());
+        };
+        let set = super::load_templates(&bot_dir.join(&config.templates));
+        let mut asked: Vec<String> = set
+            .templates
+            .iter()
+            .filter(|t| !t.options.languages.is_empty())
+            .map(|t| crate::documents::ocr::tesseract_languages(&t.options.languages))
+            .collect();
+        asked.sort_unstable();
+        asked.dedup();
+        let missing: Vec<String> = asked
+            .iter()
+            .filter_map(|l| crate::documents::ocr::languages_available(l).err())
+            .map(|e| e.to_string())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "its templates read scans in languages this machine lacks: {}",
+                missing.join("; ")
+            ))
+        }
+    }
+
     fn reference(&self) -> &'static str {
         REFERENCE
     }

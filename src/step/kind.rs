@@ -38,6 +38,15 @@ pub trait StepKind: Sync {
         Ok(())
     }
 
+    /// Whether this machine can run one step of this kind as its bot file
+    /// sets it up, beyond what [`available`](Self::available) tried for
+    /// the kind: what the step's own settings need (an extract step's
+    /// templates may read scans in languages whose OCR data this machine
+    /// lacks). Asked once per bot when a worker starts.
+    fn can_run(&self, _config: &dyn StepConfig, _bot_dir: &Path) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The cases this kind runs through the contract every kind keeps
     /// (see `worker::contract`): the compiler asks each kind for them.
     #[cfg(test)]

@@ -181,6 +181,10 @@ struct Shared {
     completed: AtomicUsize,
     /// Fired when the worker begins to shut down (see `StepContext`).
     draining: CancellationToken,
+    /// The bots whose jobs this worker claims, and those it leaves to
+    /// others with the reasons: decided once, at the start.
+    served_bots: Vec<String>,
+    left_to_others: Vec<(String, Vec<String>)>,
 }
 
 impl Shared {
@@ -256,11 +260,14 @@ pub struct Worker {
 
 impl Worker {
     pub fn new(db: JobDb, bots: Arc<BotRegistry>, config: WorkerConfig) -> Self {
+        let (served_bots, left_to_others) = roster::sort_bots(&bots, &config.served);
         Worker {
             shared: Arc::new(Shared {
                 db,
                 bots,
                 config,
+                served_bots,
+                left_to_others,
                 held: Mutex::new(HashMap::new()),
                 in_flight: AtomicUsize::new(0),
                 room: Notify::new(),
@@ -284,7 +291,7 @@ impl Worker {
         if let Err(e) = shared.db.listen().await {
             tracing::warn!(error = %e, "cannot listen for new jobs; polling only");
         }
-        tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, kinds = ?cfg.served.kinds, bots = ?roster::served_bots(&shared), "worker started");
+        tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, kinds = ?cfg.served.kinds, bots = ?shared.served_bots, "worker started");
 
         let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<ClaimedJob>();
         let (write_tx, write_rx) = mpsc::unbounded_channel::<Write>();
@@ -400,16 +407,13 @@ async fn claim_loop(
     shutdown: CancellationToken,
 ) {
     let cfg = &shared.config;
+    for (bot, why) in &shared.left_to_others {
+        tracing::info!(bot = %bot, why = %why.join("; "), "this worker leaves the bot's jobs to a worker that can run them");
+    }
     let bots: Vec<BotClaim> = shared
         .bots
         .iter()
-        .filter(|b| {
-            let lacking = cfg.served.lacking(b);
-            if !lacking.is_empty() {
-                tracing::info!(bot = %b.name, kinds = ?lacking, "this worker does not run these step kinds; the bot's jobs wait for a worker that does");
-            }
-            lacking.is_empty()
-        })
+        .filter(|b| shared.served_bots.contains(&b.name))
         .map(|b| BotClaim {
             name: b.name.clone(),
             concurrency: b.concurrency,

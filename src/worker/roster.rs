@@ -9,14 +9,22 @@ use tokio_util::sync::CancellationToken;
 use super::Shared;
 use crate::jobs::{WORKER_ANNOUNCE_EVERY as ANNOUNCE_EVERY, WorkerRow, now_ms};
 
-/// The bots this worker claims jobs of: those whose every step kind it runs.
-pub(super) fn served_bots(shared: &Shared) -> Vec<String> {
-    shared
-        .bots
-        .iter()
-        .filter(|b| shared.config.served.lacking(b).is_empty())
-        .map(|b| b.name.clone())
-        .collect()
+/// The bots a worker serving `served` claims jobs of (those whose every
+/// step it can run), and the others with why it cannot.
+pub(super) fn sort_bots(
+    bots: &crate::bot::BotRegistry,
+    served: &crate::bot::kinds::Served,
+) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    let (mut runs, mut leaves) = (Vec::new(), Vec::new());
+    for bot in bots.iter() {
+        let why = served.cannot_run(bot);
+        if why.is_empty() {
+            runs.push(bot.name.clone());
+        } else {
+            leaves.push((bot.name.clone(), why));
+        }
+    }
+    (runs, leaves)
 }
 
 pub(super) async fn announce_loop(shared: Arc<Shared>, stop: CancellationToken) {
@@ -29,7 +37,7 @@ pub(super) async fn announce_loop(shared: Arc<Shared>, stop: CancellationToken) 
             .iter()
             .map(|k| k.to_string())
             .collect(),
-        bots: served_bots(&shared),
+        bots: shared.served_bots.clone(),
         seen_at: now_ms(),
     };
     loop {
