@@ -179,6 +179,8 @@ every = "1s""#,
             ])
             .arg("--bots")
             .arg(&bots)
+            .arg("--data-dir")
+            .arg(t.path().join("data"))
             .env_remove("DATABASE_URL")
             .output()
             .unwrap();

@@ -12,7 +12,8 @@
 //! each invoice once; no step ran on the nodes without workers; no more
 //! invoice jobs ran at once than the bot allows; the documents are in the
 //! shared store and no node's data folder kept them; the scratch copies
-//! are gone.
+//! are gone. One more invoice, run by hand with `clerk run` on a machine
+//! whose file the workers cannot see, is booked too.
 
 mod common;
 
@@ -180,6 +181,37 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
         std::fs::copy(doc, inbox.join(doc.file_name().unwrap())).unwrap();
     }
 
+    // One more invoice, run by hand on a sixth machine that runs no
+    // clerk process: the job names the document by hash and the workers
+    // take it from the shared store, for the file is gone once queued.
+    let by_hand_dir = dir.path().join("node-f");
+    let by_hand_file = by_hand_dir.join("RE-2026-66261.pdf");
+    std::fs::create_dir_all(&by_hand_dir).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/invoices/acme-office/RE-2026-66261.pdf"),
+        &by_hand_file,
+    )
+    .unwrap();
+    let ran = Command::new(env!("CARGO_BIN_EXE_clerk"))
+        .args(["run", "invoice-intake", "--json", "--input"])
+        .arg(serde_json::json!({ "file": by_hand_file }).to_string())
+        .env_remove("DATABASE_URL")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("CLERK_DATA_DIR", by_hand_dir.join("data"))
+        .env("CLERK_BOTS", &nodes[0].bots)
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    std::fs::remove_file(&by_hand_file).unwrap();
+    let by_hand: i64 = serde_json::from_slice::<serde_json::Value>(&ran.stdout).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
     let pool = sqlx::PgPool::connect(&t.url).await.unwrap();
     let started = Instant::now();
     let mut killed = None;
@@ -204,7 +236,7 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
                 killed = Some(name);
             }
         }
-        if jobs.len() == INVOICES && done == INVOICES && killed.is_some() {
+        if jobs.len() == INVOICES + 1 && done == INVOICES + 1 && killed.is_some() {
             break;
         }
         assert!(
@@ -231,6 +263,17 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
     let jobs = invoice_jobs(&pool).await;
     let failed: Vec<_> = jobs.iter().filter(|(_, s, _)| s != "succeeded").collect();
     assert!(failed.is_empty(), "{failed:?}\n{}", logs(dir.path()));
+    let input: serde_json::Value =
+        sqlx::query_scalar("SELECT input::jsonb FROM jobs WHERE id = $1")
+            .bind(by_hand)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        input["sha256"].as_str().is_some_and(|h| h.len() == 64)
+            && input["name"] == "RE-2026-66261.pdf",
+        "{input}"
+    );
     let bookings = erp.bookings();
     let mut per_invoice: BTreeMap<String, usize> = BTreeMap::new();
     for b in &bookings {
@@ -240,7 +283,7 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
     }
     let twice: Vec<_> = per_invoice.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "booked twice: {twice:?}");
-    assert_eq!(per_invoice.len(), INVOICES);
+    assert_eq!(per_invoice.len(), INVOICES + 1);
 
     // Only the workers ran steps, never more at once than the bot allows;
     // the killed worker's attempt was lost and taken over.
@@ -287,6 +330,7 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
     let documents: Vec<PathBuf> = nodes
         .iter()
         .map(|n| n.data.join("documents"))
+        .chain([by_hand_dir.join("data/documents")])
         .filter(|d| d.exists())
         .collect();
     assert!(documents.is_empty(), "{documents:?}");
@@ -310,7 +354,7 @@ async fn two_schedulers_and_three_workers_book_every_invoice_once(
                 .len()
         }
     };
-    assert_eq!(shared, INVOICES);
+    assert_eq!(shared, INVOICES + 1);
     for node in nodes.iter().filter(|n| n.name != killed) {
         let left: Vec<_> = std::fs::read_dir(node.data.join("scratch"))
             .map(|d| d.flatten().map(|e| e.path()).collect())

@@ -80,8 +80,10 @@ hand; this trigger says it is meant to be.
 
 A dropped file is hard-linked to `processed/<first 12 hex digits of its
 SHA-256>-<name>` (copied where links are not possible), queued as one job
-keyed `drop:<trigger>:<sha256>` with the input `{"file", "name", "sha256",
-"size"}` plus the trigger's `input`, and only then removed: the same
+keyed `drop:<trigger>:<sha256>` with the input `{"name", "sha256",
+"size", "media_type"}` plus the trigger's `input` (the document is kept
+in the document store, and the job's steps get a copy as `input.file`),
+and only then removed: the same
 content dropped twice, under any name, is one job. Empty or unreadable
 files go to `failed/` with `<name>.error.txt` saying why.
 

@@ -11,7 +11,7 @@ use crate::bot;
 use crate::jobs::{self, JobState, ListFilter};
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let input = read_input(&args.input)?;
+    let mut input = read_input(&args.input)?;
     let registry = args.bots.load();
     let Some(bot) = registry.get(&args.bot) else {
         let known = registry.names();
@@ -32,6 +32,15 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         return Ok(exit::USAGE);
     };
     let db = args.db.open().await?;
+    let store = args
+        .db
+        .documents
+        .open(&args.db.data_dir, &db)
+        .map_err(anyhow::Error::msg)?;
+    if let Err(e) = keep_input_document(&mut input, store.as_ref()).await {
+        eprintln!("error: {e:#}");
+        return Ok(exit::USAGE);
+    }
     let actor = format!("cli:{}", whoami());
     let job = bot.job(input, args.key.clone(), actor.clone());
     let enq = db
@@ -102,6 +111,48 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
         JobState::WaitingReview => exit::JOB_IN_REVIEW,
         _ => exit::JOB_FAILED,
     })
+}
+
+/// A document given by its path (`"file"`) is put into the document store
+/// and the job names it by hash too, as intake's jobs do (`name`,
+/// `sha256`, `size`, `media_type`): a worker on another machine cannot
+/// read a path on this one, and finds it in the store by its hash. The
+/// path stays in the input as the user gave it, for the record. An input
+/// that already names a `sha256` is left alone.
+async fn keep_input_document(
+    input: &mut serde_json::Value,
+    store: &dyn crate::documents::store::DocumentStore,
+) -> anyhow::Result<()> {
+    let serde_json::Value::Object(map) = input else {
+        return Ok(());
+    };
+    if map.contains_key("sha256") {
+        return Ok(());
+    }
+    let Some(file) = map.get("file").and_then(serde_json::Value::as_str) else {
+        return Ok(());
+    };
+    let path = std::path::PathBuf::from(file);
+    let content = std::fs::read(&path).with_context(|| {
+        format!(
+            "input.file {file:?} cannot be read on this machine; give a file here \
+             (it is kept in the document store for the workers) or the sha256 of a stored document"
+        )
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "document".into());
+    let document = crate::documents::store::StoredDocument::of(&content, &name, None);
+    store
+        .put(&document, &content)
+        .await
+        .with_context(|| format!("keeping {file:?} for the job"))?;
+    map.insert("name".into(), serde_json::json!(document.name));
+    map.insert("sha256".into(), serde_json::json!(document.sha256));
+    map.insert("size".into(), serde_json::json!(document.size));
+    map.insert("media_type".into(), serde_json::json!(document.media_type));
+    Ok(())
 }
 
 pub(super) async fn runs(cmd: RunsCommand) -> anyhow::Result<u8> {

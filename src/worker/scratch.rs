@@ -40,7 +40,7 @@ pub(super) async fn prepare(
     job: &ClaimedJob,
 ) -> Result<(Value, Scratch), StepError> {
     let Some(sha256) = job.input.get("sha256").and_then(Value::as_str) else {
-        return Ok((job.input.clone(), Scratch::default()));
+        return Ok((with_name(job.input.clone()), Scratch::default()));
     };
     let local = job
         .input
@@ -50,7 +50,7 @@ pub(super) async fn prepare(
         .filter(|f| f.is_file());
     if !is_sha256(sha256) {
         return match local {
-            Some(_) => Ok((job.input.clone(), Scratch::default())),
+            Some(_) => Ok((with_name(job.input.clone()), Scratch::default())),
             None => Err(StepError::business(format!(
                 "the job's input.sha256 {sha256:?} is not a SHA-256, and it names no file"
             ))),
@@ -80,7 +80,24 @@ pub(super) async fn prepare(
     if let Value::Object(map) = &mut input {
         map.insert("file".into(), Value::String(file.display().to_string()));
     }
-    Ok((input, scratch))
+    Ok((with_name(input), scratch))
+}
+
+/// The input with the document's `name` (what a mail or a message to a
+/// person names it by, where its path means nothing) from its file's name
+/// when the job's creator gave only the path.
+fn with_name(mut input: Value) -> Value {
+    if let Value::Object(map) = &mut input
+        && !map.contains_key("name")
+        && let Some(name) = map
+            .get("file")
+            .and_then(Value::as_str)
+            .and_then(|f| std::path::Path::new(f).file_name())
+    {
+        let name = name.to_string_lossy().into_owned();
+        map.insert("name".into(), Value::String(name));
+    }
+    input
 }
 
 /// Remove the scratch folders a worker killed before it could (SIGKILL,
