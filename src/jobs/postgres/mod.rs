@@ -42,6 +42,9 @@ pub struct PgStore {
     claim_pool: PgPool,
     wake: watch::Sender<u64>,
     listening: std::sync::atomic::AtomicBool,
+    /// When this process last summarised the new block ranges of
+    /// `jobs_created` (Unix ms); see `summarize_created_ranges`.
+    summarized_at: std::sync::atomic::AtomicI64,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -371,6 +374,7 @@ impl PgStore {
             claim_pool,
             wake,
             listening: std::sync::atomic::AtomicBool::new(false),
+            summarized_at: std::sync::atomic::AtomicI64::new(0),
         })
     }
 

@@ -68,26 +68,56 @@ async fn plan_read_by_index(
     serde_json::to_string_pretty(&plan).unwrap_or_default()
 }
 
+/// A fresh database of its own, migrated; dropped by [`Scratch::drop_all`].
+struct Scratch {
+    server: sqlx::PgConnection,
+    name: String,
+    store: PgStore,
+}
+
+impl Scratch {
+    async fn new() -> Scratch {
+        use sqlx::Connection;
+        let admin = std::env::var("CLERK_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("clerk_plans_{:08x}", rand::random::<u32>());
+        let mut server = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL is needed for this test");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut server)
+            .await
+            .expect("create database");
+        let url = format!(
+            "{}/{name}",
+            admin.rsplit_once('/').map_or(&*admin, |(b, _)| b)
+        );
+        let store = PgStore::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        Scratch {
+            server,
+            name,
+            store,
+        }
+    }
+
+    async fn drop_all(mut self) {
+        self.store.pool.close().await;
+        self.store.claim_pool.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut self.server)
+        .await
+        .expect("drop database");
+    }
+}
+
 #[tokio::test]
 async fn batches_and_trails_find_their_jobs_by_id_whatever_the_statistics_say() {
-    use sqlx::Connection;
-    let admin = std::env::var("CLERK_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("clerk_plans_{:08x}", rand::random::<u32>());
-    let mut server = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL is needed for this test");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut server)
-        .await
-        .expect("create database");
-    let url = format!(
-        "{}/{name}",
-        admin.rsplit_once('/').map_or(&*admin, |(b, _)| b)
-    );
-
-    let store = PgStore::connect(&url).await.expect("connect");
-    store.migrate().await.expect("migrate");
+    let scratch = Scratch::new().await;
+    let store = &scratch.store;
     // Enough jobs that reading them all costs more than finding a batch.
     let jobs: Vec<NewJob> = (0..1000)
         .map(|_| NewJob {
@@ -188,12 +218,53 @@ async fn batches_and_trails_find_their_jobs_by_id_whatever_the_statistics_say() 
     );
 
     drop(conn);
-    store.pool.close().await;
-    store.claim_pool.close().await;
+    scratch.drop_all().await;
+}
+
+/// A day's count of the jobs received reads that day's part of the table,
+/// whether or not vacuum ever ran: with the creation-time ranges left
+/// unsummarised it read the table whole.
+#[tokio::test]
+async fn a_days_received_count_reads_that_days_pages_without_vacuum() {
+    let scratch = Scratch::new().await;
+    let store = &scratch.store;
+    const DAY: i64 = 86_400_000;
+    const START: i64 = 1_700_006_400_000; // a midnight, UTC
+    // Forty days of finished jobs, one a minute, in creation order as a
+    // queue appends them; no vacuum runs.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        "ALTER TABLE jobs SET (autovacuum_enabled = off);
+         INSERT INTO jobs (bot, state, max_attempts, max_lost, run_after, created_by, created_at, updated_at, finished_at)
+         SELECT 'b', 'succeeded', 3, 3, t, 'schedule:daily', t, t, t
+         FROM (SELECT {START} + g * 60000 AS t FROM generate_series(0::bigint, 40 * 1440 - 1) g) s;
+         ANALYZE jobs"
     )))
-    .execute(&mut server)
+    .execute(&store.pool)
     .await
-    .expect("drop database");
+    .expect("seed");
+    let from = START + 20 * DAY;
+    let received = store.received(from, from + DAY).await.expect("received");
+    assert_eq!(received.iter().map(|r| r.count).sum::<i64>(), 1440);
+
+    let pages: i32 = sqlx::query_scalar("SELECT relpages FROM pg_class WHERE relname = 'jobs'")
+        .fetch_one(&store.pool)
+        .await
+        .expect("pages");
+    let plan: Value = sqlx::query_scalar(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT bot, created_by, COUNT(*)::BIGINT AS n FROM jobs
+         WHERE created_at >= $1 AND created_at < $2 GROUP BY bot, created_by",
+    )
+    .bind(from)
+    .bind(from + DAY)
+    .fetch_one(&store.pool)
+    .await
+    .expect("explain");
+    let top = &plan[0]["Plan"];
+    let read = top["Shared Hit Blocks"].as_i64().unwrap_or(0)
+        + top["Shared Read Blocks"].as_i64().unwrap_or(0);
+    assert!(
+        read * 5 < i64::from(pages),
+        "a day of forty should read a fraction of the table's {pages} pages, not {read}:\n{plan:#}"
+    );
+    scratch.drop_all().await;
 }

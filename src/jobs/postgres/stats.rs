@@ -18,6 +18,39 @@ pub(super) const TRAILS_SQL: &str =
 pub(super) const READ_BY_INDEX: &str = "SET LOCAL enable_seqscan = off";
 
 /// The step records of the jobs that finished in `[$1, $2)`.
+/// How often a process summarises the creation index's new ranges.
+const SUMMARIZE_EVERY_MS: i64 = 60_000;
+
+impl PgStore {
+    /// Summarise the block ranges of the creation-time index written since
+    /// the last summary, so that a day's read skips the ranges of other
+    /// days. Vacuum summarises them too, but where autovacuum is off or
+    /// behind (a server set up so, a large import) every unsummarised
+    /// range is read whole: on a year of history, 170 ms a day instead of
+    /// 1 ms. At most once a minute per process, and cheap when nothing is
+    /// new. Only the index's owner may; a runtime user that is not reads
+    /// as before, and so does a read-only standby.
+    pub(super) async fn summarize_created_ranges(&self) {
+        use std::sync::atomic::Ordering;
+        let now = now_ms();
+        let last = self.summarized_at.load(Ordering::Relaxed);
+        if now - last < SUMMARIZE_EVERY_MS
+            || self
+                .summarized_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(e) = sqlx::query("SELECT brin_summarize_new_values('jobs_created'::regclass)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::debug!(error = %e, "cannot summarise the jobs' creation-time ranges; a day's read may read more of the table");
+        }
+    }
+}
+
 pub(super) fn step_facts_sql() -> String {
     format!(
         "SELECT jobs.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
@@ -66,6 +99,7 @@ impl StatsStore for PgStore {
     }
 
     async fn received(&self, from: i64, to: i64) -> Result<Vec<Received>> {
+        self.summarize_created_ranges().await;
         let rows = sqlx::query(
             "SELECT bot, created_by, COUNT(*)::BIGINT AS n FROM jobs
              WHERE created_at >= $1 AND created_at < $2 GROUP BY bot, created_by",
