@@ -5,8 +5,10 @@
 # - the Kubernetes manifests against the Kubernetes API schemas
 #   (kubernetes-validate, from PyPI);
 # - the container file and the compose file parsed, and what they refer
-#   to checked (no container builder runs on the CI machine: building the
-#   image is described in deploy/README.md).
+#   to checked;
+# - the container image built with buildah from the container file, on a
+#   base made from Debian's packages, with this checkout's clerk, and run
+#   (deploy/container/build.sh).
 # Usage: deploy/check.sh [PATH-TO-CLERK]   (default: target/debug/clerk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +37,6 @@ echo "== Kubernetes manifests"
 
 echo "== container file and compose file"
 .venv-deploy/bin/python deploy/check_files.py
+
+deploy/container/build.sh "$clerk"
 echo "deploy files: ok"

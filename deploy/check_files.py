@@ -15,9 +15,25 @@ problems = []
 with open(os.path.join(ROOT, "deploy/container/Containerfile"), "rb") as f:
     parser = DockerfileParser(fileobj=io.BytesIO(f.read()))
 instructions = parser.structure
+# The images are build arguments with defaults (ARG before the first FROM).
+defaults = {}
+for ins in instructions:
+    if ins["instruction"] == "FROM":
+        break
+    if ins["instruction"] == "ARG" and "=" in ins["value"]:
+        name, value = ins["value"].split("=", 1)
+        defaults[name.strip()] = value.strip()
+
+
+def resolved(text):
+    for name, value in defaults.items():
+        text = text.replace("${" + name + "}", value).replace("$" + name, value)
+    return text
+
+
 final = max(i for i, ins in enumerate(instructions) if ins["instruction"] == "FROM")
 runtime = instructions[final:]
-base = runtime[0]["value"].split()[0]
+base = resolved(runtime[0]["value"].split()[0])
 if "debian" not in base or "slim" not in base:
     problems.append(f"the image runs on {base}, not Debian slim")
 users = [ins["value"] for ins in runtime if ins["instruction"] == "USER"]
@@ -29,8 +45,14 @@ installed = " ".join(ins["value"] for ins in runtime if ins["instruction"] == "R
 for package in ("chromium", "libtesseract5", "tesseract-ocr-eng", "tesseract-ocr-osd", "poppler-utils"):
     if package not in installed:
         problems.append(f"the image does not install {package}")
+# What the build stage copies comes from the repository; the prebuilt
+# stage's context is a folder holding only a clerk built beforehand.
+stage = None
 for ins in instructions:
-    if ins["instruction"] == "COPY" and "--from" not in ins["value"]:
+    if ins["instruction"] == "FROM":
+        words = ins["value"].split()
+        stage = words[2] if len(words) == 3 and words[1].lower() == "as" else None
+    if ins["instruction"] == "COPY" and "--from" not in ins["value"] and stage != "prebuilt":
         for source in ins["value"].split()[:-1]:
             if not os.path.exists(os.path.join(ROOT, source)):
                 problems.append(f"COPY {source}: not in the repository")

@@ -13,11 +13,12 @@ cd "$(dirname "$0")/.."
 # The mail tests start private Dovecot IMAP servers of their own, with
 # certificates made by openssl. Browser steps drive Debian's chromium.
 # The lease tests run a worker whose clock is off, with libfaketime.
-# deploy/check.sh verifies the systemd units with systemd-analyze.
+# deploy/check.sh verifies the systemd units with systemd-analyze, and
+# builds the container image with buildah on a base mmdebstrap makes.
 . scripts/packages.sh
 ensure_packages pkg-config ca-certificates libssl-dev clang libclang-dev libtesseract-dev libleptonica-dev \
   tesseract-ocr-eng tesseract-ocr-osd tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-nld poppler-utils \
-  dovecot-imapd openssl chromium faketime systemd
+  dovecot-imapd openssl chromium faketime systemd buildah mmdebstrap
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed; install Rust with rustup first" >&2

@@ -17,7 +17,7 @@ fi
 
 cargo build --all-targets --locked
 # The deploy files, read by their own tools (systemd-analyze, the
-# Kubernetes schemas).
+# Kubernetes schemas, buildah building the container image).
 deploy/check.sh target/debug/clerk
 # Unit and integration tests (the crate has no doctests to run).
 cargo test --locked --lib --bins --tests
