@@ -132,6 +132,8 @@ async fn a_reviewer_fixes_a_document_from_the_keyboard_and_it_is_booked(kind: Ki
             ])
             .arg("--bots")
             .arg(&bots)
+            .arg("--data-dir")
+            .arg(t.path().join("data"))
             .output()
             .unwrap();
         assert!(

@@ -117,8 +117,9 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// and the job names it by hash too, as intake's jobs do (`name`,
 /// `sha256`, `size`, `media_type`): a worker on another machine cannot
 /// read a path on this one, and finds it in the store by its hash. The
-/// path stays in the input as the user gave it, for the record. An input
-/// that already names a `sha256` is left alone.
+/// path stays in the input as the user gave it, for the record, and so
+/// does a `name` the user gave. An input that already names a `sha256` is
+/// left alone.
 async fn keep_input_document(
     input: &mut serde_json::Value,
     store: &dyn crate::documents::store::DocumentStore,
@@ -139,10 +140,14 @@ async fn keep_input_document(
              (it is kept in the document store for the workers) or the sha256 of a stored document"
         )
     })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "document".into());
+    // A name the user gave is the document's; else its file's.
+    let name = match map.get("name").and_then(serde_json::Value::as_str) {
+        Some(name) => name.to_string(),
+        None => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "document".into()),
+    };
     let document = crate::documents::store::StoredDocument::of(&content, &name, None);
     store
         .put(&document, &content)
