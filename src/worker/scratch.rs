@@ -30,17 +30,28 @@ impl Drop for Scratch {
 }
 
 /// The input the job's steps see, and the scratch folder that holds its
-/// document's copy. A job with no `sha256` (a manual run given a path)
-/// keeps its input as it is; one whose document the store lacks keeps its
-/// `file` if that file is here (a job queued before documents were kept in
-/// a store), and fails (to be retried) otherwise.
+/// document's copy. A job with no `sha256` (queued with a path alone,
+/// through the API or the library) keeps its input as it is; one whose
+/// document the store lacks keeps its `file` if that file is here (a job
+/// queued before documents were kept in a store), and fails (to be
+/// retried) otherwise. Either way the input names the document (`name`).
 pub(super) async fn prepare(
     store: &dyn DocumentStore,
     root: &std::path::Path,
     job: &ClaimedJob,
 ) -> Result<(Value, Scratch), StepError> {
+    let (input, scratch) = with_document(store, root, job).await?;
+    Ok((with_name(input), scratch))
+}
+
+/// [`prepare`] but for the document's name.
+async fn with_document(
+    store: &dyn DocumentStore,
+    root: &std::path::Path,
+    job: &ClaimedJob,
+) -> Result<(Value, Scratch), StepError> {
     let Some(sha256) = job.input.get("sha256").and_then(Value::as_str) else {
-        return Ok((with_name(job.input.clone()), Scratch::default()));
+        return Ok((job.input.clone(), Scratch::default()));
     };
     let local = job
         .input
@@ -50,7 +61,7 @@ pub(super) async fn prepare(
         .filter(|f| f.is_file());
     if !is_sha256(sha256) {
         return match local {
-            Some(_) => Ok((with_name(job.input.clone()), Scratch::default())),
+            Some(_) => Ok((job.input.clone(), Scratch::default())),
             None => Err(StepError::business(format!(
                 "the job's input.sha256 {sha256:?} is not a SHA-256, and it names no file"
             ))),
@@ -80,7 +91,7 @@ pub(super) async fn prepare(
     if let Value::Object(map) = &mut input {
         map.insert("file".into(), Value::String(file.display().to_string()));
     }
-    Ok((with_name(input), scratch))
+    Ok((input, scratch))
 }
 
 /// The input with the document's `name` (what a mail or a message to a

@@ -250,10 +250,10 @@ async fn a_days_received_count_reads_that_days_pages_without_vacuum() {
         .fetch_one(&store.pool)
         .await
         .expect("pages");
-    let plan: Value = sqlx::query_scalar(
-        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT bot, created_by, COUNT(*)::BIGINT AS n FROM jobs
-         WHERE created_at >= $1 AND created_at < $2 GROUP BY bot, created_by",
-    )
+    let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {}",
+        stats::RECEIVED_SQL
+    )))
     .bind(from)
     .bind(from + DAY)
     .fetch_one(&store.pool)

@@ -17,7 +17,10 @@ pub(super) const TRAILS_SQL: &str =
 /// it. The setting holds for the read's transaction only.
 pub(super) const READ_BY_INDEX: &str = "SET LOCAL enable_seqscan = off";
 
-/// The step records of the jobs that finished in `[$1, $2)`.
+/// The jobs created in `[$1, $2)`, counted by bot and by who made them.
+pub(super) const RECEIVED_SQL: &str = "SELECT bot, created_by, COUNT(*)::BIGINT AS n FROM jobs
+     WHERE created_at >= $1 AND created_at < $2 GROUP BY bot, created_by";
+
 /// How often a process summarises the creation index's new ranges.
 const SUMMARIZE_EVERY_MS: i64 = 60_000;
 
@@ -51,6 +54,7 @@ impl PgStore {
     }
 }
 
+/// The step records of the jobs that finished in `[$1, $2)`.
 pub(super) fn step_facts_sql() -> String {
     format!(
         "SELECT jobs.bot, s.step_name, s.finished_at - s.started_at AS ms, s.outcome
@@ -100,14 +104,11 @@ impl StatsStore for PgStore {
 
     async fn received(&self, from: i64, to: i64) -> Result<Vec<Received>> {
         self.summarize_created_ranges().await;
-        let rows = sqlx::query(
-            "SELECT bot, created_by, COUNT(*)::BIGINT AS n FROM jobs
-             WHERE created_at >= $1 AND created_at < $2 GROUP BY bot, created_by",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(RECEIVED_SQL)
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await?;
         rows::received(&rows)
     }
 
