@@ -153,10 +153,7 @@ async fn keep_input_document(
         .put(&document, &content)
         .await
         .with_context(|| format!("keeping {file:?} for the job"))?;
-    map.insert("name".into(), serde_json::json!(document.name));
-    map.insert("sha256".into(), serde_json::json!(document.sha256));
-    map.insert("size".into(), serde_json::json!(document.size));
-    map.insert("media_type".into(), serde_json::json!(document.media_type));
+    document.name_in(map);
     Ok(())
 }
 

@@ -62,6 +62,18 @@ pub struct Document {
     pub sha256: String,
 }
 
+impl Document {
+    /// The document as the document store keeps it.
+    pub fn stored(&self) -> crate::documents::store::StoredDocument {
+        crate::documents::store::StoredDocument {
+            sha256: self.sha256.clone(),
+            name: self.name.clone(),
+            media_type: self.media_type.clone(),
+            size: self.bytes.len() as u64,
+        }
+    }
+}
+
 /// A part that looked like a document but was not taken, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Skipped {

@@ -107,7 +107,6 @@ pub struct Intake {
 struct Staged {
     document: PathBuf,
     sha256: String,
-    size: u64,
 }
 
 enum StageError {
@@ -329,16 +328,7 @@ impl FolderIntake {
             serde_json::Value::Object(map) => map.clone(),
             _ => serde_json::Map::new(),
         };
-        input.insert("name".into(), serde_json::Value::String(name));
-        input.insert(
-            "sha256".into(),
-            serde_json::Value::String(staged.sha256.clone()),
-        );
-        input.insert("size".into(), serde_json::Value::from(staged.size));
-        input.insert(
-            "media_type".into(),
-            serde_json::Value::String(kept.media_type),
-        );
+        kept.name_in(&mut input);
         let job = NewJob {
             bot: w.bot.clone(),
             input: serde_json::Value::Object(input),
@@ -530,11 +520,7 @@ fn stage(dir: &Path, dropped: &Path) -> Result<Staged, StageError> {
             })?;
         }
     }
-    Ok(Staged {
-        document,
-        sha256,
-        size,
-    })
+    Ok(Staged { document, sha256 })
 }
 
 /// Move a file that cannot be taken to `failed/` with its reason, saying so.

@@ -91,6 +91,17 @@ impl StoredDocument {
             size: content.len() as u64,
         }
     }
+
+    /// Name this document in a job's input as every job that carries one
+    /// does, whoever queued it: `name`, `sha256`, `size` and `media_type`.
+    /// The worker gives the job's steps a copy of it as `input.file`.
+    pub fn name_in(&self, input: &mut serde_json::Map<String, serde_json::Value>) {
+        use serde_json::Value;
+        input.insert("name".into(), Value::String(self.name.clone()));
+        input.insert("sha256".into(), Value::String(self.sha256.clone()));
+        input.insert("size".into(), Value::from(self.size));
+        input.insert("media_type".into(), Value::String(self.media_type.clone()));
+    }
 }
 
 /// A kept document as garbage collection and migration see it.

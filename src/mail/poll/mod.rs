@@ -136,10 +136,7 @@ impl Intake {
                 Value::Object(map) => map.clone(),
                 _ => serde_json::Map::new(),
             };
-            input.insert("name".into(), json!(document.name));
-            input.insert("sha256".into(), json!(document.sha256));
-            input.insert("size".into(), json!(document.bytes.len()));
-            input.insert("media_type".into(), json!(document.media_type));
+            document.stored().name_in(&mut input);
             input.insert(
                 "mail".into(),
                 json!({
@@ -271,15 +268,7 @@ async fn save(documents: &dyn DocumentStore, taken: &[Taken]) -> Result<(), Step
     let incoming: Vec<(StoredDocument, &[u8])> = taken
         .iter()
         .flat_map(|t| &t.documents)
-        .map(|d| {
-            let stored = StoredDocument {
-                sha256: d.sha256.clone(),
-                name: d.name.clone(),
-                media_type: d.media_type.clone(),
-                size: d.bytes.len() as u64,
-            };
-            (stored, d.bytes.as_slice())
-        })
+        .map(|d| (d.stored(), d.bytes.as_slice()))
         .collect();
     documents
         .put_all(&incoming)
