@@ -54,6 +54,62 @@ fn runs_list(url: &str) -> Vec<serde_json::Value> {
         .unwrap()
 }
 
+/// With a worker running, queue a job of the bot `waiting` and one of
+/// `plain`: the plain one is run while the other stays queued, and `clerk
+/// runs list` says of it (only) that no running worker serves its bot.
+/// The waiting job and that reason.
+async fn left_queued(
+    db: &clerk::jobs::JobDb,
+    url: &str,
+    registry: &clerk::bot::BotRegistry,
+    waiting: &str,
+) -> (i64, String) {
+    let waiting = enqueue_ids(
+        db,
+        &[new_job(
+            registry.get(waiting).unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+    let plain = enqueue_ids(
+        db,
+        &[new_job(
+            registry.get("plain").unwrap(),
+            serde_json::json!({}),
+        )],
+    )
+    .await[0];
+    let ended = wait_for(
+        db,
+        plain,
+        &[JobState::Succeeded, JobState::Failed],
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(ended, JobState::Succeeded);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        db.job(waiting).await.unwrap().unwrap().summary.state,
+        JobState::Queued
+    );
+    let runs = runs_list(url);
+    let listed = runs.iter().find(|r| r["id"] == waiting).unwrap();
+    let why = listed["unserved"].as_str().unwrap_or_default().to_string();
+    assert!(
+        why.contains("no running worker serves this bot"),
+        "{listed:#}"
+    );
+    assert!(
+        runs.iter()
+            .find(|r| r["id"] == plain)
+            .unwrap()
+            .get("unserved")
+            .is_none()
+    );
+    (waiting, why)
+}
+
 async fn a_browser_job_waits_for_a_worker_that_runs_browsers(kind: Kind) {
     let t = common::TestDb::new(kind).await;
     let bots = write_bot(t.path(), "look", BROWSER_BOT);
@@ -64,51 +120,9 @@ async fn a_browser_job_waits_for_a_worker_that_runs_browsers(kind: Kind) {
     let mut cfg = fast_config(2);
     cfg.served = Served::check(&["command".to_string()]).expect("command steps run anywhere");
     let plain_worker = RunningWorker::start(db.clone(), registry.clone(), cfg);
-    let look = enqueue_ids(
-        &db,
-        &[new_job(
-            registry.get("look").unwrap(),
-            serde_json::json!({}),
-        )],
-    )
-    .await[0];
-    let plain = enqueue_ids(
-        &db,
-        &[new_job(
-            registry.get("plain").unwrap(),
-            serde_json::json!({}),
-        )],
-    )
-    .await[0];
-
     // The job it can run is run; the browser job waits, and says why.
-    let ended = wait_for(
-        &db,
-        plain,
-        &[JobState::Succeeded, JobState::Failed],
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(ended, JobState::Succeeded);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        db.job(look).await.unwrap().unwrap().summary.state,
-        JobState::Queued
-    );
-    let runs = runs_list(&t.url);
-    let listed = runs.iter().find(|r| r["id"] == look).unwrap();
-    let why = listed["unserved"].as_str().unwrap_or_default();
-    assert!(
-        why.contains("no running worker serves this bot") && why.contains("command"),
-        "{listed:#}"
-    );
-    assert!(
-        runs.iter()
-            .find(|r| r["id"] == plain)
-            .unwrap()
-            .get("unserved")
-            .is_none()
-    );
+    let (look, why) = left_queued(&db, &t.url, &registry, "look").await;
+    assert!(why.contains("command"), "{why}");
 
     // A worker that runs browsers (checked: chromium answers) takes it.
     let mut cfg = fast_config(1);
@@ -215,42 +229,6 @@ async fn a_worker_leaves_a_bot_whose_templates_need_ocr_languages_it_lacks() {
     let mut cfg = fast_config(2);
     cfg.served = served;
     let worker = RunningWorker::start(db.clone(), registry.clone(), cfg);
-    let waiting = enqueue_ids(
-        &db,
-        &[new_job(
-            registry.get("fatture").unwrap(),
-            serde_json::json!({}),
-        )],
-    )
-    .await[0];
-    let plain = enqueue_ids(
-        &db,
-        &[new_job(
-            registry.get("plain").unwrap(),
-            serde_json::json!({}),
-        )],
-    )
-    .await[0];
-    let ended = wait_for(
-        &db,
-        plain,
-        &[JobState::Succeeded, JobState::Failed],
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(ended, JobState::Succeeded);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        db.job(waiting).await.unwrap().unwrap().summary.state,
-        JobState::Queued
-    );
-    let runs = runs_list(&t.url);
-    let listed = runs.iter().find(|r| r["id"] == waiting).unwrap();
-    assert!(
-        listed["unserved"]
-            .as_str()
-            .is_some_and(|w| w.contains("no running worker serves this bot")),
-        "{listed:#}"
-    );
+    left_queued(&db, &t.url, &registry, "fatture").await;
     worker.shutdown().await;
 }
